@@ -1,0 +1,570 @@
+//! What leadflow knows about a lead: the captured profile, parsed into types that
+//! can only hold valid values, and the lead's status.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A lead's email address: trimmed, lower-cased and syntactically valid.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("`{input}` is not a valid email address")]
+pub struct InvalidEmail {
+    input: String,
+}
+
+impl Email {
+    pub fn parse(input: &str) -> Result<Self, InvalidEmail> {
+        let normalised = input.trim().to_lowercase();
+        let valid = normalised.len() <= 254
+            && email_address::EmailAddress::from_str(&normalised)
+                .is_ok_and(|e| e.domain().contains('.') && !e.domain().starts_with('['));
+        if valid { Ok(Email(normalised)) } else { Err(InvalidEmail { input: input.chars().take(80).collect() }) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// An address on the reserved `.invalid` domain, for checking other fields
+    /// of an input whose own email is missing.
+    pub(crate) fn stand_in() -> Self {
+        Email("stand-in@leadflow.invalid".to_owned())
+    }
+
+    /// The part after `@`.
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map_or("", |(_, d)| d)
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = InvalidEmail;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Email::parse(&s)
+    }
+}
+
+impl From<Email> for String {
+    fn from(e: Email) -> String {
+        e.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An ISO 3166 alpha-2 country code, upper case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CountryCode([u8; 2]);
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("`{input}` is not a two-letter country code (ISO 3166 alpha-2, e.g. DE)")]
+pub struct InvalidCountry {
+    input: String,
+}
+
+impl CountryCode {
+    pub fn parse(input: &str) -> Result<Self, InvalidCountry> {
+        match input.trim().as_bytes() {
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                Ok(CountryCode([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
+            }
+            _ => Err(InvalidCountry { input: input.chars().take(80).collect() }),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Both bytes are ASCII letters by construction.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl TryFrom<String> for CountryCode {
+    type Error = InvalidCountry;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        CountryCode::parse(&s)
+    }
+}
+
+impl From<CountryCode> for String {
+    fn from(c: CountryCode) -> String {
+        c.as_str().to_owned()
+    }
+}
+
+/// Where a lead is in its life. See `rules/lifecycle.yaml`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Below the hand-off tier; marketing keeps nurturing it.
+    Nurturing,
+    /// Handed off to a rep; the first-response clock is running.
+    Assigned,
+    /// At or above the hand-off tier, but nobody was available.
+    Unassigned,
+    /// A rep has made contact.
+    Working,
+    /// Enough BANT criteria are met.
+    Qualified,
+    Converted,
+    Disqualified,
+    Dormant,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::Nurturing,
+        Status::Assigned,
+        Status::Unassigned,
+        Status::Working,
+        Status::Qualified,
+        Status::Converted,
+        Status::Disqualified,
+        Status::Dormant,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Nurturing => "nurturing",
+            Status::Assigned => "assigned",
+            Status::Unassigned => "unassigned",
+            Status::Working => "working",
+            Status::Qualified => "qualified",
+            Status::Converted => "converted",
+            Status::Disqualified => "disqualified",
+            Status::Dormant => "dormant",
+        }
+    }
+
+    /// Open leads count against a rep's capacity.
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Assigned | Status::Working)
+    }
+
+    pub(crate) fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("unknown status `{0}`")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for Status {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+/// The BANT qualification criteria, each unknown until a rep records it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bant {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub need: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<bool>,
+}
+
+impl Bant {
+    /// How many criteria are known to be met.
+    pub fn met(&self) -> u8 {
+        [self.budget, self.authority, self.need, self.timeline].into_iter().filter(|c| *c == Some(true)).count() as u8
+    }
+
+    /// `newer`'s known criteria replace these.
+    pub fn updated_with(self, newer: Bant) -> Bant {
+        Bant {
+            budget: newer.budget.or(self.budget),
+            authority: newer.authority.or(self.authority),
+            need: newer.need.or(self.need),
+            timeline: newer.timeline.or(self.timeline),
+        }
+    }
+}
+
+/// The profile fields a lead can carry, as named in forms, rules and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProfileField {
+    Email,
+    FirstName,
+    LastName,
+    Company,
+    JobTitle,
+    Phone,
+    Country,
+    State,
+    Industry,
+    Employees,
+    AnnualRevenue,
+    Website,
+    Source,
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
+}
+
+impl ProfileField {
+    pub const ALL: [ProfileField; 16] = [
+        ProfileField::Email,
+        ProfileField::FirstName,
+        ProfileField::LastName,
+        ProfileField::Company,
+        ProfileField::JobTitle,
+        ProfileField::Phone,
+        ProfileField::Country,
+        ProfileField::State,
+        ProfileField::Industry,
+        ProfileField::Employees,
+        ProfileField::AnnualRevenue,
+        ProfileField::Website,
+        ProfileField::Source,
+        ProfileField::UtmSource,
+        ProfileField::UtmMedium,
+        ProfileField::UtmCampaign,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProfileField::Email => "email",
+            ProfileField::FirstName => "first_name",
+            ProfileField::LastName => "last_name",
+            ProfileField::Company => "company",
+            ProfileField::JobTitle => "job_title",
+            ProfileField::Phone => "phone",
+            ProfileField::Country => "country",
+            ProfileField::State => "state",
+            ProfileField::Industry => "industry",
+            ProfileField::Employees => "employees",
+            ProfileField::AnnualRevenue => "annual_revenue",
+            ProfileField::Website => "website",
+            ProfileField::Source => "source",
+            ProfileField::UtmSource => "utm_source",
+            ProfileField::UtmMedium => "utm_medium",
+            ProfileField::UtmCampaign => "utm_campaign",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// Where a captured value goes: a profile field or a custom field.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FieldTarget {
+    Profile(ProfileField),
+    Custom(String),
+}
+
+impl FieldTarget {
+    /// `email`, `custom.seats`; `None` for any other name.
+    pub fn parse(name: &str) -> Option<Self> {
+        if let Some(custom) = name.strip_prefix("custom.") {
+            return valid_custom_name(custom).then(|| FieldTarget::Custom(custom.to_owned()));
+        }
+        ProfileField::from_name(name).map(FieldTarget::Profile)
+    }
+}
+
+/// A custom field name: letters, digits, `_` and `-`, at most 64 characters.
+pub fn valid_custom_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A value that does not fit its field.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FieldError {
+    #[error(transparent)]
+    Email(#[from] InvalidEmail),
+    #[error(transparent)]
+    Country(#[from] InvalidCountry),
+    #[error("`{value}` is not a whole number of employees")]
+    Employees { value: String },
+    #[error("`{value}` is not an amount")]
+    AnnualRevenue { value: String },
+    #[error("`{field}` is longer than {max} characters")]
+    TooLong { field: String, max: usize },
+}
+
+/// The longest text a captured field may hold.
+pub const MAX_FIELD_CHARS: usize = 1000;
+
+/// What was captured about a lead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub email: Email,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<CountryCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub industry: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employees: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annual_revenue: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm_source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm_medium: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm_campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom: BTreeMap<String, String>,
+}
+
+fn text_value(field: &str, value: &str) -> Result<Option<String>, FieldError> {
+    let value = value.trim();
+    if value.chars().count() > MAX_FIELD_CHARS {
+        return Err(FieldError::TooLong { field: field.to_owned(), max: MAX_FIELD_CHARS });
+    }
+    Ok((!value.is_empty()).then(|| value.to_owned()))
+}
+
+fn parse_employees(value: &str) -> Result<i64, FieldError> {
+    let digits: String = value.chars().filter(|c| !matches!(c, ',' | '_' | ' ')).collect();
+    digits
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| FieldError::Employees { value: value.chars().take(80).collect() })
+}
+
+fn parse_amount(value: &str) -> Result<f64, FieldError> {
+    let digits: String = value.chars().filter(|c| !matches!(c, ',' | '_' | ' ')).collect();
+    digits
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| FieldError::AnnualRevenue { value: value.chars().take(80).collect() })
+}
+
+impl Profile {
+    /// A profile with only an email.
+    pub fn new(email: Email) -> Self {
+        Profile {
+            email,
+            first_name: None,
+            last_name: None,
+            company: None,
+            job_title: None,
+            phone: None,
+            country: None,
+            state: None,
+            industry: None,
+            employees: None,
+            annual_revenue: None,
+            website: None,
+            source: None,
+            utm_source: None,
+            utm_medium: None,
+            utm_campaign: None,
+            custom: BTreeMap::new(),
+        }
+    }
+
+    /// Sets one field from its captured text; an empty value clears nothing and
+    /// sets nothing.
+    pub fn set(&mut self, target: &FieldTarget, value: &str) -> Result<(), FieldError> {
+        let field = match target {
+            FieldTarget::Custom(name) => {
+                if let Some(v) = text_value(name, value)? {
+                    self.custom.insert(name.clone(), v);
+                }
+                return Ok(());
+            }
+            FieldTarget::Profile(field) => *field,
+        };
+        let name = field.name();
+        if value.trim().is_empty() {
+            return Ok(());
+        }
+        match field {
+            ProfileField::Email => self.email = Email::parse(value)?,
+            ProfileField::Country => self.country = Some(CountryCode::parse(value)?),
+            ProfileField::Employees => self.employees = Some(parse_employees(value)?),
+            ProfileField::AnnualRevenue => self.annual_revenue = Some(parse_amount(value)?),
+            ProfileField::FirstName => self.first_name = text_value(name, value)?,
+            ProfileField::LastName => self.last_name = text_value(name, value)?,
+            ProfileField::Company => self.company = text_value(name, value)?,
+            ProfileField::JobTitle => self.job_title = text_value(name, value)?,
+            ProfileField::Phone => self.phone = text_value(name, value)?,
+            ProfileField::State => self.state = text_value(name, value)?,
+            ProfileField::Industry => self.industry = text_value(name, value)?,
+            ProfileField::Website => self.website = text_value(name, value)?,
+            ProfileField::Source => self.source = text_value(name, value)?,
+            ProfileField::UtmSource => self.utm_source = text_value(name, value)?,
+            ProfileField::UtmMedium => self.utm_medium = text_value(name, value)?,
+            ProfileField::UtmCampaign => self.utm_campaign = text_value(name, value)?,
+        }
+        Ok(())
+    }
+
+    /// Whether a field holds a value.
+    pub fn has(&self, target: &FieldTarget) -> bool {
+        match target {
+            FieldTarget::Custom(name) => self.custom.contains_key(name),
+            FieldTarget::Profile(field) => match field {
+                ProfileField::Email => true,
+                ProfileField::Country => self.country.is_some(),
+                ProfileField::Employees => self.employees.is_some(),
+                ProfileField::AnnualRevenue => self.annual_revenue.is_some(),
+                other => self.text(*other).is_some(),
+            },
+        }
+    }
+
+    /// The text of a text field (`None` for email, country and numbers).
+    pub fn text(&self, field: ProfileField) -> Option<&str> {
+        match field {
+            ProfileField::FirstName => self.first_name.as_deref(),
+            ProfileField::LastName => self.last_name.as_deref(),
+            ProfileField::Company => self.company.as_deref(),
+            ProfileField::JobTitle => self.job_title.as_deref(),
+            ProfileField::Phone => self.phone.as_deref(),
+            ProfileField::State => self.state.as_deref(),
+            ProfileField::Industry => self.industry.as_deref(),
+            ProfileField::Website => self.website.as_deref(),
+            ProfileField::Source => self.source.as_deref(),
+            ProfileField::UtmSource => self.utm_source.as_deref(),
+            ProfileField::UtmMedium => self.utm_medium.as_deref(),
+            ProfileField::UtmCampaign => self.utm_campaign.as_deref(),
+            ProfileField::Email | ProfileField::Country | ProfileField::Employees | ProfileField::AnnualRevenue => None,
+        }
+    }
+
+    /// Copies `field` from `other` (used by merge policies).
+    pub fn take_field(&mut self, other: &Profile, target: &FieldTarget) {
+        match target {
+            FieldTarget::Custom(name) => {
+                if let Some(v) = other.custom.get(name) {
+                    self.custom.insert(name.clone(), v.clone());
+                }
+            }
+            FieldTarget::Profile(field) => match field {
+                ProfileField::Email => self.email = other.email.clone(),
+                ProfileField::FirstName => self.first_name.clone_from(&other.first_name),
+                ProfileField::LastName => self.last_name.clone_from(&other.last_name),
+                ProfileField::Company => self.company.clone_from(&other.company),
+                ProfileField::JobTitle => self.job_title.clone_from(&other.job_title),
+                ProfileField::Phone => self.phone.clone_from(&other.phone),
+                ProfileField::Country => self.country = other.country,
+                ProfileField::State => self.state.clone_from(&other.state),
+                ProfileField::Industry => self.industry.clone_from(&other.industry),
+                ProfileField::Employees => self.employees = other.employees,
+                ProfileField::AnnualRevenue => self.annual_revenue = other.annual_revenue,
+                ProfileField::Website => self.website.clone_from(&other.website),
+                ProfileField::Source => self.source.clone_from(&other.source),
+                ProfileField::UtmSource => self.utm_source.clone_from(&other.utm_source),
+                ProfileField::UtmMedium => self.utm_medium.clone_from(&other.utm_medium),
+                ProfileField::UtmCampaign => self.utm_campaign.clone_from(&other.utm_campaign),
+            },
+        }
+    }
+
+    /// Every field that holds a value, profile fields first.
+    pub fn present_fields(&self) -> Vec<FieldTarget> {
+        let mut out: Vec<FieldTarget> =
+            ProfileField::ALL.into_iter().map(FieldTarget::Profile).filter(|t| self.has(t)).collect();
+        out.extend(self.custom.keys().map(|k| FieldTarget::Custom(k.clone())));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_trimmed_and_lower_cased() {
+        let e = Email::parse("  Jo.Smith@Example.COM ").unwrap();
+        assert_eq!(e.as_str(), "jo.smith@example.com");
+        assert_eq!(e.domain(), "example.com");
+    }
+
+    #[test]
+    fn email_without_a_dotted_domain_is_rejected() {
+        for bad in ["", "jo", "jo@", "@example.com", "jo@localhost", "jo smith@example.com", "jo@@example.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn country_is_upper_cased_and_two_letters() {
+        assert_eq!(CountryCode::parse(" de ").unwrap().as_str(), "DE");
+        assert!(CountryCode::parse("DEU").is_err());
+        assert!(CountryCode::parse("D1").is_err());
+    }
+
+    #[test]
+    fn employees_accept_thousands_separators_and_reject_words() {
+        let mut p = Profile::new(Email::parse("a@b.co").unwrap());
+        p.set(&FieldTarget::Profile(ProfileField::Employees), "2,000").unwrap();
+        assert_eq!(p.employees, Some(2000));
+        assert!(p.set(&FieldTarget::Profile(ProfileField::Employees), "lots").is_err());
+        assert!(p.set(&FieldTarget::Profile(ProfileField::Employees), "-5").is_err());
+    }
+
+    #[test]
+    fn an_empty_value_sets_nothing() {
+        let mut p = Profile::new(Email::parse("a@b.co").unwrap());
+        p.set(&FieldTarget::Profile(ProfileField::Company), "Acme").unwrap();
+        p.set(&FieldTarget::Profile(ProfileField::Company), "  ").unwrap();
+        assert_eq!(p.company.as_deref(), Some("Acme"));
+    }
+
+    #[test]
+    fn bant_counts_only_met_criteria() {
+        let b = Bant { budget: Some(true), authority: Some(false), need: Some(true), timeline: None };
+        assert_eq!(b.met(), 2);
+        let later = b.updated_with(Bant { authority: Some(true), ..Bant::default() });
+        assert_eq!(later.met(), 3);
+    }
+
+    #[test]
+    fn status_parses_its_own_names() {
+        for s in Status::ALL {
+            assert_eq!(s.as_str().parse::<Status>().unwrap(), s);
+        }
+        assert!("won".parse::<Status>().is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! leadflow's domain: leads, the rule engine, lifecycle transitions and
+//! explanations. No AWS, no Lambda, and no clock: every function that depends on
+//! time takes it as an argument.
+
+pub mod duration;
+pub mod lead;
+pub mod rules;
+
+pub use lead::{Bant, CountryCode, Email, Profile, Status};
+pub use rules::{Diagnostic, Diagnostics, RuleError, RuleSet, RuleSources};

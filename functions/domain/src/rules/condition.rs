@@ -1,0 +1,403 @@
+//! Conditions: compiled once at load into a tree of typed tests, evaluated per
+//! lead with no lookups by name and no allocation.
+
+use marked_yaml::Node;
+use marked_yaml::types::MarkedMappingNode;
+use regex::{Regex, RegexBuilder};
+
+use super::diag::suggest;
+use super::field::{Facts, Field, Kind, Scope, resolve};
+use super::yaml::{Doc, MAX_DEPTH, child, is_null, item};
+use crate::lead::Status;
+
+/// A compiled condition.
+#[derive(Clone, Debug)]
+pub enum Cond {
+    /// No condition: always holds.
+    Always,
+    All(Vec<Cond>),
+    Any(Vec<Cond>),
+    Not(Box<Cond>),
+    Text(Field, TextOp),
+    Number(Field, NumOp),
+    Bool(Field, bool, bool),
+    /// Tier in the set (bit per tier index), or not in it when negated.
+    Tier(u64, bool),
+    /// Status in the set (bit per status), or not in it when negated.
+    Status(u16, bool),
+    Exists(Field, bool),
+}
+
+#[derive(Clone, Debug)]
+pub enum TextOp {
+    /// Equal, ignoring case (the operand is stored lower-cased).
+    Eq(Box<str>),
+    Ne(Box<str>),
+    In(Box<[Box<str>]>),
+    NotIn(Box<[Box<str>]>),
+    /// `contains`, `starts_with`, `ends_with`: case-insensitive literal patterns.
+    Pattern(Regex),
+    /// `matches`: the regex exactly as written.
+    Matches(Regex),
+}
+
+#[derive(Clone, Debug)]
+pub enum NumOp {
+    Eq(f64),
+    Ne(f64),
+    In(Box<[f64]>),
+    NotIn(Box<[f64]>),
+    Gt(f64),
+    Gte(f64),
+    Lt(f64),
+    Lte(f64),
+    Between(f64, f64),
+}
+
+/// Equality ignoring case. `lower` is already lower-cased.
+#[inline]
+fn eq_ignore_case(value: &str, lower: &str) -> bool {
+    if value.is_ascii() && lower.is_ascii() {
+        value.eq_ignore_ascii_case(lower)
+    } else {
+        value.chars().flat_map(char::to_lowercase).eq(lower.chars())
+    }
+}
+
+impl Cond {
+    /// Whether the condition holds for these facts.
+    #[inline]
+    pub fn holds(&self, f: &Facts<'_>) -> bool {
+        match self {
+            Cond::Always => true,
+            Cond::All(cs) => cs.iter().all(|c| c.holds(f)),
+            Cond::Any(cs) => cs.iter().any(|c| c.holds(f)),
+            Cond::Not(c) => !c.holds(f),
+            Cond::Text(field, op) => field.text(f).is_some_and(|v| match op {
+                TextOp::Eq(x) => eq_ignore_case(v, x),
+                TextOp::Ne(x) => !eq_ignore_case(v, x),
+                TextOp::In(xs) => xs.iter().any(|x| eq_ignore_case(v, x)),
+                TextOp::NotIn(xs) => !xs.iter().any(|x| eq_ignore_case(v, x)),
+                TextOp::Pattern(re) | TextOp::Matches(re) => re.is_match(v),
+            }),
+            Cond::Number(field, op) => field.number(f).is_some_and(|v| match op {
+                NumOp::Eq(x) => v == *x,
+                NumOp::Ne(x) => v != *x,
+                NumOp::In(xs) => xs.contains(&v),
+                NumOp::NotIn(xs) => !xs.contains(&v),
+                NumOp::Gt(x) => v > *x,
+                NumOp::Gte(x) => v >= *x,
+                NumOp::Lt(x) => v < *x,
+                NumOp::Lte(x) => v <= *x,
+                NumOp::Between(a, b) => *a <= v && v <= *b,
+            }),
+            Cond::Bool(field, want, negated) => field.boolean(f).is_some_and(|v| (v == *want) != *negated),
+            Cond::Tier(mask, negated) => f.tier.is_some_and(|t| (t < 64 && mask & (1 << t) != 0) != *negated),
+            Cond::Status(mask, negated) => (mask & f.status.bit() != 0) != *negated,
+            Cond::Exists(field, want) => field.exists(f) == *want,
+        }
+    }
+
+    /// Whether the condition always holds (so any later first-match rule is unreachable).
+    pub fn is_unconditional(&self) -> bool {
+        match self {
+            Cond::Always => true,
+            Cond::All(cs) => cs.iter().all(Cond::is_unconditional),
+            _ => false,
+        }
+    }
+}
+
+const OPERATORS: &[&str] = &[
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "between",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "matches",
+    "exists",
+];
+
+/// Compiles the condition `node` (a map) at `path`. Problems are reported to
+/// `doc` and compile to `None`; the walk goes on to find the others.
+pub fn compile(doc: &mut Doc<'_>, node: &Node, path: &str, scope: &Scope<'_>) -> Option<Cond> {
+    compile_at(doc, node, path, scope, 0)
+}
+
+fn compile_at(doc: &mut Doc<'_>, node: &Node, path: &str, scope: &Scope<'_>, depth: usize) -> Option<Cond> {
+    if depth > MAX_DEPTH {
+        doc.error(node.span(), path, format!("conditions nest deeper than {MAX_DEPTH} levels"));
+        return None;
+    }
+    if is_null(node) {
+        return Some(Cond::Always);
+    }
+    let map = doc.map(node, path)?;
+    let mut parts = Vec::new();
+    let mut ok = true;
+    for (key, value) in map.iter() {
+        let key_path = child(path, key.as_str());
+        let compiled = match key.as_str() {
+            "all" | "any" => compile_list(doc, value, &key_path, scope, depth)
+                .map(|cs| if key.as_str() == "all" { Cond::All(cs) } else { Cond::Any(cs) }),
+            "not" => compile_at(doc, value, &key_path, scope, depth + 1).map(|c| Cond::Not(Box::new(c))),
+            name => match resolve(name, scope) {
+                Ok(field) => compile_field(doc, field, value, &key_path, scope),
+                Err(unknown) => {
+                    doc.error_hint(key.span(), &key_path, unknown.message, unknown.suggestion);
+                    None
+                }
+            },
+        };
+        match compiled {
+            Some(c) => parts.push(c),
+            None => ok = false,
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(match parts.len() {
+        0 => Cond::Always,
+        1 => parts.pop().unwrap_or(Cond::Always),
+        _ => Cond::All(parts),
+    })
+}
+
+fn compile_list(doc: &mut Doc<'_>, node: &Node, path: &str, scope: &Scope<'_>, depth: usize) -> Option<Vec<Cond>> {
+    let seq = doc.seq(node, path)?;
+    if seq.is_empty() {
+        doc.error(seq.span(), path, "needs at least one condition");
+        return None;
+    }
+    let mut out = Vec::with_capacity(seq.len());
+    let mut ok = true;
+    for (i, c) in seq.iter().enumerate() {
+        match compile_at(doc, c, &item(path, i), scope, depth + 1) {
+            Some(c) => out.push(c),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn compile_field(doc: &mut Doc<'_>, field: Field, node: &Node, path: &str, scope: &Scope<'_>) -> Option<Cond> {
+    match node {
+        Node::Mapping(ops) => compile_ops(doc, field, ops, path, scope),
+        Node::Sequence(_) => compile_op(doc, &field, "in", node, path, scope),
+        Node::Scalar(_) if is_null(node) => {
+            doc.error(node.span(), path, "expected a value, a list of values, or a map of operators");
+            None
+        }
+        Node::Scalar(_) => compile_op(doc, &field, "eq", node, path, scope),
+    }
+}
+
+fn compile_ops(
+    doc: &mut Doc<'_>,
+    field: Field,
+    ops: &MarkedMappingNode,
+    path: &str,
+    scope: &Scope<'_>,
+) -> Option<Cond> {
+    if ops.is_empty() {
+        doc.error(ops.span(), path, "expected at least one operator");
+        return None;
+    }
+    let mut parts = Vec::new();
+    let mut ok = true;
+    for (op, operand) in ops.iter() {
+        let op_path = child(path, op.as_str());
+        if !OPERATORS.contains(&op.as_str()) {
+            let hint = suggest(op.as_str(), OPERATORS.iter().copied());
+            doc.error_hint(op.span(), &op_path, format!("unknown operator `{}`", op.as_str()), hint);
+            ok = false;
+            continue;
+        }
+        match compile_op(doc, &field, op.as_str(), operand, &op_path, scope) {
+            Some(c) => parts.push(c),
+            None => ok = false,
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(if parts.len() == 1 { parts.pop().unwrap_or(Cond::Always) } else { Cond::All(parts) })
+}
+
+/// Operand scalars as text, for a list or a single value.
+fn operand_list<'n>(doc: &mut Doc<'_>, node: &'n Node, path: &str) -> Option<Vec<&'n Node>> {
+    let seq = doc.seq(node, path)?;
+    if seq.is_empty() {
+        doc.error(seq.span(), path, "the list is empty, so it can never match");
+        return None;
+    }
+    Some(seq.iter().collect())
+}
+
+fn compile_op(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &str, scope: &Scope<'_>) -> Option<Cond> {
+    let kind = field.kind();
+    if op == "exists" {
+        return doc.boolean(node, path).map(|want| Cond::Exists(field.clone(), want));
+    }
+    let allowed = match kind {
+        Kind::Text => !matches!(op, "gt" | "gte" | "lt" | "lte" | "between"),
+        Kind::Number => !matches!(op, "contains" | "starts_with" | "ends_with" | "matches"),
+        Kind::Bool => matches!(op, "eq" | "ne"),
+        Kind::Tier | Kind::Status => matches!(op, "eq" | "ne" | "in" | "not_in"),
+    };
+    if !allowed {
+        doc.error(node.span(), path, format!("`{op}` cannot be used here: the field holds {}", kind.describe()));
+        return None;
+    }
+    match kind {
+        Kind::Text => compile_text(doc, field, op, node, path),
+        Kind::Number => compile_number(doc, field, op, node, path),
+        Kind::Bool => {
+            let want = doc.boolean(node, path)?;
+            Some(Cond::Bool(field.clone(), want, op == "ne"))
+        }
+        Kind::Tier => {
+            let Some(tiers) = scope.tiers else {
+                // scoring.yaml did not load; its own errors are reported there.
+                return Some(Cond::Always);
+            };
+            let names: Vec<&str> = tiers.iter().map(String::as_str).collect();
+            let mask = compile_set(doc, op, node, path, &names)?;
+            Some(Cond::Tier(mask, matches!(op, "ne" | "not_in")))
+        }
+        Kind::Status => {
+            let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            let mask = compile_set(doc, op, node, path, &names)?;
+            Some(Cond::Status(mask as u16, matches!(op, "ne" | "not_in")))
+        }
+    }
+}
+
+/// A set of names, as a bit per position in `names`.
+fn compile_set(doc: &mut Doc<'_>, op: &str, node: &Node, path: &str, names: &[&str]) -> Option<u64> {
+    let values: Vec<&Node> = if matches!(op, "in" | "not_in") { operand_list(doc, node, path)? } else { vec![node] };
+    let mut mask = 0u64;
+    let mut ok = true;
+    for (i, v) in values.into_iter().enumerate() {
+        let p = if matches!(op, "in" | "not_in") { item(path, i) } else { path.to_owned() };
+        let Some(text) = doc.text(v, &p) else {
+            ok = false;
+            continue;
+        };
+        match names.iter().position(|n| n.eq_ignore_ascii_case(&text)) {
+            Some(ix) if ix < 64 => mask |= 1 << ix,
+            _ => {
+                let expected = names.join(", ");
+                doc.error_hint(
+                    v.span(),
+                    &p,
+                    format!("`{text}` is not one of {expected}"),
+                    suggest(&text, names.iter().copied()),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(mask)
+}
+
+fn compile_text(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &str) -> Option<Cond> {
+    let field = field.clone();
+    let op = match op {
+        "eq" | "ne" => {
+            let s = doc.text(node, path)?.to_lowercase().into_boxed_str();
+            if op == "eq" { TextOp::Eq(s) } else { TextOp::Ne(s) }
+        }
+        "in" | "not_in" => {
+            let nodes = operand_list(doc, node, path)?;
+            let mut values = Vec::with_capacity(nodes.len());
+            for (i, n) in nodes.into_iter().enumerate() {
+                values.push(doc.text(n, &item(path, i))?.to_lowercase().into_boxed_str());
+            }
+            let values = values.into_boxed_slice();
+            if op == "in" { TextOp::In(values) } else { TextOp::NotIn(values) }
+        }
+        "contains" | "starts_with" | "ends_with" => {
+            let s = doc.text(node, path)?;
+            let literal = regex::escape(&s);
+            let pattern = match op {
+                "starts_with" => format!(r"\A{literal}"),
+                "ends_with" => format!(r"{literal}\z"),
+                _ => literal,
+            };
+            match RegexBuilder::new(&pattern).case_insensitive(true).build() {
+                Ok(re) => TextOp::Pattern(re),
+                Err(e) => {
+                    doc.error(node.span(), path, format!("cannot compile `{s}`: {e}"));
+                    return None;
+                }
+            }
+        }
+        "matches" => {
+            let s = doc.scalar(node, path)?.as_str().to_owned();
+            match RegexBuilder::new(&s).size_limit(1 << 20).build() {
+                Ok(re) => TextOp::Matches(re),
+                Err(e) => {
+                    doc.error(node.span(), path, format!("invalid regex: {}", one_line(&e.to_string())));
+                    return None;
+                }
+            }
+        }
+        _ => return None,
+    };
+    Some(Cond::Text(field, op))
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn compile_number(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &str) -> Option<Cond> {
+    let field = field.clone();
+    let op = match op {
+        "in" | "not_in" => {
+            let nodes = operand_list(doc, node, path)?;
+            let mut values = Vec::with_capacity(nodes.len());
+            for (i, n) in nodes.into_iter().enumerate() {
+                values.push(doc.number(n, &item(path, i))?);
+            }
+            let values = values.into_boxed_slice();
+            if op == "in" { NumOp::In(values) } else { NumOp::NotIn(values) }
+        }
+        "between" => {
+            let nodes = doc.seq(node, path)?;
+            if nodes.len() != 2 {
+                doc.error(node.span(), path, "`between` takes two numbers: [low, high]");
+                return None;
+            }
+            let lo = doc.number(&nodes[0], &item(path, 0))?;
+            let hi = doc.number(&nodes[1], &item(path, 1))?;
+            if lo > hi {
+                doc.error(node.span(), path, format!("`between` low {lo} is above high {hi}, so it can never match"));
+                return None;
+            }
+            NumOp::Between(lo, hi)
+        }
+        _ => {
+            let x = doc.number(node, path)?;
+            match op {
+                "eq" => NumOp::Eq(x),
+                "ne" => NumOp::Ne(x),
+                "gt" => NumOp::Gt(x),
+                "gte" => NumOp::Gte(x),
+                "lt" => NumOp::Lt(x),
+                "lte" => NumOp::Lte(x),
+                _ => return None,
+            }
+        }
+    };
+    Some(Cond::Number(field, op))
+}

@@ -1,0 +1,157 @@
+//! A lead as rule tests, `rules explain` and `rules replay` give it: lead fields,
+//! plus optional event counts and idle days.
+//!
+//! Two shapes are accepted: `{lead: {...}, events: {...}, idle_days: N}` (as in
+//! a rule test) and the flat `{email: ..., country: ..., events: {...}, idle_days: N}`.
+//! Besides the lead fields, the lead may give `status` and `bant`.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use thiserror::Error;
+
+use super::RuleSet;
+use super::diag::suggest;
+use crate::lead::{Bant, Email, FieldTarget, Profile, ProfileField, Status};
+
+/// One lead to evaluate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeadInput {
+    pub profile: Profile,
+    pub events: BTreeMap<String, u32>,
+    pub idle_days: u32,
+    pub status: Status,
+    pub bant: Bant,
+}
+
+/// Everything wrong with one lead input.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("{}", .0.join("; "))]
+pub struct InputError(pub Vec<String>);
+
+/// How strictly event types are checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventTypes {
+    /// An event type the rules do not know is an error (rule tests, explain).
+    Known,
+    /// Unknown event types are ignored; they score nothing (replay of history).
+    Any,
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl RuleSet {
+    /// Parses one lead input against these rules.
+    pub fn lead_input(&self, value: &Value, event_types: EventTypes) -> Result<LeadInput, InputError> {
+        let mut errors = Vec::new();
+        let Some(top) = value.as_object() else {
+            return Err(InputError(vec!["a lead is a map of fields".to_owned()]));
+        };
+        let (lead, outer) = match top.get("lead") {
+            Some(Value::Object(lead)) => (lead, top),
+            Some(_) => return Err(InputError(vec!["`lead` must be a map of fields".to_owned()])),
+            None => (top, top),
+        };
+        let nested = !std::ptr::eq(lead, outer);
+        if nested {
+            for key in outer.keys() {
+                if !matches!(key.as_str(), "lead" | "events" | "idle_days" | "name" | "expect") {
+                    errors.push(format!("unknown key `{key}`; expected lead, events, idle_days"));
+                }
+            }
+        }
+
+        let email = match lead.get("email").and_then(scalar_text) {
+            Some(e) => Email::parse(&e).map_err(|e| errors.push(e.to_string())).ok(),
+            None => {
+                errors.push("the lead needs an `email`".to_owned());
+                None
+            }
+        };
+        // Without a valid email the other fields are still checked, on a stand-in.
+        let mut profile = Profile::new(email.unwrap_or_else(Email::stand_in));
+        let mut status = Status::Nurturing;
+        let mut bant = Bant::default();
+        for (key, v) in lead {
+            match key.as_str() {
+                "email" => {}
+                "events" | "idle_days" if !nested => {}
+                "status" => match v.as_str().map(str::parse::<Status>) {
+                    Some(Ok(s)) => status = s,
+                    _ => errors.push(format!("`status`: {} is not a status", v)),
+                },
+                "bant" => match serde_json::from_value::<Bant>(v.clone()) {
+                    Ok(b) => bant = b,
+                    Err(e) => errors.push(format!("`bant`: {e}")),
+                },
+                name => match FieldTarget::parse(name) {
+                    Some(target) => {
+                        if v.is_null() {
+                            continue;
+                        }
+                        match scalar_text(v) {
+                            Some(text) => {
+                                if let Err(e) = profile.set(&target, &text) {
+                                    errors.push(format!("`{name}`: {e}"));
+                                }
+                            }
+                            None => errors.push(format!("`{name}` must be a single value")),
+                        }
+                    }
+                    None => {
+                        let mut known: Vec<&str> = ProfileField::ALL.iter().map(|f| f.name()).collect();
+                        known.extend(["status", "bant"]);
+                        let hint = suggest(name, known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                        errors.push(format!(
+                            "unknown lead field `{name}`{hint}; use `custom.{name}` for a field of your own"
+                        ));
+                    }
+                },
+            }
+        }
+
+        let mut events = BTreeMap::new();
+        match outer.get("events") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (name, count) in m {
+                    let Some(n) = count.as_u64().and_then(|n| u32::try_from(n).ok()) else {
+                        errors.push(format!("`events.{name}` must be a whole number of zero or more"));
+                        continue;
+                    };
+                    if self.events.slot(name).is_none() && event_types == EventTypes::Known {
+                        let hint = suggest(name, self.events.names().iter().map(String::as_str))
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                            .unwrap_or_default();
+                        errors.push(format!("unknown event type `{name}`{hint}"));
+                        continue;
+                    }
+                    events.insert(name.clone(), n);
+                }
+            }
+            Some(_) => errors.push("`events` must be a map of event type to count".to_owned()),
+        }
+        let idle_days = match outer.get("idle_days") {
+            None | Some(Value::Null) => 0,
+            Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => n,
+                None => {
+                    errors.push("`idle_days` must be a whole number of zero or more".to_owned());
+                    0
+                }
+            },
+        };
+        if errors.is_empty() {
+            Ok(LeadInput { profile, events, idle_days, status, bant })
+        } else {
+            Err(InputError(errors))
+        }
+    }
+}

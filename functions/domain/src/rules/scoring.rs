@@ -1,0 +1,520 @@
+//! `scoring.yaml`: fit and engagement points, caps, limits, decay, tiers and the
+//! hand-off tier.
+
+use marked_yaml::Node;
+use serde::Serialize;
+
+use super::condition::{self, Cond};
+use super::field::{EventVocabulary, Facts, Scope, valid_event_name};
+use super::yaml::{Doc, child, item, optional};
+
+/// Points for one event type.
+#[derive(Clone, Debug)]
+pub struct Engagement {
+    pub event: String,
+    pub slot: u16,
+    pub points: i64,
+    /// The most points (in magnitude) this type can contribute.
+    pub max_points: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FitRule {
+    pub name: String,
+    pub when: Cond,
+    pub points: i64,
+}
+
+/// An optional lower and upper bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Bounds {
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+}
+
+impl Bounds {
+    pub fn clamp(&self, v: i64) -> i64 {
+        let v = self.min.map_or(v, |m| v.max(m));
+        self.max.map_or(v, |m| v.min(m))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decay {
+    pub after_days: u32,
+    pub percent_per_week: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tier {
+    pub name: String,
+    /// The lowest score of the tier.
+    pub threshold: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Scoring {
+    pub fit: Vec<FitRule>,
+    pub engagement: Vec<Engagement>,
+    pub limits_fit: Bounds,
+    pub limits_engagement: Bounds,
+    pub limits_total: Bounds,
+    pub decay: Option<Decay>,
+    /// Lowest threshold first.
+    pub tiers: Vec<Tier>,
+    /// Index into `tiers`: leads at or above it go to sales.
+    pub handoff: usize,
+}
+
+/// The numbers of one scoring, step by step (see RULES.md, scoring.yaml).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Score {
+    pub fit_raw: i64,
+    pub fit: i64,
+    pub positive: i64,
+    pub negative: i64,
+    pub idle_days: u32,
+    pub decay_weeks: u32,
+    pub decay_factor: f64,
+    pub positive_decayed: i64,
+    pub engagement_raw: i64,
+    pub engagement: i64,
+    pub total_raw: i64,
+    pub total: i64,
+    /// Index into [`Scoring::tiers`].
+    pub tier: usize,
+}
+
+/// Told about each step of a scoring. `()` records nothing and costs nothing.
+pub trait ScoreTrace {
+    fn fit_matched(&mut self, _rule: usize, _points: i64) {}
+    fn engagement(&mut self, _index: usize, _count: u32, _contribution: i64, _capped: bool) {}
+}
+
+impl ScoreTrace for () {}
+
+/// Collects the fit rules that matched, by index.
+#[derive(Debug, Default)]
+pub struct MatchedFit(pub Vec<usize>);
+
+impl ScoreTrace for MatchedFit {
+    fn fit_matched(&mut self, rule: usize, _points: i64) {
+        self.0.push(rule);
+    }
+}
+
+/// Whole days between two instants, as the decay rule counts them.
+pub fn idle_days(last_activity: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> u32 {
+    u32::try_from((now - last_activity).num_days().max(0)).unwrap_or(u32::MAX)
+}
+
+impl Scoring {
+    /// Scores a lead. `idle_days` are whole days since its last activity.
+    #[inline]
+    pub fn score<T: ScoreTrace>(&self, facts: &Facts<'_>, idle_days: u32, trace: &mut T) -> Score {
+        let mut fit_raw = 0i64;
+        for (i, rule) in self.fit.iter().enumerate() {
+            if rule.when.holds(facts) {
+                fit_raw = fit_raw.saturating_add(rule.points);
+                trace.fit_matched(i, rule.points);
+            }
+        }
+        let fit = self.limits_fit.clamp(fit_raw);
+
+        let (mut positive, mut negative) = (0i64, 0i64);
+        for (i, e) in self.engagement.iter().enumerate() {
+            let count = facts.events.get(usize::from(e.slot)).copied().unwrap_or(0);
+            if count == 0 {
+                continue;
+            }
+            let mut contribution = e.points.saturating_mul(i64::from(count));
+            let mut capped = false;
+            if let Some(max) = e.max_points
+                && contribution.abs() > max
+            {
+                contribution = max * contribution.signum();
+                capped = true;
+            }
+            trace.engagement(i, count, contribution, capped);
+            if contribution > 0 {
+                positive = positive.saturating_add(contribution);
+            } else {
+                negative = negative.saturating_add(contribution);
+            }
+        }
+
+        let (decay_weeks, decay_factor) = match self.decay {
+            Some(d) => {
+                let weeks = idle_days.saturating_sub(d.after_days) / 7;
+                (weeks, (1.0 - d.percent_per_week / 100.0 * f64::from(weeks)).max(0.0))
+            }
+            None => (0, 1.0),
+        };
+        // f64::round rounds half away from zero, as the rules say.
+        let positive_decayed =
+            if decay_factor == 1.0 { positive } else { (positive as f64 * decay_factor).round() as i64 };
+        let engagement_raw = positive_decayed.saturating_add(negative);
+        let engagement = self.limits_engagement.clamp(engagement_raw);
+        let total_raw = fit.saturating_add(engagement);
+        let total = self.limits_total.clamp(total_raw);
+        Score {
+            fit_raw,
+            fit,
+            positive,
+            negative,
+            idle_days,
+            decay_weeks,
+            decay_factor,
+            positive_decayed,
+            engagement_raw,
+            engagement,
+            total_raw,
+            total,
+            tier: self.tier_of(total),
+        }
+    }
+
+    /// The tier with the highest threshold at or below `score`.
+    #[inline]
+    pub fn tier_of(&self, score: i64) -> usize {
+        self.tiers.iter().rposition(|t| t.threshold <= score).unwrap_or(0)
+    }
+
+    pub fn is_handoff(&self, tier: usize) -> bool {
+        tier >= self.handoff
+    }
+
+    pub fn tier_names(&self) -> Vec<String> {
+        self.tiers.iter().map(|t| t.name.clone()).collect()
+    }
+
+    pub fn tier_index(&self, name: &str) -> Option<usize> {
+        self.tiers.iter().position(|t| t.name == name)
+    }
+
+    /// The lowest score the rules can produce, or `None` when unbounded below.
+    fn lowest_reachable(&self) -> Option<i64> {
+        let fit_low = self.limits_fit.clamp(self.fit.iter().map(|r| r.points.min(0)).sum());
+        let mut engagement_low = Some(0i64);
+        for e in self.engagement.iter().filter(|e| e.points < 0) {
+            engagement_low = match (engagement_low, e.max_points) {
+                (Some(low), Some(max)) => Some(low - max),
+                _ => None,
+            };
+        }
+        let engagement_low = match (engagement_low, self.limits_engagement.min) {
+            (Some(low), _) => Some(self.limits_engagement.clamp(low)),
+            (None, Some(min)) => Some(min),
+            (None, None) => None,
+        };
+        match (engagement_low, self.limits_total.min) {
+            (Some(low), _) => Some(self.limits_total.clamp(fit_low + low)),
+            (None, Some(min)) => Some(min),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Largest points magnitude accepted anywhere in scoring.yaml.
+const MAX_POINTS: i64 = 1_000_000;
+
+fn points(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<i64> {
+    let span = *node.span();
+    let p = doc.int(node, path)?;
+    if p.abs() > MAX_POINTS {
+        doc.error(&span, path, format!("points must be between -{MAX_POINTS} and {MAX_POINTS}"));
+        return None;
+    }
+    Some(p)
+}
+
+/// The event types `scoring.yaml` declares under `engagement`, read before
+/// anything is compiled so that every file's conditions can name them.
+pub fn declared_events(root: &Node, events: &mut EventVocabulary) {
+    if let Some(map) = root.as_mapping().and_then(|m| m.get_mapping("engagement")) {
+        for key in map.keys() {
+            if valid_event_name(key.as_str()) {
+                events.declare(key.as_str());
+            }
+        }
+    }
+}
+
+pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Option<Scoring> {
+    let map = doc.map(root, "")?;
+    doc.only_keys(map, "", &["fit", "engagement", "limits", "decay", "tiers", "handoff"]);
+    let errors_before = doc.diags.len();
+
+    // Tiers first: everything else refers to them.
+    let mut tiers = Vec::new();
+    if let Some(node) = doc.required(map, "tiers", "")
+        && let Some(t) = doc.map(node, "tiers")
+    {
+        if t.is_empty() {
+            doc.error(t.span(), "tiers", "at least one tier is required");
+        }
+        for (name, threshold) in t.iter() {
+            let p = child("tiers", name.as_str());
+            if let Some(th) = points(doc, threshold, &p) {
+                if let Some(other) = tiers.iter().find(|x: &&Tier| x.threshold == th) {
+                    doc.error(threshold.span(), &p, format!("tier `{}` has the same threshold {th}", other.name));
+                }
+                tiers.push(Tier { name: name.as_str().to_owned(), threshold: th });
+            }
+        }
+    }
+    tiers.sort_by_key(|t| t.threshold);
+    let tier_names: Vec<String> = tiers.iter().map(|t| t.name.clone()).collect();
+
+    let mut handoff = 0;
+    if let Some(node) = doc.required(map, "handoff", "")
+        && let Some(name) = doc.text(node, "handoff")
+    {
+        match tier_names.iter().position(|t| *t == name) {
+            Some(ix) => handoff = ix,
+            None if tier_names.is_empty() => {}
+            None => doc.error_hint(
+                node.span(),
+                "handoff",
+                format!("`{name}` is not a tier; tiers are {}", tier_names.join(", ")),
+                super::diag::suggest(&name, tier_names.iter().map(String::as_str)),
+            ),
+        }
+    }
+
+    let scope = Scope { events, tiers: Some(&tier_names), score_known: false };
+    let mut fit = Vec::new();
+    if let Some(node) = optional(map, "fit")
+        && let Some(seq) = doc.seq(node, "fit")
+    {
+        for (i, rule) in seq.iter().enumerate() {
+            let path = item("fit", i);
+            let Some(r) = doc.map(rule, &path) else { continue };
+            doc.only_keys(r, &path, &["name", "when", "points"]);
+            let name = doc.required(r, "name", &path).and_then(|n| doc.text(n, &child(&path, "name")));
+            if let Some(name) = &name
+                && fit.iter().any(|f: &FitRule| f.name == *name)
+            {
+                doc.error(r.span(), &child(&path, "name"), format!("duplicate fit rule name `{name}`"));
+            }
+            let when = match optional(r, "when") {
+                Some(w) => condition::compile(doc, w, &child(&path, "when"), &scope),
+                None => Some(Cond::Always),
+            };
+            let pts = doc.required(r, "points", &path).and_then(|p| points(doc, p, &child(&path, "points")));
+            if let (Some(name), Some(when), Some(points)) = (name, when, pts) {
+                fit.push(FitRule { name, when, points });
+            }
+        }
+    }
+
+    let mut engagement = Vec::new();
+    if let Some(node) = optional(map, "engagement")
+        && let Some(m) = doc.map(node, "engagement")
+    {
+        for (event, value) in m.iter() {
+            let path = child("engagement", event.as_str());
+            if !valid_event_name(event.as_str()) {
+                doc.error(event.span(), &path, "event types use lower-case letters, digits and `_`");
+                continue;
+            }
+            let (p, max_points) = match value {
+                Node::Mapping(pm) => {
+                    doc.only_keys(pm, &path, &["points", "max_points"]);
+                    let p = doc.required(pm, "points", &path).and_then(|n| points(doc, n, &child(&path, "points")));
+                    let max = match optional(pm, "max_points") {
+                        Some(n) => {
+                            let mp = child(&path, "max_points");
+                            match points(doc, n, &mp) {
+                                Some(m) if m > 0 => Some(Some(m)),
+                                Some(_) => {
+                                    doc.error(n.span(), &mp, "max_points must be above zero");
+                                    None
+                                }
+                                None => None,
+                            }
+                        }
+                        None => Some(None),
+                    };
+                    (p, max)
+                }
+                other => (points(doc, other, &path), Some(None)),
+            };
+            if let (Some(points), Some(max_points), Some(slot)) = (p, max_points, events.slot(event.as_str())) {
+                engagement.push(Engagement { event: event.as_str().to_owned(), slot, points, max_points });
+            }
+        }
+    }
+
+    let (mut limits_fit, mut limits_engagement, mut limits_total) = Default::default();
+    if let Some(node) = optional(map, "limits")
+        && let Some(m) = doc.map(node, "limits")
+    {
+        doc.only_keys(m, "limits", &["fit", "engagement", "total"]);
+        for (key, slot) in
+            [("fit", &mut limits_fit), ("engagement", &mut limits_engagement), ("total", &mut limits_total)]
+        {
+            if let Some(b) = optional(m, key) {
+                *slot = bounds(doc, b, &child("limits", key));
+            }
+        }
+    }
+
+    let mut decay = None;
+    if let Some(node) = optional(map, "decay")
+        && let Some(m) = doc.map(node, "decay")
+    {
+        doc.only_keys(m, "decay", &["after_days", "percent_per_week"]);
+        let after = doc.required(m, "after_days", "decay").and_then(|n| doc.count(n, "decay.after_days"));
+        let pct = doc.required(m, "percent_per_week", "decay").and_then(|n| {
+            let v = doc.number(n, "decay.percent_per_week")?;
+            if (0.0..=100.0).contains(&v) {
+                Some(v)
+            } else {
+                doc.error(n.span(), "decay.percent_per_week", "must be between 0 and 100");
+                None
+            }
+        });
+        if let (Some(after_days), Some(percent_per_week)) = (after, pct) {
+            decay = Some(Decay { after_days, percent_per_week });
+        }
+    }
+
+    if doc.diags.len() > errors_before || tiers.is_empty() {
+        return None;
+    }
+    let scoring = Scoring { fit, engagement, limits_fit, limits_engagement, limits_total, decay, tiers, handoff };
+    let lowest = &scoring.tiers[0];
+    match scoring.lowest_reachable() {
+        Some(low) if low >= lowest.threshold => {}
+        reach => {
+            let reach = reach.map_or("unbounded".to_owned(), |l| l.to_string());
+            doc.error_at_top(
+                &child("tiers", &lowest.name),
+                format!(
+                    "the lowest tier `{}` starts at {}, but scores can reach {reach}; lower it or set limits.total.min",
+                    lowest.name, lowest.threshold
+                ),
+            );
+            return None;
+        }
+    }
+    Some(scoring)
+}
+
+fn bounds(doc: &mut Doc<'_>, node: &Node, path: &str) -> Bounds {
+    let Some(m) = doc.map(node, path) else { return Bounds::default() };
+    doc.only_keys(m, path, &["min", "max"]);
+    let min = optional(m, "min").and_then(|n| points(doc, n, &child(path, "min")));
+    let max = optional(m, "max").and_then(|n| points(doc, n, &child(path, "max")));
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        doc.error(m.span(), path, format!("min {lo} is above max {hi}"));
+    }
+    Bounds { min, max }
+}
+
+/// Why a lead scored what it did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScoreExplanation {
+    pub score: i64,
+    pub tier: String,
+    pub handoff: bool,
+    pub fit: Vec<FitHit>,
+    pub fit_total: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fit_clamped: Option<Clamp>,
+    pub engagement: Vec<EngagementLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decay: Option<DecayTrace>,
+    pub engagement_total: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engagement_clamped: Option<Clamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_clamped: Option<Clamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FitHit {
+    pub rule: String,
+    pub points: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EngagementLine {
+    pub event: String,
+    pub count: u32,
+    pub points_each: i64,
+    pub contribution: i64,
+    pub capped: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Clamp {
+    pub from: i64,
+    pub to: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct DecayTrace {
+    pub idle_days: u32,
+    pub weeks: u32,
+    pub factor: f64,
+    pub positive_before: i64,
+    pub positive_after: i64,
+}
+
+fn clamp_of(from: i64, to: i64) -> Option<Clamp> {
+    (from != to).then_some(Clamp { from, to })
+}
+
+/// Records everything, for an explanation.
+#[derive(Debug, Default)]
+pub struct ScoreRecorder {
+    fit: Vec<(usize, i64)>,
+    engagement: Vec<(usize, u32, i64, bool)>,
+}
+
+impl ScoreTrace for ScoreRecorder {
+    fn fit_matched(&mut self, rule: usize, points: i64) {
+        self.fit.push((rule, points));
+    }
+    fn engagement(&mut self, index: usize, count: u32, contribution: i64, capped: bool) {
+        self.engagement.push((index, count, contribution, capped));
+    }
+}
+
+impl ScoreRecorder {
+    pub fn explain(self, scoring: &Scoring, s: &Score) -> ScoreExplanation {
+        ScoreExplanation {
+            score: s.total,
+            tier: scoring.tiers[s.tier].name.clone(),
+            handoff: scoring.is_handoff(s.tier),
+            fit: self.fit.iter().map(|(i, p)| FitHit { rule: scoring.fit[*i].name.clone(), points: *p }).collect(),
+            fit_total: s.fit,
+            fit_clamped: clamp_of(s.fit_raw, s.fit),
+            engagement: self
+                .engagement
+                .iter()
+                .map(|(i, count, contribution, capped)| EngagementLine {
+                    event: scoring.engagement[*i].event.clone(),
+                    count: *count,
+                    points_each: scoring.engagement[*i].points,
+                    contribution: *contribution,
+                    capped: *capped,
+                })
+                .collect(),
+            decay: scoring.decay.map(|_| DecayTrace {
+                idle_days: s.idle_days,
+                weeks: s.decay_weeks,
+                factor: s.decay_factor,
+                positive_before: s.positive,
+                positive_after: s.positive_decayed,
+            }),
+            engagement_total: s.engagement,
+            engagement_clamped: clamp_of(s.engagement_raw, s.engagement),
+            total_clamped: clamp_of(s.total_raw, s.total),
+        }
+    }
+}
