@@ -1,1 +1,86 @@
-fn main() {}
+//! `leadflow`: the command line for RevOps and developers.
+
+mod rules_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "leadflow", version, about = "Serverless lead management: capture, score, route and hand off leads.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check, test and explain the rule files RevOps edits.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RulesDir {
+    /// The directory holding scoring.yaml, routing.yaml, sla.yaml, lifecycle.yaml,
+    /// capture.yaml and tests/.
+    #[arg(long, value_name = "DIR", default_value = "rules", global = true)]
+    rules: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Load and validate every rule file; print every problem with its file,
+    /// path, line and column. Exits 1 when any file is invalid.
+    Check {
+        #[command(flatten)]
+        dir: RulesDir,
+    },
+    /// Run every rule test in DIR/tests/*.yaml. Ends with `N passed, M failed`;
+    /// exits 1 when any case fails.
+    Test {
+        #[command(flatten)]
+        dir: RulesDir,
+    },
+    /// Show how the rules score and route one lead, step by step.
+    Explain {
+        #[command(flatten)]
+        dir: RulesDir,
+        /// A YAML or JSON file with the lead, as in a rule test
+        /// (`{lead: {...}, events: {...}, idle_days: N}`) or flat; `-` reads standard input.
+        #[arg(long, value_name = "FILE|-")]
+        lead: String,
+        /// Print the explanation as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decide about many leads: one JSON lead per line in, one JSON decision
+    /// (`score`, `tier`, `fit`, `route`) per line out; a summary with decisions
+    /// per second on standard error. A line that is not a valid lead gives
+    /// `{"line": N, "error": ...}` in its place, and the exit code is 1.
+    Replay {
+        #[command(flatten)]
+        dir: RulesDir,
+        /// JSON Lines file of leads; `-` reads standard input.
+        #[arg(long, value_name = "FILE.jsonl")]
+        leads: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Rules(RulesCommand::Check { dir }) => rules_cmd::check(&dir.rules),
+        Command::Rules(RulesCommand::Test { dir }) => rules_cmd::test(&dir.rules),
+        Command::Rules(RulesCommand::Explain { dir, lead, json }) => rules_cmd::explain(&dir.rules, &lead, json),
+        Command::Rules(RulesCommand::Replay { dir, leads }) => rules_cmd::replay(&dir.rules, &leads),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! `leadflow rules ...`: what RevOps runs on a pull request.
+
+use std::io::{BufRead, BufWriter, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use leadflow_domain::rules::input::EventTypes;
+use leadflow_domain::rules::routing::TargetName;
+use leadflow_domain::rules::scoring::MatchedFit;
+use leadflow_domain::rules::testcases::{self, CaseOutcome};
+use leadflow_domain::{RuleError, RuleSet};
+use serde_json::{Value, json};
+
+/// Loads the rules, printing every problem; `None` when they are invalid.
+fn load(dir: &Path) -> Result<Option<RuleSet>> {
+    match RuleSet::load_dir(dir) {
+        Ok(rules) => Ok(Some(rules)),
+        Err(RuleError::Invalid(diags)) => {
+            for d in diags.iter() {
+                eprintln!("{}", located(dir, d));
+            }
+            eprintln!("{} problem{} in {}", diags.len(), if diags.len() == 1 { "" } else { "s" }, dir.display());
+            Ok(None)
+        }
+        Err(e) => Err(e).context("loading rules"),
+    }
+}
+
+/// A diagnostic with its file named as a path, so editors can jump to it.
+fn located(dir: &Path, d: &leadflow_domain::Diagnostic) -> String {
+    if d.file.is_empty() {
+        return d.to_string();
+    }
+    let mut d = d.clone();
+    d.file = dir.join(&d.file).display().to_string();
+    d.to_string()
+}
+
+pub fn check(dir: &Path) -> Result<ExitCode> {
+    let Some(rules) = load(dir)? else { return Ok(ExitCode::FAILURE) };
+    println!(
+        "{}: rules valid (version {}): {} fit rules, {} engagement types, {} tiers, {} reps, {} pools, {} routing rules, {} escalation steps",
+        dir.display(),
+        rules.version,
+        rules.scoring.fit.len(),
+        rules.scoring.engagement.len(),
+        rules.scoring.tiers.len(),
+        rules.routing.reps.len(),
+        rules.routing.pools.len(),
+        rules.routing.rules.len(),
+        rules.sla.escalation.len(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn test(dir: &Path) -> Result<ExitCode> {
+    let Some(rules) = load(dir)? else {
+        println!("0 passed, 0 failed (the rules did not load)");
+        return Ok(ExitCode::FAILURE);
+    };
+    let tests_dir = dir.join("tests");
+    let mut files: Vec<_> = std::fs::read_dir(&tests_dir)
+        .with_context(|| format!("reading {}", tests_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for path in files {
+        let name = path.strip_prefix(dir).unwrap_or(&path).display().to_string();
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        match testcases::run_file(&rules, &name, &text) {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    if o.passed() {
+                        passed += 1;
+                    } else {
+                        failed += 1;
+                        print_failure(dir, &o);
+                    }
+                }
+            }
+            Err(d) => {
+                failed += 1;
+                println!("FAIL {}\n", located(dir, &d));
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn print_failure(dir: &Path, o: &CaseOutcome) {
+    println!("FAIL {}: {}", dir.join(&o.file).display(), o.name);
+    for e in &o.errors {
+        println!("  error: {e}");
+    }
+    for m in &o.mismatches {
+        println!("  {}: expected {}, got {}", m.what, m.expected, m.actual);
+    }
+    if let Some(ex) = &o.explanation {
+        for line in ex.to_string().lines() {
+            println!("  | {line}");
+        }
+    }
+    println!();
+}
+
+fn read_input(source: &str) -> Result<String> {
+    if source == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).context("reading standard input")?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(source).with_context(|| format!("reading {source}"))
+    }
+}
+
+pub fn explain(dir: &Path, lead: &str, as_json: bool) -> Result<ExitCode> {
+    let Some(rules) = load(dir)? else { return Ok(ExitCode::FAILURE) };
+    let text = read_input(lead)?;
+    // YAML is a superset of JSON, so one parser reads both.
+    let value: Value = match serde_yaml::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {lead}: not a YAML or JSON lead: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let input = match rules.lead_input(&value, EventTypes::Known) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {lead}: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut slots = Vec::new();
+    rules.event_slots(&input.events, &mut slots);
+    let mut facts = rules.facts(&input.profile, &slots, input.status, input.bant);
+    let ex = rules.explain(&mut facts, input.idle_days);
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&ex)?);
+    } else {
+        println!("{ex}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn replay(dir: &Path, leads: &str) -> Result<ExitCode> {
+    let Some(rules) = load(dir)? else { return Ok(ExitCode::FAILURE) };
+    let reader: Box<dyn BufRead> = if leads == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(leads).with_context(|| format!("opening {leads}"))?))
+    };
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let (mut decided, mut rejected) = (0u64, 0u64);
+    let mut slots = Vec::new();
+    let mut fit = MatchedFit::default();
+    let started = Instant::now();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("reading line {}", n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let input = serde_json::from_str::<Value>(&line)
+            .map_err(|e| e.to_string())
+            .and_then(|v| rules.lead_input(&v, EventTypes::Any).map_err(|e| e.to_string()));
+        let input = match input {
+            Ok(i) => i,
+            Err(error) => {
+                rejected += 1;
+                serde_json::to_writer(&mut out, &json!({ "line": n + 1, "error": error }))?;
+                out.write_all(b"\n")?;
+                continue;
+            }
+        };
+        rules.event_slots(&input.events, &mut slots);
+        let mut facts = rules.facts(&input.profile, &slots, input.status, input.bant);
+        fit.0.clear();
+        let eval = rules.evaluate(&mut facts, input.idle_days, &mut fit);
+        let route = match rules.routing.target_name(rules.routing.target(eval.route)) {
+            TargetName::Pool { pool } => json!({ "rule": rules.routing.rule_name(eval.route), "pool": pool }),
+            TargetName::Rep { rep } => json!({ "rule": rules.routing.rule_name(eval.route), "rep": rep }),
+        };
+        let decision = json!({
+            "score": eval.score.total,
+            "tier": rules.tier_name(eval.score.tier),
+            "fit": fit.0.iter().map(|i| rules.scoring.fit[*i].name.as_str()).collect::<Vec<_>>(),
+            "route": route,
+        });
+        serde_json::to_writer(&mut out, &decision)?;
+        out.write_all(b"\n")?;
+        decided += 1;
+    }
+    out.flush()?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{decided} decisions, {rejected} rejected, in {:.3} s ({:.0} decisions/s, rules {})",
+        secs,
+        decided as f64 / secs.max(1e-9),
+        rules.version
+    );
+    Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
