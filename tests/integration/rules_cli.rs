@@ -1,0 +1,179 @@
+//! `leadflow rules ...` as RevOps runs it.
+
+use serde::Deserialize;
+
+use crate::support::{copy_of_starter_rules, leadflow, starter_rules, stderr, stdout};
+
+#[derive(Debug, Deserialize)]
+struct Fixture {
+    class: String,
+    patches: Vec<Patch>,
+    expect: Vec<Expected>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Patch {
+    file: String,
+    replace: String,
+    with: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Expected {
+    file: String,
+    #[serde(default)]
+    path: Option<String>,
+    message: String,
+    #[serde(default)]
+    at: bool,
+}
+
+/// Whether `line` reports `e`: `DIR/FILE[:LINE:COL]: [PATH: ]...MESSAGE...`.
+fn reports(line: &str, e: &Expected) -> bool {
+    let Some(rest) = line.split_once(&format!("/{}", e.file)).map(|(_, r)| r) else { return false };
+    let (position, rest) = rest.split_once(": ").unwrap_or(("", rest));
+    let located = {
+        let parts: Vec<&str> = position.split(':').collect();
+        parts.len() == 3 && parts[1].parse::<usize>().is_ok() && parts[2].parse::<usize>().is_ok()
+    };
+    if e.at && !located {
+        return false;
+    }
+    let path_ok = match &e.path {
+        Some(p) => rest.starts_with(&format!("{p}: ")),
+        None => true,
+    };
+    path_ok && rest.contains(&e.message)
+}
+
+#[test]
+fn starter_rules_pass_check() {
+    let out = leadflow(&["rules", "check", "--rules", starter_rules().to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("rules valid"), "{}", stdout(&out));
+}
+
+#[test]
+fn starter_rule_tests_pass() {
+    let out = leadflow(&["rules", "test"], "");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let last = stdout(&out).lines().last().unwrap_or_default().to_owned();
+    assert!(last.ends_with("passed, 0 failed"), "{last}");
+}
+
+#[test]
+fn every_broken_rule_fixture_fails_check_naming_file_and_path() {
+    let text = std::fs::read_to_string(crate::support::repo_root().join("tests/fixtures/broken-rules.yaml")).unwrap();
+    let fixtures: Vec<Fixture> = serde_yaml::from_str(&text).unwrap();
+    assert!(fixtures.len() >= 30);
+    let mut failures = Vec::new();
+    for f in fixtures {
+        let dir = copy_of_starter_rules();
+        for p in &f.patches {
+            let path = dir.path().join(&p.file);
+            let original = std::fs::read_to_string(&path).unwrap();
+            assert!(original.contains(&p.replace), "{}: `{}` not found in {}", f.class, p.replace, p.file);
+            std::fs::write(&path, original.replacen(&p.replace, &p.with, 1)).unwrap();
+        }
+        let out = leadflow(&["rules", "check", "--rules", dir.path().to_str().unwrap()], "");
+        let err = stderr(&out);
+        if out.status.code() != Some(1) {
+            failures.push(format!("{}: check should fail\n{err}", f.class));
+        }
+        for e in &f.expect {
+            if !err.lines().any(|l| reports(l, e)) {
+                failures.push(format!("{}: expected a report of {e:?}, got:\n{err}", f.class));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_missing_rule_file_is_reported_by_name() {
+    let dir = copy_of_starter_rules();
+    std::fs::remove_file(dir.path().join("sla.yaml")).unwrap();
+    let out = leadflow(&["rules", "check", "--rules", dir.path().to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("sla.yaml: file is missing"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_failing_rule_test_shows_expected_actual_and_the_explanation() {
+    let dir = copy_of_starter_rules();
+    std::fs::write(
+        dir.path().join("tests/wrong.yaml"),
+        "- name: wrong on purpose\n  lead: { email: cfo@acme.com, job_title: CFO, employees: 5000 }\n  expect: { score: 51, tier: warm, route: { rule: enterprise } }\n",
+    )
+    .unwrap();
+    let out = leadflow(&["rules", "test", "--rules", dir.path().to_str().unwrap()], "");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL") && text.contains("wrong on purpose"), "{text}");
+    assert!(text.contains("score: expected 51, got 50"), "{text}");
+    assert!(text.contains("route.rule: expected enterprise, got strategic-accounts"), "{text}");
+    assert!(text.contains("+30 enterprise-size"), "the explanation is shown: {text}");
+    assert!(text.lines().last().unwrap().ends_with("passed, 1 failed"), "{text}");
+    assert!(!text.contains(" 0 passed"), "{text}");
+}
+
+#[test]
+fn a_rule_test_file_that_does_not_parse_fails_with_its_location() {
+    let dir = copy_of_starter_rules();
+    std::fs::write(dir.path().join("tests/broken.yaml"), "- name: x\n  lead: { email: a@b.co }\n  expct: {}\n").unwrap();
+    let out = leadflow(&["rules", "test", "--rules", dir.path().to_str().unwrap()], "");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("tests/broken.yaml:") && text.contains("unknown field `expct`"), "{text}");
+}
+
+#[test]
+fn explain_prints_the_score_breakdown_and_route() {
+    let lead = r#"{"lead": {"email": "jo@example.de", "country": "DE", "employees": 2000, "job_title": "VP Sales", "industry": "software"}, "events": {"pricing_page_view": 2, "webinar_attended": 1}}"#;
+    let out = leadflow(&["rules", "explain", "--lead", "-"], lead);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.starts_with("score 90 (hot, hand-off)"), "{text}");
+    assert!(text.contains("limited from 65 to 60"), "{text}");
+    assert!(text.contains("route: rule enterprise -> pool enterprise"), "{text}");
+
+    let out = leadflow(&["rules", "explain", "--lead", "-", "--json"], lead);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["score"]["score"], 90);
+    assert_eq!(json["score"]["fit"][0]["rule"], "enterprise-size");
+    assert_eq!(json["route"]["target"]["pool"], "enterprise");
+}
+
+#[test]
+fn explain_rejects_a_lead_with_an_unknown_field() {
+    let out = leadflow(&["rules", "explain", "--lead", "-"], "{email: a@b.co, industy: software}");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unknown lead field `industy` (did you mean `industry`?)"), "{}", stderr(&out));
+}
+
+#[test]
+fn replay_prints_one_decision_per_line_and_a_summary() {
+    let leads = concat!(
+        r#"{"lead": {"email": "cfo@acme.com", "job_title": "CFO", "employees": 5000}}"#,
+        "\n",
+        r#"{"email": "pat@northwind.com", "country": "US", "employees": 300, "events": {"demo_request": 1, "page_view": 4}}"#,
+        "\n",
+        "not json\n",
+        r#"{"email": "x"}"#,
+        "\n",
+    );
+    let out = leadflow(&["rules", "replay", "--leads", "-"], leads);
+    let lines: Vec<serde_json::Value> =
+        stdout(&out).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["score"], 50);
+    assert_eq!(lines[0]["tier"], "warm");
+    assert_eq!(lines[0]["route"], serde_json::json!({"rule": "strategic-accounts", "rep": "ana"}));
+    assert_eq!(lines[1]["route"], serde_json::json!({"rule": "mid-market-demo", "pool": "enterprise"}));
+    assert_eq!(lines[1]["fit"], serde_json::json!(["mid-market-size", "core-market", "business-email"]));
+    assert_eq!(lines[2]["line"], 3);
+    assert_eq!(lines[3]["line"], 4);
+    assert!(lines[3]["error"].as_str().unwrap().contains("not a valid email"));
+    assert!(stderr(&out).contains("2 decisions, 2 rejected"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1));
+}
