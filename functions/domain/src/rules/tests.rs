@@ -1,1 +1,511 @@
+//! Table-driven tests of the rule engine. The tables are data files in
+//! `functions/domain/tests/tables/`; each case names what it checks.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::input::EventTypes;
+use super::lifecycle::{DormancyCause, SalesEvent};
+use super::routing::{AssignContext, PoolCursors, Step, Workload};
+use super::testcases;
+use super::yaml::Doc;
+use super::{RULE_FILES, RuleSet, RuleSources};
+use crate::lead::{Bant, Status};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn table<T: for<'de> Deserialize<'de>>(name: &str) -> T {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tables").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn starter_sources() -> RuleSources {
+    RuleSources::from_dir(&repo().join("rules")).expect("starter rules")
+}
+
+/// The starter rules with some files replaced by the given YAML values.
+fn rules_with(overrides: &[(&str, &serde_yaml::Value)]) -> RuleSet {
+    let starter = starter_sources();
+    let texts: Vec<(String, String)> = RULE_FILES
+        .iter()
+        .map(|name| {
+            let text = match overrides.iter().find(|(n, _)| n == name) {
+                Some((_, v)) => serde_yaml::to_string(v).expect("yaml"),
+                None => starter.get(name).expect("starter file").to_owned(),
+            };
+            ((*name).to_owned(), text)
+        })
+        .collect();
+    let sources = RuleSources::from_texts(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+    RuleSet::load(&sources).unwrap_or_else(|d| panic!("table rules do not load:\n{d}"))
+}
+
+// ---------------------------------------------------------------- conditions
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConditionCase {
+    name: String,
+    when: serde_yaml::Value,
+    lead: Value,
+    #[serde(default)]
+    events: Option<Value>,
+    #[serde(default)]
+    score: Option<i64>,
+    #[serde(default)]
+    tier: Option<String>,
+    holds: bool,
+}
+
+#[test]
+fn condition_table() {
+    let rules = rules_with(&[]);
+    let tiers = rules.scoring.tier_names();
+    let cases: Vec<ConditionCase> = table("conditions.yaml");
+    assert!(cases.len() > 50);
+    let mut failures = Vec::new();
+    for case in cases {
+        let text = serde_yaml::to_string(&case.when).expect("yaml");
+        let (mut doc, node) = Doc::parse("table", &text);
+        let scope = super::field::Scope { events: &rules.events, tiers: Some(&tiers), score_known: true };
+        let cond = node.and_then(|n| super::condition::compile(&mut doc, &n, "when", &scope));
+        let Some(cond) = cond else {
+            failures.push(format!("{}: does not compile: {:?}", case.name, doc.diags));
+            continue;
+        };
+        let input = rules
+            .lead_input(&serde_json::json!({"lead": case.lead, "events": case.events}), EventTypes::Known)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let mut slots = Vec::new();
+        rules.event_slots(&input.events, &mut slots);
+        let mut facts = rules.facts(&input.profile, &slots, input.status, input.bant);
+        facts.score = case.score;
+        facts.tier = case.tier.as_deref().map(|t| rules.scoring.tier_index(t).expect("tier"));
+        if cond.holds(&facts) != case.holds {
+            failures.push(format!("{}: expected holds = {}", case.name, case.holds));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------- scoring
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScoringGroup {
+    about: String,
+    scoring: serde_yaml::Value,
+    cases: serde_yaml::Value,
+}
+
+#[test]
+fn scoring_table() {
+    let groups: Vec<ScoringGroup> = table("scoring.yaml");
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for g in groups {
+        let rules = rules_with(&[("scoring.yaml", &g.scoring)]);
+        let text = serde_yaml::to_string(&g.cases).expect("yaml");
+        let outcomes = testcases::run_file(&rules, &g.about, &text).unwrap_or_else(|d| panic!("{d}"));
+        for o in outcomes {
+            count += 1;
+            if !o.passed() {
+                failures.push(format!("{}: {}: {:?} {:?}\n{}", g.about, o.name, o.errors, o.mismatches, o.explanation.map(|e| e.to_string()).unwrap_or_default()));
+            }
+        }
+    }
+    assert!(count > 20);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------- routing
+
+#[derive(Default)]
+struct Team {
+    open: BTreeMap<String, u32>,
+    cursors: BTreeMap<String, u64>,
+}
+
+impl Workload for Team {
+    fn open_leads(&self, rep: &str) -> u32 {
+        self.open.get(rep).copied().unwrap_or(0)
+    }
+}
+
+impl PoolCursors for Team {
+    fn cursor(&self, pool: &str) -> u64 {
+        self.cursors.get(pool).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutingGroup {
+    about: String,
+    routing: serde_yaml::Value,
+    cases: Vec<RoutingCase>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutingCase {
+    name: String,
+    lead: Value,
+    #[serde(default)]
+    events: Option<Value>,
+    today: NaiveDate,
+    #[serde(default)]
+    open: BTreeMap<String, u32>,
+    #[serde(default)]
+    cursors: BTreeMap<String, u64>,
+    #[serde(default)]
+    previous_owner: Option<String>,
+    #[serde(default)]
+    account_owner: Option<String>,
+    /// Route this many leads one after another, each assignment adding to the
+    /// rep's open leads and moving the cursor, as the store does.
+    #[serde(default = "one")]
+    repeat: u32,
+    expect: RoutingExpect,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutingExpect {
+    #[serde(default)]
+    rule: Option<String>,
+    /// The rep, or null for unassigned (single assignment).
+    #[serde(default)]
+    rep: Option<Option<String>>,
+    #[serde(default)]
+    pool: Option<Option<String>>,
+    /// The kinds of chain steps, in order (single assignment).
+    #[serde(default)]
+    chain: Option<Vec<String>>,
+    /// The reps chosen, in order (repeated assignments).
+    #[serde(default)]
+    sequence: Option<Vec<String>>,
+    /// Assignments per rep (repeated assignments).
+    #[serde(default)]
+    counts: Option<BTreeMap<String, u32>>,
+}
+
+fn step_kind(s: &Step) -> String {
+    let v = serde_json::to_value(s).expect("json");
+    let kind = v["step"].as_str().unwrap_or_default().to_owned();
+    match s {
+        Step::RepUnavailable { rep, .. } | Step::Chosen { rep, .. } | Step::Sticky { rep } | Step::AccountMatch { rep } => {
+            format!("{kind} {rep}")
+        }
+        Step::PoolExhausted { pool, .. } | Step::Fallback { pool } => format!("{kind} {pool}"),
+        Step::Overflow { to, .. } => format!("{kind} {to}"),
+        Step::Default => kind,
+    }
+}
+
+#[test]
+fn routing_table() {
+    let groups: Vec<RoutingGroup> = table("routing.yaml");
+    let mut failures = Vec::new();
+    for g in groups {
+        let rules = rules_with(&[("routing.yaml", &g.routing)]);
+        for case in g.cases {
+            let label = format!("{}: {}", g.about, case.name);
+            let input = rules
+                .lead_input(&serde_json::json!({"lead": case.lead, "events": case.events}), EventTypes::Known)
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            let mut slots = Vec::new();
+            rules.event_slots(&input.events, &mut slots);
+            let mut team = Team { open: case.open.clone(), cursors: case.cursors.clone() };
+            let ctx = AssignContext {
+                today: case.today,
+                previous_owner: case.previous_owner.as_deref(),
+                account_owner: case.account_owner.as_deref(),
+            };
+            let mut chosen = Vec::new();
+            let mut last = None;
+            for _ in 0..case.repeat {
+                let mut facts = rules.facts(&input.profile, &slots, input.status, input.bant);
+                rules.evaluate(&mut facts, 0, &mut ());
+                let a = rules.routing.assign(&facts, &ctx, &team, &team);
+                if let Some(rep) = &a.rep {
+                    *team.open.entry(rep.clone()).or_default() += 1;
+                    chosen.push(rep.clone());
+                }
+                if let (Some(pool), Some(c)) = (&a.pool, a.cursor) {
+                    assert_eq!(team.cursor(pool), c.from, "{label}: cursor moves from where it stood");
+                    team.cursors.insert(pool.clone(), c.to);
+                }
+                last = Some(a);
+            }
+            let a = last.expect("at least one assignment");
+            let e = &case.expect;
+            if let Some(rule) = &e.rule
+                && *rule != a.rule
+            {
+                failures.push(format!("{label}: rule {} != {rule}", a.rule));
+            }
+            if let Some(rep) = &e.rep
+                && *rep != a.rep
+            {
+                failures.push(format!("{label}: rep {:?} != {rep:?}", a.rep));
+            }
+            if let Some(pool) = &e.pool
+                && *pool != a.pool
+            {
+                failures.push(format!("{label}: pool {:?} != {pool:?}", a.pool));
+            }
+            if let Some(chain) = &e.chain {
+                let got: Vec<String> = a.chain.iter().map(step_kind).collect();
+                if got != *chain {
+                    failures.push(format!("{label}: chain {got:?} != {chain:?}"));
+                }
+            }
+            if let Some(seq) = &e.sequence
+                && chosen != *seq
+            {
+                failures.push(format!("{label}: sequence {chosen:?} != {seq:?}"));
+            }
+            if let Some(counts) = &e.counts {
+                let mut got: BTreeMap<String, u32> = BTreeMap::new();
+                for r in &chosen {
+                    *got.entry(r.clone()).or_default() += 1;
+                }
+                if got != *counts {
+                    failures.push(format!("{label}: counts {got:?} != {counts:?}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------- SLA
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlaGroup {
+    about: String,
+    sla: serde_yaml::Value,
+    cases: Vec<SlaCase>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlaCase {
+    name: String,
+    tier: String,
+    handed_off_at: DateTime<Utc>,
+    /// The deadline, or null for no SLA.
+    deadline: Option<DateTime<Utc>>,
+    /// When each escalation step is due.
+    #[serde(default)]
+    steps: Option<Vec<DateTime<Utc>>>,
+    /// Steps due at a given time, with a bit per step already fired.
+    #[serde(default)]
+    due: Option<Vec<DueCheck>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DueCheck {
+    now: DateTime<Utc>,
+    #[serde(default)]
+    fired: u64,
+    steps: Vec<usize>,
+}
+
+#[test]
+fn sla_table() {
+    let groups: Vec<SlaGroup> = table("sla.yaml");
+    let mut failures = Vec::new();
+    for g in groups {
+        let rules = rules_with(&[("sla.yaml", &g.sla)]);
+        for case in g.cases {
+            let label = format!("{}: {}", g.about, case.name);
+            let tier = rules.scoring.tier_index(&case.tier).expect("tier");
+            let deadline = rules.sla.deadline(tier, case.handed_off_at);
+            if deadline != case.deadline {
+                failures.push(format!("{label}: deadline {deadline:?} != {:?}", case.deadline));
+                continue;
+            }
+            let Some(deadline) = deadline else { continue };
+            if let Some(steps) = &case.steps {
+                let got: Vec<DateTime<Utc>> =
+                    (0..rules.sla.escalation.len()).filter_map(|i| rules.sla.step_due(i, deadline)).collect();
+                if got != *steps {
+                    failures.push(format!("{label}: steps {got:?} != {steps:?}"));
+                }
+            }
+            for d in case.due.iter().flatten() {
+                let got = rules.sla.due_steps(deadline, d.now, d.fired);
+                if got != d.steps {
+                    failures.push(format!("{label}: at {} with fired {:b}: {got:?} != {:?}", d.now, d.fired, d.steps));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifecycleTable {
+    transitions: Vec<TransitionCase>,
+    dormancy: Vec<DormancyCase>,
+    reactivation: Vec<ReactivationCase>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransitionCase {
+    from: Status,
+    event: String,
+    #[serde(default)]
+    bant_before: Bant,
+    #[serde(default)]
+    bant: Bant,
+    #[serde(default)]
+    reason: Option<String>,
+    /// The status after, or `error`.
+    to: String,
+    #[serde(default)]
+    stops_clock: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DormancyCase {
+    status: Status,
+    idle_days: u32,
+    unanswered: u32,
+    /// `idle`, `unanswered`, or null for staying awake.
+    dormant: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReactivationCase {
+    status: Status,
+    event: String,
+    wakes: bool,
+}
+
+#[test]
+fn lifecycle_table() {
+    let rules = rules_with(&[]);
+    let t: LifecycleTable = table("lifecycle.yaml");
+    let mut failures = Vec::new();
+    for c in &t.transitions {
+        let event = match c.event.as_str() {
+            "contacted" => SalesEvent::Contacted,
+            "contact_attempt" => SalesEvent::ContactAttempt,
+            "qualified" => SalesEvent::Qualified(c.bant),
+            "converted" => SalesEvent::Converted,
+            "disqualified" => SalesEvent::Disqualified { reason: c.reason.clone().unwrap_or_default() },
+            "nurture" => SalesEvent::Nurture,
+            other => panic!("unknown event {other}"),
+        };
+        let label = format!("{} + {}", c.from, c.event);
+        match (rules.lifecycle.apply(c.from, c.bant_before, &event), c.to.as_str()) {
+            (Err(_), "error") => {}
+            (Err(e), to) => failures.push(format!("{label}: error {e}, expected {to}")),
+            (Ok(t), "error") => failures.push(format!("{label}: {} accepted, expected an error", t.to)),
+            (Ok(t), to) => {
+                if t.to.as_str() != to || t.stops_clock != c.stops_clock {
+                    failures.push(format!("{label}: {} (stops clock {}), expected {to} ({})", t.to, t.stops_clock, c.stops_clock));
+                }
+            }
+        }
+    }
+    for c in &t.dormancy {
+        let got = match rules.lifecycle.dormancy(c.status, c.idle_days, c.unanswered) {
+            Some(DormancyCause::Idle { .. }) => Some("idle"),
+            Some(DormancyCause::Unanswered { .. }) => Some("unanswered"),
+            None => None,
+        };
+        if got != c.dormant.as_deref() {
+            failures.push(format!("dormancy {} idle {} unanswered {}: {got:?}", c.status, c.idle_days, c.unanswered));
+        }
+    }
+    for c in &t.reactivation {
+        let slot = rules.events.slot(&c.event).expect("known event");
+        if rules.lifecycle.reactivation(c.status, slot).is_some() != c.wakes {
+            failures.push(format!("reactivation {} on {}: expected wakes = {}", c.event, c.status, c.wakes));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------- loader
+
+#[test]
+fn diagnostics_carry_line_and_column_of_the_offending_key() {
+    let mut sources = starter_sources();
+    let routing = sources.get("routing.yaml").unwrap().replace("when: { employees: { gte: 1000 }, free_email: false }", "when: { employees: { gte: 1000 }, industy: x }");
+    let line = routing.lines().position(|l| l.contains("industy")).unwrap() + 1;
+    let column = routing.lines().nth(line - 1).unwrap().find("industy").unwrap() + 1;
+    sources = RuleSources::from_texts(RULE_FILES.iter().map(|n| (*n, if *n == "routing.yaml" { routing.as_str() } else { sources.get(n).unwrap() })));
+    let diags = RuleSet::load(&sources).unwrap_err();
+    let d = diags.iter().next().unwrap();
+    assert_eq!((d.file.as_str(), d.path.as_str()), ("routing.yaml", "rules[1].when.industy"));
+    assert_eq!((d.line, d.column), (Some(line), Some(column)));
+    assert_eq!(d.suggestion.as_deref(), Some("industry"));
+}
+
+#[test]
+fn the_rules_version_changes_with_any_file() {
+    let a = starter_sources();
+    let edited: Vec<(&str, String)> = RULE_FILES
+        .iter()
+        .map(|n| (*n, if *n == "sla.yaml" { format!("# edited\n{}", a.get(n).unwrap()) } else { a.get(n).unwrap().to_owned() }))
+        .collect();
+    let b = RuleSources::from_texts(edited.iter().map(|(n, t)| (*n, t.as_str())));
+    assert_ne!(a.version(), b.version());
+    assert_eq!(a.version(), starter_sources().version());
+}
+
+#[test]
+fn capture_merge_keeps_first_touch_and_never_overwrites_with_empty() {
+    use crate::lead::{Email, FieldTarget, Profile, ProfileField};
+    let rules = rules_with(&[]);
+    let mut first = Profile::new(Email::parse("jo@example.de").unwrap());
+    first.set(&FieldTarget::Profile(ProfileField::Source), "webinar").unwrap();
+    first.set(&FieldTarget::Profile(ProfileField::Company), "Old GmbH").unwrap();
+    first.set(&FieldTarget::Profile(ProfileField::JobTitle), "Manager").unwrap();
+    let mut again = Profile::new(Email::parse("jo@example.de").unwrap());
+    again.set(&FieldTarget::Profile(ProfileField::Source), "google").unwrap();
+    again.set(&FieldTarget::Profile(ProfileField::Company), "New GmbH").unwrap();
+    again.set(&FieldTarget::Profile(ProfileField::UtmCampaign), "spring").unwrap();
+    let merged = rules.capture.merge(&first, &again);
+    assert_eq!(merged.source.as_deref(), Some("webinar"), "first touch kept");
+    assert_eq!(merged.company.as_deref(), Some("New GmbH"), "present values overwrite");
+    assert_eq!(merged.job_title.as_deref(), Some("Manager"), "absent values never overwrite");
+    assert_eq!(merged.utm_campaign.as_deref(), Some("spring"), "a keep_first field that was empty is filled");
+}
+
+#[test]
+fn capture_maps_source_fields_then_own_names_then_custom() {
+    use crate::lead::{FieldTarget, ProfileField};
+    let rules = rules_with(&[]);
+    let c = &rules.capture;
+    assert_eq!(c.target_for(Some("hubspot"), "numemployees"), Some(FieldTarget::Profile(ProfileField::Employees)));
+    assert_eq!(c.target_for(None, "numemployees"), Some(FieldTarget::Custom("numemployees".into())));
+    assert_eq!(c.target_for(Some("hubspot"), "company"), Some(FieldTarget::Profile(ProfileField::Company)));
+    assert_eq!(c.target_for(None, "bad name!"), None);
+    assert!(c.is_free_email("gmail.com"));
+    assert!(!c.is_free_email("acme.com"));
+}
