@@ -219,7 +219,12 @@ impl RuleSet {
     /// rules do not know are not counted.
     pub fn event_slots(&self, counts: &BTreeMap<String, u32>, slots: &mut Vec<u32>) {
         slots.clear();
-        slots.extend(self.events.names().iter().map(|name| counts.get(name).copied().unwrap_or(0)));
+        slots.resize(self.events.len(), 0);
+        for (name, count) in counts {
+            if let Some(slot) = self.events.slot(name) {
+                slots[usize::from(slot)] = *count;
+            }
+        }
     }
 
     /// The facts the engine reads about a lead.

@@ -509,3 +509,109 @@ fn capture_maps_source_fields_then_own_names_then_custom() {
     assert!(c.is_free_email("gmail.com"));
     assert!(!c.is_free_email("acme.com"));
 }
+
+// ---------------------------------------------------------------- robustness
+
+mod robustness {
+    use proptest::prelude::*;
+
+    use super::super::{RULE_FILES, RuleSet, RuleSources};
+    use super::starter_sources;
+
+    /// Words the loader reacts to, so that random documents reach deep into it.
+    const WORDS: &[&str] = &[
+        "fit", "engagement", "limits", "decay", "tiers", "handoff", "name", "when", "points", "max_points", "min",
+        "max", "after_days", "percent_per_week", "reps", "pools", "rules", "default", "sticky", "account_match", "id",
+        "email", "phone", "capacity", "manager", "active", "away", "from", "to", "members", "strategy", "overflow",
+        "pool", "rep", "fallback", "first_response", "business_hours", "timezone", "days", "hours", "escalation",
+        "after", "notify", "reassign", "qualification", "required", "disqualify_reasons", "dormancy", "statuses",
+        "reactivation", "events", "action", "retention", "honeypot", "free_email_domains", "sources", "fields",
+        "merge", "keep_first", "all", "any", "not", "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between",
+        "contains", "starts_with", "ends_with", "matches", "exists", "country", "employees", "score", "tier",
+        "status", "events.demo_request", "custom.x", "bant.need", "hot", "warm", "cold", "round_robin", "weighted",
+        "least_loaded", "owner", "ana", "ben", "inbound", "enterprise", "true", "false", "5m", "1h", "mon",
+        "Europe/Berlin", "09:00-17:00", "2026-12-20", "0", "-1", "1e999", "(", "[a-", "~", "",
+    ];
+
+    fn scalar() -> impl Strategy<Value = serde_yaml::Value> {
+        prop_oneof![
+            proptest::sample::select(WORDS).prop_map(|w| serde_yaml::Value::String(w.to_owned())),
+            any::<i64>().prop_map(|n| serde_yaml::Value::Number(n.into())),
+            any::<bool>().prop_map(serde_yaml::Value::Bool),
+            Just(serde_yaml::Value::Null),
+            ".{0,12}".prop_map(serde_yaml::Value::String),
+        ]
+    }
+
+    fn document() -> impl Strategy<Value = serde_yaml::Value> {
+        scalar().prop_recursive(6, 80, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_yaml::Value::Sequence),
+                proptest::collection::vec((proptest::sample::select(WORDS), inner), 0..6).prop_map(|pairs| {
+                    serde_yaml::Value::Mapping(
+                        pairs.into_iter().map(|(k, v)| (serde_yaml::Value::String(k.to_owned()), v)).collect(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    /// The starter rules with one file replaced by `text`.
+    fn load_with(file: usize, text: &str) {
+        let starter = starter_sources();
+        let name = RULE_FILES[file % RULE_FILES.len()];
+        let sources =
+            RuleSources::from_texts(RULE_FILES.iter().map(|n| (*n, if *n == name { text } else { starter.get(n).unwrap() })));
+        // Loading either succeeds or reports diagnostics; it never panics.
+        if let Err(diags) = RuleSet::load(&sources) {
+            assert!(!diags.is_empty());
+            for d in diags.iter() {
+                assert!(!d.message.is_empty());
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_yaml_documents_never_panic_the_loader(file in 0usize..5, doc in document()) {
+            load_with(file, &serde_yaml::to_string(&doc).unwrap());
+        }
+
+        #[test]
+        fn random_bytes_never_panic_the_loader(file in 0usize..5, bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            load_with(file, &String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn mangled_starter_files_never_panic_the_loader(
+            file in 0usize..5,
+            edits in proptest::collection::vec((any::<proptest::sample::Index>(), 0usize..3, ".{0,3}"), 1..6),
+        ) {
+            let starter = starter_sources();
+            let mut text: Vec<char> = starter.get(RULE_FILES[file]).unwrap().chars().collect();
+            for (at, kind, insert) in edits {
+                let i = at.index(text.len().max(1)).min(text.len());
+                match kind {
+                    0 => { text.drain(i..(i + 5).min(text.len())); }
+                    1 => { text.splice(i..i, insert.chars()); }
+                    _ => { if i < text.len() { text[i] = insert.chars().next().unwrap_or(' '); } }
+                }
+            }
+            load_with(file, &text.into_iter().collect::<String>());
+        }
+    }
+
+    #[test]
+    fn pathological_inputs_are_errors_not_crashes() {
+        let deep_flow = format!("{}{}", "[".repeat(500_000), "]".repeat(500_000));
+        let deep_block: String = (0..2_000).map(|i| format!("{}a{i}:\n", " ".repeat(i))).collect();
+        let huge = "x: ".to_owned() + &"y".repeat(2 << 20);
+        for text in [deep_flow.as_str(), deep_block.as_str(), huge.as_str(), "\u{0}", "- - - -", "&a x: *a", "!!binary x: 1"] {
+            for file in 0..5 {
+                load_with(file, text);
+            }
+        }
+    }
+}
