@@ -120,7 +120,8 @@ fn a_failing_rule_test_shows_expected_actual_and_the_explanation() {
 #[test]
 fn a_rule_test_file_that_does_not_parse_fails_with_its_location() {
     let dir = copy_of_starter_rules();
-    std::fs::write(dir.path().join("tests/broken.yaml"), "- name: x\n  lead: { email: a@b.co }\n  expct: {}\n").unwrap();
+    std::fs::write(dir.path().join("tests/broken.yaml"), "- name: x\n  lead: { email: a@b.co }\n  expct: {}\n")
+        .unwrap();
     let out = leadflow(&["rules", "test", "--rules", dir.path().to_str().unwrap()], "");
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");

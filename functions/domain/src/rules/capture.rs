@@ -1,11 +1,12 @@
 //! `capture.yaml`: field mapping per source, required fields, the honeypot,
 //! free email domains and the merge policy for repeat submissions.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use marked_yaml::Node;
 
 use super::diag::suggest;
+use super::text::KeyedList;
 use super::yaml::{Doc, child, item, optional};
 use crate::lead::{FieldTarget, Profile, ProfileField};
 
@@ -17,11 +18,12 @@ pub enum MergePolicy {
     KeepFirst,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Capture {
     pub required: Vec<FieldTarget>,
     pub honeypot: Option<String>,
-    pub free_email_domains: HashSet<String>,
+    /// Lower case.
+    pub free_email_domains: KeyedList,
     /// Per source: form field name to lead field.
     pub sources: BTreeMap<String, BTreeMap<String, FieldTarget>>,
     /// Fields that keep their first value (first-touch attribution).
@@ -30,8 +32,9 @@ pub struct Capture {
 }
 
 impl Capture {
+    #[inline]
     pub fn is_free_email(&self, domain: &str) -> bool {
-        self.free_email_domains.contains(domain)
+        self.free_email_domains.position(domain).is_some()
     }
 
     /// Where a posted form field goes: the source's mapping, else a field of the
@@ -105,7 +108,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
         Some(name)
     });
 
-    let mut free_email_domains = HashSet::new();
+    let mut free_email_domains = KeyedList::default();
     if let Some(node) = optional(map, "free_email_domains")
         && let Some(seq) = doc.seq(node, "free_email_domains")
     {
@@ -116,7 +119,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
                 if !domain.contains('.') || domain.contains('@') {
                     doc.error(d.span(), &p, format!("`{domain}` is not a domain like gmail.com"));
                 }
-                free_email_domains.insert(domain);
+                free_email_domains.insert(&domain);
             }
         }
     }

@@ -6,7 +6,8 @@ use marked_yaml::types::MarkedMappingNode;
 use regex::{Regex, RegexBuilder};
 
 use super::diag::suggest;
-use super::field::{Facts, Field, Kind, Scope, resolve};
+use super::field::{Case, Facts, Field, Kind, Scope, resolve};
+use super::text::{Key, Keyed};
 use super::yaml::{Doc, MAX_DEPTH, child, is_null, item};
 use crate::lead::Status;
 
@@ -30,15 +31,115 @@ pub enum Cond {
 
 #[derive(Clone, Debug)]
 pub enum TextOp {
-    /// Equal, ignoring case (the operand is stored lower-cased).
-    Eq(Box<str>),
-    Ne(Box<str>),
-    In(Box<[Box<str>]>),
-    NotIn(Box<[Box<str>]>),
-    /// `contains`, `starts_with`, `ends_with`: case-insensitive literal patterns.
-    Pattern(Regex),
+    Eq(Lower),
+    Ne(Lower),
+    In(Box<[Lower]>),
+    NotIn(Box<[Lower]>),
+    Contains(Literal),
+    StartsWith(Literal),
+    EndsWith(Literal),
     /// `matches`: the regex exactly as written.
     Matches(Regex),
+}
+
+/// An operand of `eq`, `ne`, `in` and `not_in`, compared ignoring case: stored
+/// lower-cased, or, for fields whose values are normalised (email, country),
+/// in their case and compared exactly.
+#[derive(Clone, Debug)]
+pub struct Lower {
+    keyed: Keyed,
+    ascii: bool,
+    exact: bool,
+}
+
+impl Lower {
+    fn new(s: &str) -> Self {
+        let text = s.to_lowercase();
+        Lower { ascii: text.is_ascii(), keyed: Keyed::folded(&text), exact: false }
+    }
+
+    fn for_field(s: &str, field: &Field) -> Self {
+        let exact = match field.normalised_case() {
+            Some(Case::Lower) => s.to_lowercase(),
+            Some(Case::Upper) => s.to_uppercase(),
+            None => return Lower::new(s),
+        };
+        Lower { ascii: exact.is_ascii(), keyed: Keyed::exact(&exact), exact: true }
+    }
+
+    /// The key to compare values with, computed once per value.
+    #[inline]
+    fn key_of(exact: bool, value: &str) -> Key {
+        if exact { Key::exact(value) } else { Key::folded(value) }
+    }
+
+    /// Equal to `value` (with `key` from [`Lower::key_of`]), ignoring case.
+    #[inline]
+    fn eq(&self, value: &str, key: Key, value_ascii: bool) -> bool {
+        if self.exact {
+            self.keyed.eq_exact(value, key)
+        } else if value_ascii && self.ascii {
+            self.keyed.eq_folded(value, key)
+        } else {
+            value.chars().flat_map(char::to_lowercase).eq(self.keyed.as_str().chars())
+        }
+    }
+}
+
+/// Whether any operand equals `value`.
+#[inline]
+fn any_eq(xs: &[Lower], value: &str) -> bool {
+    let Some(first) = xs.first() else { return false };
+    let key = Lower::key_of(first.exact, value);
+    let ascii = value.is_ascii();
+    xs.iter().any(|x| x.eq(value, key, ascii))
+}
+
+/// A substring operand (`contains`, `starts_with`, `ends_with`), compared
+/// ignoring case: bytewise for ASCII text, by a case-insensitive regex otherwise.
+#[derive(Clone, Debug)]
+pub struct Literal {
+    lower: Lower,
+    unicode: Regex,
+}
+
+impl Literal {
+    fn new(s: &str, anchor: (&str, &str)) -> Result<Self, regex::Error> {
+        let pattern = format!("{}{}{}", anchor.0, regex::escape(s), anchor.1);
+        Ok(Literal { lower: Lower::new(s), unicode: RegexBuilder::new(&pattern).case_insensitive(true).build()? })
+    }
+
+    #[inline]
+    fn ascii(&self, value: &str) -> Option<&[u8]> {
+        (self.lower.ascii && value.is_ascii()).then_some(self.lower.keyed.as_str().as_bytes())
+    }
+
+    #[inline]
+    fn contained_in(&self, value: &str) -> bool {
+        match self.ascii(value) {
+            Some(needle) => value.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle)),
+            None => self.unicode.is_match(value),
+        }
+    }
+
+    #[inline]
+    fn starts(&self, value: &str) -> bool {
+        match self.ascii(value) {
+            Some(needle) => value.as_bytes().get(..needle.len()).is_some_and(|w| w.eq_ignore_ascii_case(needle)),
+            None => self.unicode.is_match(value),
+        }
+    }
+
+    #[inline]
+    fn ends(&self, value: &str) -> bool {
+        match self.ascii(value) {
+            Some(needle) => value
+                .len()
+                .checked_sub(needle.len())
+                .is_some_and(|at| value.as_bytes()[at..].eq_ignore_ascii_case(needle)),
+            None => self.unicode.is_match(value),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -54,16 +155,6 @@ pub enum NumOp {
     Between(f64, f64),
 }
 
-/// Equality ignoring case. `lower` is already lower-cased.
-#[inline]
-fn eq_ignore_case(value: &str, lower: &str) -> bool {
-    if value.is_ascii() && lower.is_ascii() {
-        value.eq_ignore_ascii_case(lower)
-    } else {
-        value.chars().flat_map(char::to_lowercase).eq(lower.chars())
-    }
-}
-
 impl Cond {
     /// Whether the condition holds for these facts.
     #[inline]
@@ -74,11 +165,14 @@ impl Cond {
             Cond::Any(cs) => cs.iter().any(|c| c.holds(f)),
             Cond::Not(c) => !c.holds(f),
             Cond::Text(field, op) => field.text(f).is_some_and(|v| match op {
-                TextOp::Eq(x) => eq_ignore_case(v, x),
-                TextOp::Ne(x) => !eq_ignore_case(v, x),
-                TextOp::In(xs) => xs.iter().any(|x| eq_ignore_case(v, x)),
-                TextOp::NotIn(xs) => !xs.iter().any(|x| eq_ignore_case(v, x)),
-                TextOp::Pattern(re) | TextOp::Matches(re) => re.is_match(v),
+                TextOp::Eq(x) => any_eq(std::slice::from_ref(x), v),
+                TextOp::Ne(x) => !any_eq(std::slice::from_ref(x), v),
+                TextOp::In(xs) => any_eq(xs, v),
+                TextOp::NotIn(xs) => !any_eq(xs, v),
+                TextOp::Contains(x) => x.contained_in(v),
+                TextOp::StartsWith(x) => x.starts(v),
+                TextOp::EndsWith(x) => x.ends(v),
+                TextOp::Matches(re) => re.is_match(v),
             }),
             Cond::Number(field, op) => field.number(f).is_some_and(|v| match op {
                 NumOp::Eq(x) => v == *x,
@@ -313,32 +407,36 @@ fn compile_text(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &
     let field = field.clone();
     let op = match op {
         "eq" | "ne" => {
-            let s = doc.text(node, path)?.to_lowercase().into_boxed_str();
+            let s = Lower::for_field(&doc.text(node, path)?, &field);
             if op == "eq" { TextOp::Eq(s) } else { TextOp::Ne(s) }
         }
         "in" | "not_in" => {
             let nodes = operand_list(doc, node, path)?;
             let mut values = Vec::with_capacity(nodes.len());
             for (i, n) in nodes.into_iter().enumerate() {
-                values.push(doc.text(n, &item(path, i))?.to_lowercase().into_boxed_str());
+                values.push(Lower::for_field(&doc.text(n, &item(path, i))?, &field));
             }
             let values = values.into_boxed_slice();
             if op == "in" { TextOp::In(values) } else { TextOp::NotIn(values) }
         }
         "contains" | "starts_with" | "ends_with" => {
             let s = doc.text(node, path)?;
-            let literal = regex::escape(&s);
-            let pattern = match op {
-                "starts_with" => format!(r"\A{literal}"),
-                "ends_with" => format!(r"{literal}\z"),
-                _ => literal,
+            let anchor = match op {
+                "starts_with" => (r"\A", ""),
+                "ends_with" => ("", r"\z"),
+                _ => ("", ""),
             };
-            match RegexBuilder::new(&pattern).case_insensitive(true).build() {
-                Ok(re) => TextOp::Pattern(re),
+            let literal = match Literal::new(&s, anchor) {
+                Ok(l) => l,
                 Err(e) => {
-                    doc.error(node.span(), path, format!("cannot compile `{s}`: {e}"));
+                    doc.error(node.span(), path, format!("cannot compile `{s}`: {}", one_line(&e.to_string())));
                     return None;
                 }
+            };
+            match op {
+                "starts_with" => TextOp::StartsWith(literal),
+                "ends_with" => TextOp::EndsWith(literal),
+                _ => TextOp::Contains(literal),
             }
         }
         "matches" => {

@@ -1,11 +1,10 @@
 //! The fields a rule can read, resolved once at load into typed accessors over
 //! [`Facts`].
 
-use std::collections::HashMap;
-
 use crate::lead::{Bant, ProfileField, Status, valid_custom_name};
 
 use super::diag::suggest;
+use super::text::KeyedList;
 
 /// What the rule engine sees of one lead while deciding about it.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +50,12 @@ pub enum Field {
     Bant(BantPart),
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Case {
+    Lower,
+    Upper,
+}
+
 /// The type of a field's values, which decides the operators it takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -76,6 +81,16 @@ impl Kind {
 }
 
 impl Field {
+    /// The case a text field's values are stored in, when they are normalised:
+    /// comparisons on it then need no case folding.
+    pub fn normalised_case(&self) -> Option<Case> {
+        match self {
+            Field::Email | Field::EmailDomain => Some(Case::Lower),
+            Field::Country => Some(Case::Upper),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Field::Email | Field::EmailDomain | Field::Country | Field::Text(_) | Field::Custom(_) => Kind::Text,
@@ -170,23 +185,26 @@ const FIXED_FIELDS: &[&str] = &[
 /// a slot, so that counting and reading events needs no lookups per lead.
 #[derive(Clone, Debug, Default)]
 pub struct EventVocabulary {
+    /// By slot.
     names: Vec<String>,
-    slots: HashMap<String, u16>,
+    /// The same names, for lookups.
+    keyed: KeyedList,
 }
 
 impl EventVocabulary {
     pub fn declare(&mut self, name: &str) -> u16 {
-        if let Some(slot) = self.slots.get(name) {
-            return *slot;
+        let slot = self.keyed.insert(name);
+        if slot == self.names.len() {
+            self.names.push(name.to_owned());
         }
-        let slot = u16::try_from(self.names.len()).unwrap_or(u16::MAX);
-        self.names.push(name.to_owned());
-        self.slots.insert(name.to_owned(), slot);
-        slot
+        u16::try_from(slot).unwrap_or(u16::MAX)
     }
 
+    /// A vocabulary holds a few dozen names at most: a scan over keys beats
+    /// hashing and binary search.
+    #[inline]
     pub fn slot(&self, name: &str) -> Option<u16> {
-        self.slots.get(name).copied()
+        self.keyed.position(name).and_then(|i| u16::try_from(i).ok())
     }
 
     pub fn names(&self) -> &[String] {

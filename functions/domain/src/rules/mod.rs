@@ -14,6 +14,7 @@ pub mod routing;
 pub mod scoring;
 pub mod sla;
 pub mod testcases;
+pub mod text;
 pub mod yaml;
 
 use std::collections::BTreeMap;

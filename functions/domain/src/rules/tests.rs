@@ -117,7 +117,14 @@ fn scoring_table() {
         for o in outcomes {
             count += 1;
             if !o.passed() {
-                failures.push(format!("{}: {}: {:?} {:?}\n{}", g.about, o.name, o.errors, o.mismatches, o.explanation.map(|e| e.to_string()).unwrap_or_default()));
+                failures.push(format!(
+                    "{}: {}: {:?} {:?}\n{}",
+                    g.about,
+                    o.name,
+                    o.errors,
+                    o.mismatches,
+                    o.explanation.map(|e| e.to_string()).unwrap_or_default()
+                ));
             }
         }
     }
@@ -205,7 +212,10 @@ fn step_kind(s: &Step) -> String {
     let v = serde_json::to_value(s).expect("json");
     let kind = v["step"].as_str().unwrap_or_default().to_owned();
     match s {
-        Step::RepUnavailable { rep, .. } | Step::Chosen { rep, .. } | Step::Sticky { rep } | Step::AccountMatch { rep } => {
+        Step::RepUnavailable { rep, .. }
+        | Step::Chosen { rep, .. }
+        | Step::Sticky { rep }
+        | Step::AccountMatch { rep } => {
             format!("{kind} {rep}")
         }
         Step::PoolExhausted { pool, .. } | Step::Fallback { pool } => format!("{kind} {pool}"),
@@ -426,7 +436,10 @@ fn lifecycle_table() {
             (Ok(t), "error") => failures.push(format!("{label}: {} accepted, expected an error", t.to)),
             (Ok(t), to) => {
                 if t.to.as_str() != to || t.stops_clock != c.stops_clock {
-                    failures.push(format!("{label}: {} (stops clock {}), expected {to} ({})", t.to, t.stops_clock, c.stops_clock));
+                    failures.push(format!(
+                        "{label}: {} (stops clock {}), expected {to} ({})",
+                        t.to, t.stops_clock, c.stops_clock
+                    ));
                 }
             }
         }
@@ -455,10 +468,15 @@ fn lifecycle_table() {
 #[test]
 fn diagnostics_carry_line_and_column_of_the_offending_key() {
     let mut sources = starter_sources();
-    let routing = sources.get("routing.yaml").unwrap().replace("when: { employees: { gte: 1000 }, free_email: false }", "when: { employees: { gte: 1000 }, industy: x }");
+    let routing = sources.get("routing.yaml").unwrap().replace(
+        "when: { employees: { gte: 1000 }, free_email: false }",
+        "when: { employees: { gte: 1000 }, industy: x }",
+    );
     let line = routing.lines().position(|l| l.contains("industy")).unwrap() + 1;
     let column = routing.lines().nth(line - 1).unwrap().find("industy").unwrap() + 1;
-    sources = RuleSources::from_texts(RULE_FILES.iter().map(|n| (*n, if *n == "routing.yaml" { routing.as_str() } else { sources.get(n).unwrap() })));
+    sources = RuleSources::from_texts(
+        RULE_FILES.iter().map(|n| (*n, if *n == "routing.yaml" { routing.as_str() } else { sources.get(n).unwrap() })),
+    );
     let diags = RuleSet::load(&sources).unwrap_err();
     let d = diags.iter().next().unwrap();
     assert_eq!((d.file.as_str(), d.path.as_str()), ("routing.yaml", "rules[1].when.industy"));
@@ -471,7 +489,16 @@ fn the_rules_version_changes_with_any_file() {
     let a = starter_sources();
     let edited: Vec<(&str, String)> = RULE_FILES
         .iter()
-        .map(|n| (*n, if *n == "sla.yaml" { format!("# edited\n{}", a.get(n).unwrap()) } else { a.get(n).unwrap().to_owned() }))
+        .map(|n| {
+            (
+                *n,
+                if *n == "sla.yaml" {
+                    format!("# edited\n{}", a.get(n).unwrap())
+                } else {
+                    a.get(n).unwrap().to_owned()
+                },
+            )
+        })
         .collect();
     let b = RuleSources::from_texts(edited.iter().map(|(n, t)| (*n, t.as_str())));
     assert_ne!(a.version(), b.version());
@@ -520,17 +547,116 @@ mod robustness {
 
     /// Words the loader reacts to, so that random documents reach deep into it.
     const WORDS: &[&str] = &[
-        "fit", "engagement", "limits", "decay", "tiers", "handoff", "name", "when", "points", "max_points", "min",
-        "max", "after_days", "percent_per_week", "reps", "pools", "rules", "default", "sticky", "account_match", "id",
-        "email", "phone", "capacity", "manager", "active", "away", "from", "to", "members", "strategy", "overflow",
-        "pool", "rep", "fallback", "first_response", "business_hours", "timezone", "days", "hours", "escalation",
-        "after", "notify", "reassign", "qualification", "required", "disqualify_reasons", "dormancy", "statuses",
-        "reactivation", "events", "action", "retention", "honeypot", "free_email_domains", "sources", "fields",
-        "merge", "keep_first", "all", "any", "not", "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between",
-        "contains", "starts_with", "ends_with", "matches", "exists", "country", "employees", "score", "tier",
-        "status", "events.demo_request", "custom.x", "bant.need", "hot", "warm", "cold", "round_robin", "weighted",
-        "least_loaded", "owner", "ana", "ben", "inbound", "enterprise", "true", "false", "5m", "1h", "mon",
-        "Europe/Berlin", "09:00-17:00", "2026-12-20", "0", "-1", "1e999", "(", "[a-", "~", "",
+        "fit",
+        "engagement",
+        "limits",
+        "decay",
+        "tiers",
+        "handoff",
+        "name",
+        "when",
+        "points",
+        "max_points",
+        "min",
+        "max",
+        "after_days",
+        "percent_per_week",
+        "reps",
+        "pools",
+        "rules",
+        "default",
+        "sticky",
+        "account_match",
+        "id",
+        "email",
+        "phone",
+        "capacity",
+        "manager",
+        "active",
+        "away",
+        "from",
+        "to",
+        "members",
+        "strategy",
+        "overflow",
+        "pool",
+        "rep",
+        "fallback",
+        "first_response",
+        "business_hours",
+        "timezone",
+        "days",
+        "hours",
+        "escalation",
+        "after",
+        "notify",
+        "reassign",
+        "qualification",
+        "required",
+        "disqualify_reasons",
+        "dormancy",
+        "statuses",
+        "reactivation",
+        "events",
+        "action",
+        "retention",
+        "honeypot",
+        "free_email_domains",
+        "sources",
+        "fields",
+        "merge",
+        "keep_first",
+        "all",
+        "any",
+        "not",
+        "eq",
+        "ne",
+        "in",
+        "not_in",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "between",
+        "contains",
+        "starts_with",
+        "ends_with",
+        "matches",
+        "exists",
+        "country",
+        "employees",
+        "score",
+        "tier",
+        "status",
+        "events.demo_request",
+        "custom.x",
+        "bant.need",
+        "hot",
+        "warm",
+        "cold",
+        "round_robin",
+        "weighted",
+        "least_loaded",
+        "owner",
+        "ana",
+        "ben",
+        "inbound",
+        "enterprise",
+        "true",
+        "false",
+        "5m",
+        "1h",
+        "mon",
+        "Europe/Berlin",
+        "09:00-17:00",
+        "2026-12-20",
+        "0",
+        "-1",
+        "1e999",
+        "(",
+        "[a-",
+        "~",
+        "",
     ];
 
     fn scalar() -> impl Strategy<Value = serde_yaml::Value> {
@@ -560,8 +686,9 @@ mod robustness {
     fn load_with(file: usize, text: &str) {
         let starter = starter_sources();
         let name = RULE_FILES[file % RULE_FILES.len()];
-        let sources =
-            RuleSources::from_texts(RULE_FILES.iter().map(|n| (*n, if *n == name { text } else { starter.get(n).unwrap() })));
+        let sources = RuleSources::from_texts(
+            RULE_FILES.iter().map(|n| (*n, if *n == name { text } else { starter.get(n).unwrap() })),
+        );
         // Loading either succeeds or reports diagnostics; it never panics.
         if let Err(diags) = RuleSet::load(&sources) {
             assert!(!diags.is_empty());
@@ -608,7 +735,9 @@ mod robustness {
         let deep_flow = format!("{}{}", "[".repeat(500_000), "]".repeat(500_000));
         let deep_block: String = (0..2_000).map(|i| format!("{}a{i}:\n", " ".repeat(i))).collect();
         let huge = "x: ".to_owned() + &"y".repeat(2 << 20);
-        for text in [deep_flow.as_str(), deep_block.as_str(), huge.as_str(), "\u{0}", "- - - -", "&a x: *a", "!!binary x: 1"] {
+        for text in
+            [deep_flow.as_str(), deep_block.as_str(), huge.as_str(), "\u{0}", "- - - -", "&a x: *a", "!!binary x: 1"]
+        {
             for file in 0..5 {
                 load_with(file, text);
             }
