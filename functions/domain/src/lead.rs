@@ -94,6 +94,12 @@ impl CountryCode {
         }
     }
 
+    /// A number from 0 to 675, one per code, for sets of countries.
+    #[inline]
+    pub fn index(&self) -> usize {
+        usize::from(self.0[0] - b'A') * 26 + usize::from(self.0[1] - b'A')
+    }
+
     pub fn as_str(&self) -> &str {
         // Both bytes are ASCII letters by construction.
         std::str::from_utf8(&self.0).unwrap_or("")

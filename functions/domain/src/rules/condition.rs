@@ -1,6 +1,9 @@
 //! Conditions: compiled once at load into a tree of typed tests, evaluated per
 //! lead with no lookups by name and no allocation.
 
+use std::fmt;
+use std::sync::Arc;
+
 use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
 use regex::{Regex, RegexBuilder};
@@ -9,24 +12,35 @@ use super::diag::suggest;
 use super::field::{Case, Facts, Field, Kind, Scope, resolve};
 use super::text::{Key, Keyed};
 use super::yaml::{Doc, MAX_DEPTH, child, is_null, item};
-use crate::lead::Status;
+use crate::lead::{CountryCode, ProfileField, Status};
 
 /// A compiled condition.
 #[derive(Clone, Debug)]
 pub enum Cond {
     /// No condition: always holds.
     Always,
-    All(Vec<Cond>),
-    Any(Vec<Cond>),
+    All(Box<[Cond]>),
+    Any(Box<[Cond]>),
     Not(Box<Cond>),
-    Text(Field, TextOp),
-    Number(Field, NumOp),
-    Bool(Field, bool, bool),
-    /// Tier in the set (bit per tier index), or not in it when negated.
-    Tier(u64, bool),
-    /// Status in the set (bit per status), or not in it when negated.
-    Status(u16, bool),
-    Exists(Field, bool),
+    /// One field compared with its operands.
+    Test(Test),
+}
+
+type TestFn = dyn Fn(&Facts<'_>) -> bool + Send + Sync;
+
+/// A test on one field, compiled at load into a function specialised for the
+/// field and the operator, so that evaluating it is one call with no lookups.
+#[derive(Clone)]
+pub struct Test {
+    run: Arc<TestFn>,
+    /// What the test is, as written (`employees gte`).
+    what: String,
+}
+
+impl fmt::Debug for Test {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Test({})", self.what)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -117,7 +131,16 @@ impl Literal {
     #[inline]
     fn contained_in(&self, value: &str) -> bool {
         match self.ascii(value) {
-            Some(needle) => value.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle)),
+            Some(needle) => {
+                // Candidates start where the needle's first byte does, in either case.
+                let (hay, first) = (value.as_bytes(), needle[0]);
+                let last_start = match hay.len().checked_sub(needle.len()) {
+                    Some(n) => n,
+                    None => return false,
+                };
+                memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), &hay[..=last_start])
+                    .any(|at| hay[at..at + needle.len()].eq_ignore_ascii_case(needle))
+            }
             None => self.unicode.is_match(value),
         }
     }
@@ -164,31 +187,7 @@ impl Cond {
             Cond::All(cs) => cs.iter().all(|c| c.holds(f)),
             Cond::Any(cs) => cs.iter().any(|c| c.holds(f)),
             Cond::Not(c) => !c.holds(f),
-            Cond::Text(field, op) => field.text(f).is_some_and(|v| match op {
-                TextOp::Eq(x) => any_eq(std::slice::from_ref(x), v),
-                TextOp::Ne(x) => !any_eq(std::slice::from_ref(x), v),
-                TextOp::In(xs) => any_eq(xs, v),
-                TextOp::NotIn(xs) => !any_eq(xs, v),
-                TextOp::Contains(x) => x.contained_in(v),
-                TextOp::StartsWith(x) => x.starts(v),
-                TextOp::EndsWith(x) => x.ends(v),
-                TextOp::Matches(re) => re.is_match(v),
-            }),
-            Cond::Number(field, op) => field.number(f).is_some_and(|v| match op {
-                NumOp::Eq(x) => v == *x,
-                NumOp::Ne(x) => v != *x,
-                NumOp::In(xs) => xs.contains(&v),
-                NumOp::NotIn(xs) => !xs.contains(&v),
-                NumOp::Gt(x) => v > *x,
-                NumOp::Gte(x) => v >= *x,
-                NumOp::Lt(x) => v < *x,
-                NumOp::Lte(x) => v <= *x,
-                NumOp::Between(a, b) => *a <= v && v <= *b,
-            }),
-            Cond::Bool(field, want, negated) => field.boolean(f).is_some_and(|v| (v == *want) != *negated),
-            Cond::Tier(mask, negated) => f.tier.is_some_and(|t| (t < 64 && mask & (1 << t) != 0) != *negated),
-            Cond::Status(mask, negated) => (mask & f.status.bit() != 0) != *negated,
-            Cond::Exists(field, want) => field.exists(f) == *want,
+            Cond::Test(t) => (t.run)(f),
         }
     }
 
@@ -240,7 +239,7 @@ fn compile_at(doc: &mut Doc<'_>, node: &Node, path: &str, scope: &Scope<'_>, dep
         let key_path = child(path, key.as_str());
         let compiled = match key.as_str() {
             "all" | "any" => compile_list(doc, value, &key_path, scope, depth)
-                .map(|cs| if key.as_str() == "all" { Cond::All(cs) } else { Cond::Any(cs) }),
+                .map(|cs| if key.as_str() == "all" { Cond::All(cs.into()) } else { Cond::Any(cs.into()) }),
             "not" => compile_at(doc, value, &key_path, scope, depth + 1).map(|c| Cond::Not(Box::new(c))),
             name => match resolve(name, scope) {
                 Ok(field) => compile_field(doc, field, value, &key_path, scope),
@@ -261,7 +260,7 @@ fn compile_at(doc: &mut Doc<'_>, node: &Node, path: &str, scope: &Scope<'_>, dep
     Some(match parts.len() {
         0 => Cond::Always,
         1 => parts.pop().unwrap_or(Cond::Always),
-        _ => Cond::All(parts),
+        _ => Cond::All(parts.into()),
     })
 }
 
@@ -323,7 +322,7 @@ fn compile_ops(
     if !ok {
         return None;
     }
-    Some(if parts.len() == 1 { parts.pop().unwrap_or(Cond::Always) } else { Cond::All(parts) })
+    Some(if parts.len() == 1 { parts.pop().unwrap_or(Cond::Always) } else { Cond::All(parts.into()) })
 }
 
 /// Operand scalars as text, for a list or a single value.
@@ -339,7 +338,8 @@ fn operand_list<'n>(doc: &mut Doc<'_>, node: &'n Node, path: &str) -> Option<Vec
 fn compile_op(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &str, scope: &Scope<'_>) -> Option<Cond> {
     let kind = field.kind();
     if op == "exists" {
-        return doc.boolean(node, path).map(|want| Cond::Exists(field.clone(), want));
+        let field = field.clone();
+        return doc.boolean(node, path).map(|want| test(path, move |f| field.exists(f) == want));
     }
     let allowed = match kind {
         Kind::Text => !matches!(op, "gt" | "gte" | "lt" | "lte" | "between"),
@@ -356,7 +356,14 @@ fn compile_op(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &st
         Kind::Number => compile_number(doc, field, op, node, path),
         Kind::Bool => {
             let want = doc.boolean(node, path)?;
-            Some(Cond::Bool(field.clone(), want, op == "ne"))
+            let negated = op == "ne";
+            Some(match field {
+                Field::FreeEmail => test(path, move |f| (f.free_email == want) != negated),
+                other => {
+                    let field = other.clone();
+                    test(path, move |f| field.boolean(f).is_some_and(|v| (v == want) != negated))
+                }
+            })
         }
         Kind::Tier => {
             let Some(tiers) = scope.tiers else {
@@ -365,12 +372,14 @@ fn compile_op(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &st
             };
             let names: Vec<&str> = tiers.iter().map(String::as_str).collect();
             let mask = compile_set(doc, op, node, path, &names)?;
-            Some(Cond::Tier(mask, matches!(op, "ne" | "not_in")))
+            let negated = matches!(op, "ne" | "not_in");
+            Some(test(path, move |f| f.tier.is_some_and(|t| (t < 64 && mask & (1 << t) != 0) != negated)))
         }
         Kind::Status => {
             let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
             let mask = compile_set(doc, op, node, path, &names)?;
-            Some(Cond::Status(mask as u16, matches!(op, "ne" | "not_in")))
+            let (mask, negated) = (mask as u16, matches!(op, "ne" | "not_in"));
+            Some(test(path, move |f| (mask & f.status.bit() != 0) != negated))
         }
     }
 }
@@ -404,6 +413,9 @@ fn compile_set(doc: &mut Doc<'_>, op: &str, node: &Node, path: &str, names: &[&s
 }
 
 fn compile_text(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &str) -> Option<Cond> {
+    if *field == Field::Country && matches!(op, "eq" | "ne" | "in" | "not_in") {
+        return compile_countries(doc, op, node, path);
+    }
     let field = field.clone();
     let op = match op {
         "eq" | "ne" => {
@@ -451,7 +463,37 @@ fn compile_text(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &
         }
         _ => return None,
     };
-    Some(Cond::Text(field, op))
+    Some(text_test(path, &field, op))
+}
+
+/// Country comparisons as a set with a bit per code: one lookup per lead,
+/// however long the list. Every operand must be a two-letter code.
+fn compile_countries(doc: &mut Doc<'_>, op: &str, node: &Node, path: &str) -> Option<Cond> {
+    let list = matches!(op, "in" | "not_in");
+    let values: Vec<&Node> = if list { operand_list(doc, node, path)? } else { vec![node] };
+    let mut set = [0u64; 11];
+    let mut ok = true;
+    for (i, v) in values.into_iter().enumerate() {
+        let p = if list { item(path, i) } else { path.to_owned() };
+        let Some(text) = doc.text(v, &p) else {
+            ok = false;
+            continue;
+        };
+        match CountryCode::parse(&text) {
+            Ok(code) => set[code.index() / 64] |= 1 << (code.index() % 64),
+            Err(e) => {
+                doc.error(v.span(), &p, e.to_string());
+                ok = false;
+            }
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let negated = matches!(op, "ne" | "not_in");
+    Some(test(path, move |f| {
+        f.profile.country.is_some_and(|c| (set[c.index() / 64] >> (c.index() % 64) & 1 == 1) != negated)
+    }))
 }
 
 fn one_line(s: &str) -> String {
@@ -497,5 +539,103 @@ fn compile_number(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path:
             }
         }
     };
-    Some(Cond::Number(field, op))
+    Some(number_test(path, &field, op))
+}
+
+fn test(path: &str, run: impl Fn(&Facts<'_>) -> bool + Send + Sync + 'static) -> Cond {
+    Cond::Test(Test { run: Arc::new(run), what: path.to_owned() })
+}
+
+/// A text value, unless it is empty.
+#[inline]
+fn present(v: Option<&str>) -> Option<&str> {
+    v.filter(|v| !v.is_empty())
+}
+
+/// A text test specialised for the operator; `get` reads the field.
+fn text_test_with<G>(path: &str, get: G, op: TextOp) -> Cond
+where
+    G: for<'a> Fn(&Facts<'a>) -> Option<&'a str> + Send + Sync + 'static,
+{
+    match op {
+        TextOp::Eq(x) => test(path, move |f| present(get(f)).is_some_and(|v| any_eq(std::slice::from_ref(&x), v))),
+        TextOp::Ne(x) => test(path, move |f| present(get(f)).is_some_and(|v| !any_eq(std::slice::from_ref(&x), v))),
+        TextOp::In(xs) => test(path, move |f| present(get(f)).is_some_and(|v| any_eq(&xs, v))),
+        TextOp::NotIn(xs) => test(path, move |f| present(get(f)).is_some_and(|v| !any_eq(&xs, v))),
+        TextOp::Contains(x) => test(path, move |f| present(get(f)).is_some_and(|v| x.contained_in(v))),
+        TextOp::StartsWith(x) => test(path, move |f| present(get(f)).is_some_and(|v| x.starts(v))),
+        TextOp::EndsWith(x) => test(path, move |f| present(get(f)).is_some_and(|v| x.ends(v))),
+        TextOp::Matches(re) => test(path, move |f| present(get(f)).is_some_and(|v| re.is_match(v))),
+    }
+}
+
+/// A text test with the field's accessor chosen here, once.
+fn text_test(path: &str, field: &Field, op: TextOp) -> Cond {
+    macro_rules! profile_text {
+        ($($variant:ident => $member:ident),* $(,)?) => {
+            match field {
+                Field::Email => text_test_with(path, |f| Some(f.profile.email.as_str()), op),
+                Field::EmailDomain => text_test_with(path, |f| Some(f.profile.email.domain()), op),
+                Field::Country => text_test_with(path, |f| f.profile.country.as_ref().map(|c| c.as_str()), op),
+                Field::Custom(name) => {
+                    let name = name.clone();
+                    text_test_with(path, move |f| f.profile.custom.get(&*name).map(String::as_str), op)
+                }
+                $(Field::Text(ProfileField::$variant) => text_test_with(path, |f| f.profile.$member.as_deref(), op),)*
+                other => {
+                    let field = other.clone();
+                    text_test_with(path, move |f| field.text(f), op)
+                }
+            }
+        };
+    }
+    profile_text!(
+        FirstName => first_name,
+        LastName => last_name,
+        Company => company,
+        JobTitle => job_title,
+        Phone => phone,
+        State => state,
+        Industry => industry,
+        Website => website,
+        Source => source,
+        UtmSource => utm_source,
+        UtmMedium => utm_medium,
+        UtmCampaign => utm_campaign,
+    )
+}
+
+/// A numeric test specialised for the operator; `get` reads the field.
+fn number_test_with<G>(path: &str, get: G, op: NumOp) -> Cond
+where
+    G: Fn(&Facts<'_>) -> Option<f64> + Send + Sync + 'static,
+{
+    match op {
+        NumOp::Eq(x) => test(path, move |f| get(f).is_some_and(|v| v == x)),
+        NumOp::Ne(x) => test(path, move |f| get(f).is_some_and(|v| v != x)),
+        NumOp::In(xs) => test(path, move |f| get(f).is_some_and(|v| xs.contains(&v))),
+        NumOp::NotIn(xs) => test(path, move |f| get(f).is_some_and(|v| !xs.contains(&v))),
+        NumOp::Gt(x) => test(path, move |f| get(f).is_some_and(|v| v > x)),
+        NumOp::Gte(x) => test(path, move |f| get(f).is_some_and(|v| v >= x)),
+        NumOp::Lt(x) => test(path, move |f| get(f).is_some_and(|v| v < x)),
+        NumOp::Lte(x) => test(path, move |f| get(f).is_some_and(|v| v <= x)),
+        NumOp::Between(a, b) => test(path, move |f| get(f).is_some_and(|v| a <= v && v <= b)),
+    }
+}
+
+/// A numeric test with the field's accessor chosen here, once.
+fn number_test(path: &str, field: &Field, op: NumOp) -> Cond {
+    match field {
+        Field::Employees => number_test_with(path, |f| f.profile.employees.map(|n| n as f64), op),
+        Field::AnnualRevenue => number_test_with(path, |f| f.profile.annual_revenue, op),
+        Field::Score => number_test_with(path, |f| f.score.map(|n| n as f64), op),
+        Field::Events(slot) => {
+            let slot = usize::from(*slot);
+            number_test_with(path, move |f| Some(f64::from(f.events.get(slot).copied().unwrap_or(0))), op)
+        }
+        other => {
+            let field = other.clone();
+            number_test_with(path, move |f| field.number(f), op)
+        }
+    }
 }

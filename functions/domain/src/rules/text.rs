@@ -4,7 +4,7 @@
 
 /// The length and the first eight bytes of a string (ASCII-lower-cased for
 /// comparisons that ignore case).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Key {
     len: usize,
     head: u64,
@@ -14,21 +14,22 @@ impl Key {
     #[inline]
     pub fn exact(s: &str) -> Key {
         let bytes = s.as_bytes();
-        let mut head = [0u8; 8];
-        let n = bytes.len().min(8);
-        head[..n].copy_from_slice(&bytes[..n]);
-        Key { len: bytes.len(), head: u64::from_le_bytes(head) }
+        let mut head = 0u64;
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            head |= u64::from(*b) << (8 * i);
+        }
+        Key { len: bytes.len(), head }
     }
 
     /// The key of `s` with ASCII letters lower-cased.
     #[inline]
     pub fn folded(s: &str) -> Key {
         let bytes = s.as_bytes();
-        let mut head = [0u8; 8];
-        for (h, b) in head.iter_mut().zip(bytes) {
-            *h = b.to_ascii_lowercase();
+        let mut head = 0u64;
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            head |= u64::from(b.to_ascii_lowercase()) << (8 * i);
         }
-        Key { len: bytes.len(), head: u64::from_le_bytes(head) }
+        Key { len: bytes.len(), head }
     }
 }
 
@@ -66,38 +67,46 @@ impl Keyed {
     }
 }
 
-/// A short list of strings, looked up by a scan over keys.
+/// A list of strings, each with its position in insertion order, looked up by
+/// binary search over keys (integer compares; bytes only to confirm a match).
 #[derive(Clone, Debug, Default)]
-pub struct KeyedList(Vec<Keyed>);
+pub struct KeyedList {
+    /// Sorted by key.
+    sorted: Vec<(Keyed, usize)>,
+    /// In insertion order.
+    names: Vec<Box<str>>,
+}
 
 impl KeyedList {
     /// Adds `s` unless present; returns its position.
     pub fn insert(&mut self, s: &str) -> usize {
-        match self.position(s) {
-            Some(i) => i,
-            None => {
-                self.0.push(Keyed::exact(s));
-                self.0.len() - 1
-            }
+        if let Some(i) = self.position(s) {
+            return i;
         }
+        let keyed = Keyed::exact(s);
+        let at = self.sorted.partition_point(|(k, _)| k.key < keyed.key);
+        self.sorted.insert(at, (keyed, self.names.len()));
+        self.names.push(s.into());
+        self.names.len() - 1
     }
 
     #[inline]
     pub fn position(&self, s: &str) -> Option<usize> {
         let key = Key::exact(s);
-        self.0.iter().position(|k| k.eq_exact(s, key))
+        let from = self.sorted.partition_point(|(k, _)| k.key < key);
+        self.sorted[from..].iter().take_while(|(k, _)| k.key == key).find(|(k, _)| k.eq_exact(s, key)).map(|(_, i)| *i)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.names.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.names.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(Keyed::as_str)
+        self.names.iter().map(|n| &**n)
     }
 }
 
@@ -135,5 +144,11 @@ mod tests {
         assert_eq!(l.insert("gmail.com"), 0);
         assert_eq!(l.position("gmx.de"), Some(1));
         assert_eq!(l.position("gmx.net"), None);
+        // Same length and first eight bytes: told apart by the rest.
+        assert_eq!(l.insert("pricing_page_view"), 2);
+        assert_eq!(l.insert("pricing_page_veiw"), 3);
+        assert_eq!(l.position("pricing_page_view"), Some(2));
+        assert_eq!(l.position("pricing_page_veiw"), Some(3));
+        assert_eq!(l.iter().collect::<Vec<_>>(), ["gmail.com", "gmx.de", "pricing_page_view", "pricing_page_veiw"]);
     }
 }
