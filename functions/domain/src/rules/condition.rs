@@ -201,7 +201,8 @@ impl Cond {
     }
 }
 
-const OPERATORS: &[&str] = &[
+/// Every operator a condition can use.
+pub const OPERATORS: &[&str] = &[
     "eq",
     "ne",
     "in",

@@ -54,14 +54,13 @@ impl RuleSet {
         let Some(top) = value.as_object() else {
             return Err(InputError(vec!["a lead is a map of fields".to_owned()]));
         };
-        let (lead, outer) = match top.get("lead") {
-            Some(Value::Object(lead)) => (lead, top),
+        let (lead, nested) = match top.get("lead") {
+            Some(Value::Object(lead)) => (lead, true),
             Some(_) => return Err(InputError(vec!["`lead` must be a map of fields".to_owned()])),
-            None => (top, top),
+            None => (top, false),
         };
-        let nested = !std::ptr::eq(lead, outer);
         if nested {
-            for key in outer.keys() {
+            for key in top.keys() {
                 if !matches!(key.as_str(), "lead" | "events" | "idle_days" | "name" | "expect") {
                     errors.push(format!("unknown key `{key}`; expected lead, events, idle_days"));
                 }
@@ -118,7 +117,7 @@ impl RuleSet {
         }
 
         let mut events = BTreeMap::new();
-        match outer.get("events") {
+        match top.get("events") {
             None | Some(Value::Null) => {}
             Some(Value::Object(m)) => {
                 for (name, count) in m {
@@ -138,7 +137,7 @@ impl RuleSet {
             }
             Some(_) => errors.push("`events` must be a map of event type to count".to_owned()),
         }
-        let idle_days = match outer.get("idle_days") {
+        let idle_days = match top.get("idle_days") {
             None | Some(Value::Null) => 0,
             Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
                 Some(n) => n,

@@ -451,6 +451,18 @@ fn date(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<NaiveDate> {
     }
 }
 
+/// The position of the id written at `node` among `ids`, or an error naming
+/// the closest one.
+fn reference(doc: &mut Doc<'_>, node: &Node, path: &str, kind: &str, ids: &[String]) -> Option<usize> {
+    let id = doc.text(node, path)?;
+    let found = ids.iter().position(|r| *r == id);
+    if found.is_none() {
+        let hint = suggest(&id, ids.iter().map(String::as_str));
+        doc.error_hint(node.span(), path, format!("unknown {kind} `{id}`"), hint);
+    }
+    found
+}
+
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
@@ -489,21 +501,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary, tiers: 
         });
         ids.push(id.unwrap_or_default());
     }
-    let rep_ref = |doc: &mut Doc<'_>, node: &Node, path: &str| -> Option<usize> {
-        let id = doc.text(node, path)?;
-        match ids.iter().position(|r| *r == id) {
-            Some(i) => Some(i),
-            None => {
-                doc.error_hint(
-                    node.span(),
-                    path,
-                    format!("unknown rep `{id}`"),
-                    suggest(&id, ids.iter().map(String::as_str)),
-                );
-                None
-            }
-        }
-    };
+    let rep_ref = |doc: &mut Doc<'_>, node: &Node, path: &str| reference(doc, node, path, "rep", &ids);
     let mut reps = Vec::new();
     for (i, node) in rep_nodes.iter().enumerate() {
         let path = item("reps", i);
@@ -582,21 +580,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary, tiers: 
             doc.error(span, &child("pools", id), format!("`{id}` is both a rep and a pool; use distinct ids"));
         }
     }
-    let pool_ref = |doc: &mut Doc<'_>, node: &Node, path: &str| -> Option<usize> {
-        let id = doc.text(node, path)?;
-        match pool_ids.iter().position(|p| *p == id) {
-            Some(i) => Some(i),
-            None => {
-                doc.error_hint(
-                    node.span(),
-                    path,
-                    format!("unknown pool `{id}`"),
-                    suggest(&id, pool_ids.iter().map(String::as_str)),
-                );
-                None
-            }
-        }
-    };
+    let pool_ref = |doc: &mut Doc<'_>, node: &Node, path: &str| reference(doc, node, path, "pool", &pool_ids);
     let mut pools = Vec::new();
     for (id, node, _) in &pool_nodes {
         let path = child("pools", id);

@@ -609,20 +609,6 @@ mod robustness {
         "all",
         "any",
         "not",
-        "eq",
-        "ne",
-        "in",
-        "not_in",
-        "gt",
-        "gte",
-        "lt",
-        "lte",
-        "between",
-        "contains",
-        "starts_with",
-        "ends_with",
-        "matches",
-        "exists",
         "country",
         "employees",
         "score",
@@ -659,9 +645,14 @@ mod robustness {
         "",
     ];
 
+    /// The rule words and every condition operator.
+    fn words() -> Vec<&'static str> {
+        WORDS.iter().chain(super::super::condition::OPERATORS).copied().collect()
+    }
+
     fn scalar() -> impl Strategy<Value = serde_yaml::Value> {
         prop_oneof![
-            proptest::sample::select(WORDS).prop_map(|w| serde_yaml::Value::String(w.to_owned())),
+            proptest::sample::select(words()).prop_map(|w| serde_yaml::Value::String(w.to_owned())),
             any::<i64>().prop_map(|n| serde_yaml::Value::Number(n.into())),
             any::<bool>().prop_map(serde_yaml::Value::Bool),
             Just(serde_yaml::Value::Null),
@@ -673,7 +664,7 @@ mod robustness {
         scalar().prop_recursive(6, 80, 6, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_yaml::Value::Sequence),
-                proptest::collection::vec((proptest::sample::select(WORDS), inner), 0..6).prop_map(|pairs| {
+                proptest::collection::vec((proptest::sample::select(words()), inner), 0..6).prop_map(|pairs| {
                     serde_yaml::Value::Mapping(
                         pairs.into_iter().map(|(k, v)| (serde_yaml::Value::String(k.to_owned()), v)).collect(),
                     )
