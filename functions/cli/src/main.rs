@@ -31,34 +31,43 @@ pub struct RulesDir {
 
 #[derive(Debug, Subcommand)]
 enum RulesCommand {
-    /// Load and validate every rule file; print every problem with its file,
-    /// path, line and column. Exits 1 when any file is invalid.
+    /// Validate every rule file.
+    ///
+    /// Prints every problem of every file as `FILE:LINE:COL: PATH: message`, with
+    /// "did you mean" for near names. Exits 1 when any file is invalid.
     Check {
         #[command(flatten)]
         dir: RulesDir,
     },
-    /// Run every rule test in DIR/tests/*.yaml. Ends with `N passed, M failed`;
-    /// exits 1 when any case fails.
+    /// Run the rule tests in DIR/tests/*.yaml.
+    ///
+    /// A failing case shows the expected and actual values and the explanation
+    /// of the decision. Ends with `N passed, M failed`; exits 1 when any case fails.
     Test {
         #[command(flatten)]
         dir: RulesDir,
     },
     /// Show how the rules score and route one lead, step by step.
+    ///
+    /// The lead is a rule-test case (`{lead: {...}, events: {...}, idle_days: N}`)
+    /// or flat (`{email: ..., country: ..., events: {...}}`), in YAML or JSON.
     Explain {
         #[command(flatten)]
         dir: RulesDir,
-        /// A YAML or JSON file with the lead, as in a rule test
-        /// (`{lead: {...}, events: {...}, idle_days: N}`) or flat; `-` reads standard input.
+        /// A YAML or JSON file with the lead; `-` reads standard input.
         #[arg(long, value_name = "FILE|-")]
         lead: String,
         /// Print the explanation as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Decide about many leads: one JSON lead per line in, one JSON decision
-    /// (`score`, `tier`, `fit`, `route`) per line out; a summary with decisions
-    /// per second on standard error. A line that is not a valid lead gives
-    /// `{"line": N, "error": ...}` in its place, and the exit code is 1.
+    /// Decide about many leads, for backtests and benchmarks.
+    ///
+    /// One JSON lead per line in (as for `explain`), one JSON decision (`score`,
+    /// `tier`, `fit`, `route`) per line out, and a summary with decisions per
+    /// second on standard error. Event types the rules do not know score nothing.
+    /// A line that is not a valid lead gives `{"line": N, "error": ...}` in its
+    /// place, so output lines match input lines, and the exit code is 1.
     Replay {
         #[command(flatten)]
         dir: RulesDir,

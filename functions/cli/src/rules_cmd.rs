@@ -11,6 +11,7 @@ use leadflow_domain::rules::routing::TargetName;
 use leadflow_domain::rules::scoring::MatchedFit;
 use leadflow_domain::rules::testcases::{self, CaseOutcome};
 use leadflow_domain::{RuleError, RuleSet};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// Loads the rules, printing every problem; `None` when they are invalid.
@@ -148,6 +149,22 @@ pub fn explain(dir: &Path, lead: &str, as_json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One line of `rules replay` output.
+#[derive(Serialize)]
+struct Decision<'a> {
+    score: i64,
+    tier: &'a str,
+    fit: Vec<&'a str>,
+    route: Route<'a>,
+}
+
+#[derive(Serialize)]
+struct Route<'a> {
+    rule: &'a str,
+    #[serde(flatten)]
+    target: TargetName,
+}
+
 pub fn replay(dir: &Path, leads: &str) -> Result<ExitCode> {
     let Some(rules) = load(dir)? else { return Ok(ExitCode::FAILURE) };
     let reader: Box<dyn BufRead> = if leads == "-" {
@@ -181,16 +198,15 @@ pub fn replay(dir: &Path, leads: &str) -> Result<ExitCode> {
         let mut facts = rules.facts(&input.profile, &slots, input.status, input.bant);
         fit.0.clear();
         let eval = rules.evaluate(&mut facts, input.idle_days, &mut fit);
-        let route = match rules.routing.target_name(rules.routing.target(eval.route)) {
-            TargetName::Pool { pool } => json!({ "rule": rules.routing.rule_name(eval.route), "pool": pool }),
-            TargetName::Rep { rep } => json!({ "rule": rules.routing.rule_name(eval.route), "rep": rep }),
+        let decision = Decision {
+            score: eval.score.total,
+            tier: rules.tier_name(eval.score.tier),
+            fit: fit.0.iter().map(|i| rules.scoring.fit[*i].name.as_str()).collect(),
+            route: Route {
+                rule: rules.routing.rule_name(eval.route),
+                target: rules.routing.target_name(rules.routing.target(eval.route)),
+            },
         };
-        let decision = json!({
-            "score": eval.score.total,
-            "tier": rules.tier_name(eval.score.tier),
-            "fit": fit.0.iter().map(|i| rules.scoring.fit[*i].name.as_str()).collect::<Vec<_>>(),
-            "route": route,
-        });
         serde_json::to_writer(&mut out, &decision)?;
         out.write_all(b"\n")?;
         decided += 1;
