@@ -59,6 +59,26 @@ fn starter_rule_tests_pass() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let last = stdout(&out).lines().last().unwrap_or_default().to_owned();
     assert!(last.ends_with("passed, 0 failed"), "{last}");
+    assert!(!stdout(&out).contains("not matched by any test case"), "every starter rule has a test: {}", stdout(&out));
+}
+
+#[test]
+fn rule_test_names_the_rules_no_case_matches() {
+    let dir = copy_of_starter_rules();
+    let scoring = dir.path().join("scoring.yaml");
+    let text = std::fs::read_to_string(&scoring).unwrap();
+    std::fs::write(
+        &scoring,
+        text.replacen(
+            "fit:\n",
+            "fit:\n  - { name: nobody-matches, when: { employees: { gt: 9000000 } }, points: 1 }\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = leadflow(&["rules", "test", "--rules", dir.path().to_str().unwrap()], "");
+    assert!(out.status.success(), "an untested rule is reported, not a failure: {}", stdout(&out));
+    assert!(stdout(&out).contains("not matched by any test case: fit rule nobody-matches"), "{}", stdout(&out));
 }
 
 #[test]

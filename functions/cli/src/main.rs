@@ -42,7 +42,8 @@ enum RulesCommand {
     /// Run the rule tests in DIR/tests/*.yaml.
     ///
     /// A failing case shows the expected and actual values and the explanation
-    /// of the decision. Ends with `N passed, M failed`; exits 1 when any case fails.
+    /// of the decision. Fit and routing rules that no case matched are named.
+    /// Ends with `N passed, M failed`; exits 1 when any case fails.
     Test {
         #[command(flatten)]
         dir: RulesDir,

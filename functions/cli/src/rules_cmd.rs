@@ -69,12 +69,18 @@ pub fn test(dir: &Path) -> Result<ExitCode> {
         .collect();
     files.sort();
     let (mut passed, mut failed) = (0usize, 0usize);
+    let mut matched_fit = std::collections::BTreeSet::new();
+    let mut matched_routes = std::collections::BTreeSet::new();
     for path in files {
         let name = path.strip_prefix(dir).unwrap_or(&path).display().to_string();
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         match testcases::run_file(&rules, &name, &text) {
             Ok(outcomes) => {
                 for o in outcomes {
+                    if let Some(ex) = &o.explanation {
+                        matched_fit.extend(ex.score.fit.iter().map(|h| h.rule.clone()));
+                        matched_routes.insert(ex.route.rule.clone());
+                    }
                     if o.passed() {
                         passed += 1;
                     } else {
@@ -88,6 +94,24 @@ pub fn test(dir: &Path) -> Result<ExitCode> {
                 println!("FAIL {}\n", located(dir, &d));
             }
         }
+    }
+    let untested: Vec<String> = rules
+        .scoring
+        .fit
+        .iter()
+        .filter(|r| !matched_fit.contains(&r.name))
+        .map(|r| format!("fit rule {}", r.name))
+        .chain(
+            rules
+                .routing
+                .rules
+                .iter()
+                .filter(|r| !matched_routes.contains(&r.name))
+                .map(|r| format!("routing rule {}", r.name)),
+        )
+        .collect();
+    if !untested.is_empty() {
+        println!("not matched by any test case: {}", untested.join(", "));
     }
     println!("{passed} passed, {failed} failed");
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })

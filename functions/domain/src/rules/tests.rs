@@ -369,6 +369,22 @@ fn sla_table() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+#[test]
+fn starter_sla_runs_clocks_in_new_york_business_hours() {
+    let rules = rules_with(&[]);
+    let hot = rules.scoring.tier_index("hot").unwrap();
+    let cold = rules.scoring.tier_index("cold").unwrap();
+    let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    // Friday 17:50 in New York (UTC-5): 10 minutes on Friday, 5 on Monday from 08:00.
+    assert_eq!(rules.sla.deadline(hot, at("2026-11-20T22:50:00Z")), Some(at("2026-11-23T13:05:00Z")));
+    assert_eq!(rules.sla.deadline(cold, at("2026-11-20T22:50:00Z")), None);
+    // The manager hears of it 30 minutes after the deadline; the lead moves at 2 hours.
+    let deadline = at("2026-11-23T13:05:00Z");
+    assert_eq!(rules.sla.due_steps(deadline, at("2026-11-23T13:35:00Z"), 0b001), vec![1]);
+    assert_eq!(rules.sla.step_due(2, deadline), Some(at("2026-11-23T15:05:00Z")));
+    assert!(rules.sla.escalation[2].reassign);
+}
+
 // ---------------------------------------------------------------- lifecycle
 
 #[derive(Deserialize)]
