@@ -119,6 +119,15 @@ fn a_missing_rule_file_is_reported_by_name() {
 }
 
 #[test]
+fn a_rule_file_that_is_not_utf8_is_reported() {
+    let dir = copy_of_starter_rules();
+    std::fs::write(dir.path().join("capture.yaml"), b"required: [email]\nhoneypot: \xff\xfe\n").unwrap();
+    let out = leadflow(&["rules", "check", "--rules", dir.path().to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("capture.yaml is not UTF-8 text"), "{}", stderr(&out));
+}
+
+#[test]
 fn a_failing_rule_test_shows_expected_actual_and_the_explanation() {
     let dir = copy_of_starter_rules();
     std::fs::write(

@@ -49,6 +49,8 @@ pub enum RuleError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{} is not UTF-8 text", path.display())]
+    NotUtf8 { path: PathBuf },
     #[error("{0}")]
     Invalid(Diagnostics),
 }
@@ -61,7 +63,8 @@ impl RuleSources {
             let path = dir.join(name);
             match std::fs::read(&path) {
                 Ok(bytes) => {
-                    files.insert(name.to_owned(), String::from_utf8_lossy(&bytes).into_owned());
+                    let text = String::from_utf8(bytes).map_err(|_| RuleError::NotUtf8 { path: path.clone() })?;
+                    files.insert(name.to_owned(), text);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(source) => return Err(RuleError::Read { path, source }),
