@@ -98,12 +98,6 @@ impl BusinessHours {
         }
         start + chrono::Duration::seconds(secs as i64)
     }
-
-    /// Whether `at` falls inside business hours.
-    pub fn is_open(&self, at: DateTime<Utc>) -> bool {
-        let day = at.with_timezone(&self.timezone).date_naive();
-        self.window(day).is_some_and(|(open, close)| open <= at && at < close)
-    }
 }
 
 impl Sla {

@@ -385,6 +385,34 @@ fn starter_sla_runs_clocks_in_new_york_business_hours() {
     assert!(rules.sla.escalation[2].reassign);
 }
 
+#[test]
+fn the_next_escalation_is_the_earliest_step_not_fired() {
+    let rules = rules_with(&[]);
+    let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    let deadline = at("2026-11-23T13:05:00Z");
+    assert_eq!(rules.sla.next_due(deadline, 0), Some(deadline));
+    assert_eq!(rules.sla.next_due(deadline, 0b001), Some(at("2026-11-23T13:35:00Z")));
+    assert_eq!(rules.sla.next_due(deadline, 0b111), None);
+}
+
+#[test]
+fn idle_days_are_whole_days_and_never_negative() {
+    use super::scoring::idle_days;
+    let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    assert_eq!(idle_days(at("2026-11-01T12:00:00Z"), at("2026-11-15T11:59:59Z")), 13);
+    assert_eq!(idle_days(at("2026-11-01T12:00:00Z"), at("2026-11-15T12:00:00Z")), 14);
+    assert_eq!(idle_days(at("2026-11-15T12:00:00Z"), at("2026-11-01T12:00:00Z")), 0);
+}
+
+#[test]
+fn only_disqualified_leads_expire_after_the_retention_period() {
+    let rules = rules_with(&[]);
+    let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    let then = at("2026-11-24T10:00:00Z");
+    assert_eq!(rules.lifecycle.expires_at(Status::Disqualified, then), Some(at("2027-11-24T10:00:00Z")));
+    assert_eq!(rules.lifecycle.expires_at(Status::Converted, then), None);
+}
+
 // ---------------------------------------------------------------- lifecycle
 
 #[derive(Deserialize)]
