@@ -12,7 +12,7 @@ use super::diag::suggest;
 use super::field::{Case, Facts, Field, Kind, Scope, resolve};
 use super::text::{Key, Keyed};
 use super::yaml::{Doc, MAX_DEPTH, child, is_null, item};
-use crate::lead::{CountryCode, ProfileField, Status};
+use crate::lead::{CountryCode, Status};
 
 /// A compiled condition.
 #[derive(Clone, Debug)]
@@ -358,13 +358,8 @@ fn compile_op(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &st
         Kind::Bool => {
             let want = doc.boolean(node, path)?;
             let negated = op == "ne";
-            Some(match field {
-                Field::FreeEmail => test(path, move |f| (f.free_email == want) != negated),
-                other => {
-                    let field = other.clone();
-                    test(path, move |f| field.boolean(f).is_some_and(|v| (v == want) != negated))
-                }
-            })
+            let field = field.clone();
+            Some(test(path, move |f| field.boolean(f).is_some_and(|v| (v == want) != negated)))
         }
         Kind::Tier => {
             let Some(tiers) = scope.tiers else {
@@ -570,40 +565,10 @@ where
     }
 }
 
-/// A text test with the field's accessor chosen here, once.
+/// A text test on `field`.
 fn text_test(path: &str, field: &Field, op: TextOp) -> Cond {
-    macro_rules! profile_text {
-        ($($variant:ident => $member:ident),* $(,)?) => {
-            match field {
-                Field::Email => text_test_with(path, |f| Some(f.profile.email.as_str()), op),
-                Field::EmailDomain => text_test_with(path, |f| Some(f.profile.email.domain()), op),
-                Field::Country => text_test_with(path, |f| f.profile.country.as_ref().map(|c| c.as_str()), op),
-                Field::Custom(name) => {
-                    let name = name.clone();
-                    text_test_with(path, move |f| f.profile.custom.get(&*name).map(String::as_str), op)
-                }
-                $(Field::Text(ProfileField::$variant) => text_test_with(path, |f| f.profile.$member.as_deref(), op),)*
-                other => {
-                    let field = other.clone();
-                    text_test_with(path, move |f| field.text(f), op)
-                }
-            }
-        };
-    }
-    profile_text!(
-        FirstName => first_name,
-        LastName => last_name,
-        Company => company,
-        JobTitle => job_title,
-        Phone => phone,
-        State => state,
-        Industry => industry,
-        Website => website,
-        Source => source,
-        UtmSource => utm_source,
-        UtmMedium => utm_medium,
-        UtmCampaign => utm_campaign,
-    )
+    let field = field.clone();
+    text_test_with(path, move |f| field.text(f), op)
 }
 
 /// A numeric test specialised for the operator; `get` reads the field.
@@ -624,19 +589,8 @@ where
     }
 }
 
-/// A numeric test with the field's accessor chosen here, once.
+/// A numeric test on `field`.
 fn number_test(path: &str, field: &Field, op: NumOp) -> Cond {
-    match field {
-        Field::Employees => number_test_with(path, |f| f.profile.employees.map(|n| n as f64), op),
-        Field::AnnualRevenue => number_test_with(path, |f| f.profile.annual_revenue, op),
-        Field::Score => number_test_with(path, |f| f.score.map(|n| n as f64), op),
-        Field::Events(slot) => {
-            let slot = usize::from(*slot);
-            number_test_with(path, move |f| Some(f64::from(f.events.get(slot).copied().unwrap_or(0))), op)
-        }
-        other => {
-            let field = other.clone();
-            number_test_with(path, move |f| field.number(f), op)
-        }
-    }
+    let field = field.clone();
+    number_test_with(path, move |f| field.number(f), op)
 }
