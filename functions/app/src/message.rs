@@ -1,0 +1,168 @@
+//! The words of a notification: one short SMS and a full email with the context
+//! a rep needs to call the lead back.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+use leadflow_domain::rules::Explanation;
+use leadflow_domain::rules::routing::Step;
+use leadflow_domain::{Lead, Notification, NotificationKind, RuleSet};
+
+/// The longest SMS: one GSM segment.
+pub const SMS_MAX_CHARS: usize = 160;
+
+/// What a notification says, beyond the lead itself.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub kind: NotificationKind,
+    pub to: Vec<String>,
+    /// Why the rules decided what they did (hand-offs and reactivations).
+    pub explanation: Option<&'a Explanation>,
+    /// How the rep was chosen.
+    pub chain: &'a [Step],
+    /// Escalation or reassignment detail, one line.
+    pub note: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Renders a notification about `lead` (its state after the change).
+pub fn render(rules: &RuleSet, lead: &Lead, n: usize, ctx: Context<'_>) -> Notification {
+    let p = &lead.profile;
+    let name = match (p.first_name.as_deref(), p.last_name.as_deref()) {
+        (Some(f), Some(l)) => format!("{f} {l}"),
+        (Some(f), None) => f.to_owned(),
+        (None, Some(l)) => l.to_owned(),
+        (None, None) => p.email.as_str().to_owned(),
+    };
+    let company = p.company.as_deref().unwrap_or(p.email.domain());
+    let deadline = lead.sla.map(|c| local_time(rules, c.deadline));
+    let headline = match ctx.kind {
+        NotificationKind::Handoff => "New lead",
+        NotificationKind::Escalation => "SLA breach",
+        NotificationKind::Reassigned => "Lead reassigned",
+        NotificationKind::Reactivation => "Lead is back",
+        NotificationKind::Unassigned => "Nobody available for lead",
+    };
+
+    let mut sms = format!("{headline}: {name}, {company}, score {} ({})", lead.score, lead.tier);
+    if let Some(d) = &deadline {
+        let _ = write!(sms, ", respond by {d}");
+    }
+    let sms = truncate(&sms, SMS_MAX_CHARS);
+    let subject = format!("{headline}: {name} ({company}), {} lead", lead.tier);
+
+    let mut email = String::new();
+    let _ = writeln!(email, "{headline}: {name} at {company}.");
+    if let Some(note) = &ctx.note {
+        let _ = writeln!(email, "{note}");
+    }
+    let _ = writeln!(email, "\nWho");
+    let _ = writeln!(email, "  {name} <{}>", p.email);
+    for (label, value) in [
+        ("title", p.job_title.as_deref()),
+        ("company", p.company.as_deref()),
+        ("phone", p.phone.as_deref()),
+        ("industry", p.industry.as_deref()),
+        ("country", p.country.as_ref().map(|c| c.as_str())),
+        ("source", p.source.as_deref()),
+    ] {
+        if let Some(v) = value {
+            let _ = writeln!(email, "  {label}: {v}");
+        }
+    }
+    if let Some(n) = p.employees {
+        let _ = writeln!(email, "  employees: {n}");
+    }
+    let _ = writeln!(email, "\nScore {} ({})", lead.score, lead.tier);
+    if let Some(e) = ctx.explanation {
+        for line in e.to_string().lines().skip(1) {
+            let _ = writeln!(email, "{line}");
+        }
+    }
+    let _ = writeln!(email, "\nActivity");
+    if lead.events.is_empty() {
+        let _ = writeln!(email, "  none recorded");
+    }
+    for (kind, count) in &lead.events {
+        let _ = writeln!(email, "  {kind} x{count}");
+    }
+    let _ = writeln!(email, "  last activity {}", local_time(rules, lead.last_activity_at));
+    if !ctx.chain.is_empty() {
+        let _ = writeln!(email, "\nWhy {}", lead.owner.as_deref().unwrap_or("nobody"));
+        for step in ctx.chain {
+            let _ = writeln!(email, "  {}", describe(step));
+        }
+    }
+    if let Some(d) = &deadline {
+        let _ = writeln!(email, "\nRespond by {d}.");
+    }
+    let _ = writeln!(email, "\nLead {} (rules {})", lead.id, rules.version);
+
+    Notification {
+        id: format!("{}-{}-{n}", lead.id, lead.version),
+        kind: ctx.kind,
+        lead_id: lead.id.clone(),
+        owner: lead.owner.clone(),
+        to: ctx.to,
+        tier: lead.tier.clone(),
+        sms,
+        subject,
+        email,
+        created_at: ctx.at,
+    }
+}
+
+/// A time in the business-hours time zone when there is one, else UTC.
+fn local_time(rules: &RuleSet, t: DateTime<Utc>) -> String {
+    match &rules.sla.business_hours {
+        Some(bh) => t.with_timezone(&bh.timezone).format("%a %H:%M %Z").to_string(),
+        None => t.format("%a %H:%M UTC").to_string(),
+    }
+}
+
+fn describe(step: &Step) -> String {
+    match step {
+        Step::Sticky { rep } => format!("{rep} owned this lead before (sticky)"),
+        Step::AccountMatch { rep } => format!("{rep} owns this company's other leads"),
+        Step::RepUnavailable { rep, why } => format!("{rep} unavailable: {}", unavailable(why)),
+        Step::PoolExhausted { pool, .. } => format!("nobody available in pool {pool}"),
+        Step::Fallback { pool } => format!("fell back to pool {pool}"),
+        Step::Overflow { from, to } => format!("pool {from} overflowed to {to}"),
+        Step::Default => "no rule matched: default target".to_owned(),
+        Step::Chosen { rep, pool, strategy } => match (pool, strategy) {
+            (Some(pool), Some(s)) => format!("{rep} chosen from pool {pool} ({})", s.as_str()),
+            _ => format!("{rep} chosen"),
+        },
+    }
+}
+
+fn unavailable(why: &leadflow_domain::rules::routing::Unavailable) -> String {
+    use leadflow_domain::rules::routing::Unavailable as U;
+    match why {
+        U::Inactive => "inactive".to_owned(),
+        U::Away => "away".to_owned(),
+        U::AtCapacity { open, capacity } => format!("at capacity ({open}/{capacity})"),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_sms_is_cut_to_one_segment() {
+        let s = truncate(&"x".repeat(300), SMS_MAX_CHARS);
+        assert_eq!(s.chars().count(), SMS_MAX_CHARS);
+        assert!(s.ends_with('…'));
+        assert_eq!(truncate("short", SMS_MAX_CHARS), "short");
+    }
+}

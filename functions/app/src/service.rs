@@ -1,0 +1,650 @@
+//! The commands, written once against the traits in `ports`: the Lambdas, the
+//! local server and the CLI run exactly this code with different adapters.
+//!
+//! A capture or an engagement event is one atomic write to the lead (so nothing
+//! captured or counted is ever lost, however many arrive at once), then one
+//! conditional save of everything derived from it: score, tier, hand-off,
+//! history and the notifications. When that save finds a newer version, a later
+//! write has happened whose own save derives from a state that includes this
+//! one, so the superseded derivation is dropped (its event history is still
+//! written). Jobs that change a lead read it, decide, and save on its version,
+//! retrying a bounded number of times with jitter.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use leadflow_domain::lead::FieldTarget;
+use leadflow_domain::rules::lifecycle::DormancyCause;
+use leadflow_domain::rules::routing::{AssignContext, Assignment};
+use leadflow_domain::rules::scoring::idle_days;
+use leadflow_domain::rules::sla::Audience;
+use leadflow_domain::rules::Explanation;
+use leadflow_domain::rules::capture::MergePolicy;
+use leadflow_domain::{
+    HistoryEntry, HistoryKind, Lead, LeadId, Notification, NotificationKind, Pending, Profile, RuleSet, SlaClock,
+    Status,
+};
+use serde_json::json;
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::message::{self, Context};
+use crate::ports::{Change, Notifier, SaveError, Store, StoreError, TeamState};
+
+/// How long the writer of a notification has to publish it before the SLA
+/// check may retry it.
+pub const DELIVERY_LEASE: chrono::Duration = chrono::Duration::minutes(2);
+
+/// The most attempts at a save that keeps losing races.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// How many due leads or notifications a job takes per query.
+pub const JOB_PAGE: usize = 200;
+
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the lead kept changing; gave up after {MAX_ATTEMPTS} attempts")]
+    Contended,
+}
+
+/// leadflow's service: the rules, a store and a notifier.
+#[derive(Debug)]
+pub struct Leadflow<S, N> {
+    pub rules: Arc<RuleSet>,
+    pub store: S,
+    pub notifier: N,
+}
+
+/// What a capture did.
+#[derive(Clone, Debug)]
+pub struct CaptureOutcome {
+    pub lead: Lead,
+    pub created: bool,
+}
+
+/// What the SLA check did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SlaReport {
+    pub leads_read: usize,
+    pub leads_changed: usize,
+    pub escalations: usize,
+    pub reassignments: usize,
+    pub notifications_retried: usize,
+    pub notifications_failed: usize,
+}
+
+/// What the nightly clean-up did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CleanupReport {
+    pub leads_read: usize,
+    pub leads_changed: usize,
+    pub rescored: usize,
+    pub dormant: usize,
+}
+
+/// What a derived save came to.
+enum Saved {
+    Done(Box<Lead>, Vec<Pending>),
+    /// A newer write exists; its own save covers this one.
+    Superseded,
+}
+
+impl<S: Store, N: Notifier> Leadflow<S, N> {
+    pub fn new(rules: Arc<RuleSet>, store: S, notifier: N) -> Self {
+        Leadflow { rules, store, notifier }
+    }
+
+    /// Captures a lead: create-or-update by email, then score, route and hand off.
+    pub async fn capture(&self, profile: Profile, now: DateTime<Utc>) -> Result<CaptureOutcome, ServiceError> {
+        let capture = &self.rules.capture;
+        let keep_first: Vec<FieldTarget> = profile
+            .present_fields()
+            .into_iter()
+            .filter(|f| capture.merge_default == MergePolicy::KeepFirst || capture.keep_first.contains(f))
+            .collect();
+        let captured = self.store.capture(&profile, &keep_first, now).await?;
+        let event = json!({ "type": "form_submission", "count": 1, "source": profile.source });
+        let lead = self.derive(captured.lead, now, vec![event]).await?;
+        Ok(CaptureOutcome { lead, created: captured.created })
+    }
+
+    /// Records engagement events (type and count) for a lead and rescores it,
+    /// handing it off when it crosses the hand-off tier. `None`: no such lead.
+    pub async fn engage(
+        &self,
+        id: &LeadId,
+        counts: &[(String, u32)],
+        now: DateTime<Utc>,
+    ) -> Result<Option<Lead>, ServiceError> {
+        let Some(snapshot) = self.store.record_events(id, counts, now).await? else {
+            return Ok(None);
+        };
+        let events = counts.iter().map(|(kind, n)| json!({ "type": kind, "count": n })).collect();
+        Ok(Some(self.derive(snapshot, now, events).await?))
+    }
+
+    /// Derives score, tier and hand-off from a snapshot just written, and saves
+    /// them on its version. Returns the lead as this call left it (or, when a
+    /// newer write superseded it, as last stored).
+    async fn derive(
+        &self,
+        snapshot: Lead,
+        now: DateTime<Utc>,
+        events: Vec<serde_json::Value>,
+    ) -> Result<Lead, ServiceError> {
+        let history: Vec<HistoryEntry> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| HistoryEntry {
+                at: now,
+                seq: format!("{:010}#{i:02}", snapshot.version),
+                kind: HistoryKind::Event,
+                body,
+            })
+            .collect();
+        match self.save_derived(&snapshot, now, &history).await? {
+            Saved::Done(lead, outbox) => {
+                self.deliver(&outbox, now).await;
+                Ok(*lead)
+            }
+            Saved::Superseded => {
+                self.store.append(&snapshot.id, &history).await?;
+                Ok(self.store.get(&snapshot.id).await?.unwrap_or(snapshot))
+            }
+        }
+    }
+
+    async fn save_derived(
+        &self,
+        snapshot: &Lead,
+        now: DateTime<Utc>,
+        events: &[HistoryEntry],
+    ) -> Result<Saved, ServiceError> {
+        let rules = &*self.rules;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (explanation, tier) = self.rescore(snapshot, now);
+            let mut lead = snapshot.clone();
+            lead.version = snapshot.version + 1;
+            lead.score = explanation.score.score;
+            lead.tier.clone_from(&explanation.score.tier);
+            lead.updated_at = now.max(snapshot.updated_at);
+            let mut change_parts = Parts::default();
+            let mut assignment = None;
+            if snapshot.status == Status::Nurturing && rules.scoring.is_handoff(tier) {
+                let team = self.team_state(&lead).await?;
+                let a = self.route(&lead, now, &team);
+                self.hand_off(&mut lead, tier, &a, &explanation, now, &mut change_parts);
+                assignment = Some(a);
+            }
+            lead.hygiene_at = hygiene_at(rules, &lead, now);
+            let transition = (snapshot.status != lead.status).then(|| json!({ "from": snapshot.status, "to": lead.status }));
+            let decision = json!({
+                "rules_version": rules.version,
+                "score": explanation.score,
+                "route": explanation.route,
+                "assignment": assignment,
+                "transition": transition,
+            });
+            let mut history = events.to_vec();
+            history.push(HistoryEntry {
+                at: now,
+                seq: format!("{:010}#{:02}", snapshot.version, history.len()),
+                kind: HistoryKind::Decision,
+                body: decision,
+            });
+            let change = change_parts.into_change(lead.clone(), snapshot.version, history);
+            let outbox = change.outbox.clone();
+            match self.store.save(&change).await {
+                Ok(()) => return Ok(Saved::Done(Box::new(lead), outbox)),
+                Err(SaveError::LeadChanged) => return Ok(Saved::Superseded),
+                Err(SaveError::CursorMoved) if attempt < MAX_ATTEMPTS => backoff(attempt).await,
+                Err(SaveError::CursorMoved) => return Err(ServiceError::Contended),
+                Err(SaveError::Store(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The score and its explanation at `now`.
+    fn rescore(&self, lead: &Lead, now: DateTime<Utc>) -> (Explanation, usize) {
+        let rules = &*self.rules;
+        let mut slots = Vec::new();
+        rules.event_slots(&lead.events, &mut slots);
+        let mut facts = rules.facts(&lead.profile, &slots, lead.status, lead.bant);
+        let explanation = rules.explain(&mut facts, idle_days(lead.last_activity_at, now));
+        let tier = rules.scoring.tier_index(&explanation.score.tier).unwrap_or(0);
+        (explanation, tier)
+    }
+
+    async fn team_state(&self, lead: &Lead) -> Result<TeamState, StoreError> {
+        let routing = &self.rules.routing;
+        let pools: Vec<&str> = routing.pools.iter().map(|p| p.id.as_str()).collect();
+        let reps: Vec<&str> = routing.reps.iter().map(|r| r.id.as_str()).collect();
+        let account = account_domain(&self.rules, lead);
+        self.store.team_state(&pools, &reps, account.as_deref()).await
+    }
+
+    fn route(&self, lead: &Lead, now: DateTime<Utc>, team: &TeamState) -> Assignment {
+        let rules = &*self.rules;
+        let mut slots = Vec::new();
+        rules.event_slots(&lead.events, &mut slots);
+        let mut facts = rules.facts(&lead.profile, &slots, lead.status, lead.bant);
+        facts.score = Some(lead.score);
+        facts.tier = rules.scoring.tier_index(&lead.tier);
+        let ctx = AssignContext {
+            today: now.date_naive(),
+            previous_owner: lead.owner.as_deref().or(lead.previous_owner.as_deref()),
+            account_owner: team.account_owner.as_deref(),
+        };
+        rules.routing.assign(&facts, &ctx, team, team)
+    }
+
+    /// Hands a lead off to the assignment's rep, or marks it unassigned and
+    /// alerts the managers.
+    fn hand_off(
+        &self,
+        lead: &mut Lead,
+        tier: usize,
+        a: &Assignment,
+        explanation: &Explanation,
+        now: DateTime<Utc>,
+        parts: &mut Parts,
+    ) {
+        let rules = &*self.rules;
+        match &a.rep {
+            Some(rep) => {
+                lead.status = Status::Assigned;
+                lead.owner = Some(rep.clone());
+                lead.pool.clone_from(&a.pool);
+                lead.sla = rules.sla.deadline(tier, now).map(|deadline| SlaClock { handed_off_at: now, deadline, fired: 0 });
+                lead.sla_due = lead.sla.and_then(|c| rules.sla.next_due(c.deadline, 0));
+                parts.load.push((rep.clone(), 1));
+                if let (Some(pool), Some(cursor)) = (&a.pool, a.cursor) {
+                    parts.cursor = Some((pool.clone(), cursor));
+                }
+                if let Some(domain) = account_domain(rules, lead) {
+                    parts.account = Some((domain, rep.clone()));
+                }
+                let ctx = Context {
+                    kind: NotificationKind::Handoff,
+                    to: vec![rep.clone()],
+                    explanation: Some(explanation),
+                    chain: &a.chain,
+                    note: None,
+                    at: now,
+                };
+                parts.notify(message::render(rules, lead, parts.outbox.len(), ctx), now);
+            }
+            None => {
+                lead.status = Status::Unassigned;
+                lead.owner = None;
+                lead.sla = None;
+                lead.sla_due = None;
+                let ctx = Context {
+                    kind: NotificationKind::Unassigned,
+                    to: managers(rules),
+                    explanation: Some(explanation),
+                    chain: &a.chain,
+                    note: Some("Nobody in the lead's pools is available; please assign it.".to_owned()),
+                    at: now,
+                };
+                parts.notify(message::render(rules, lead, parts.outbox.len(), ctx), now);
+            }
+        }
+    }
+
+    /// Publishes notifications just saved and marks each sent. One that fails
+    /// stays pending; the SLA check retries it after its lease.
+    pub async fn deliver(&self, outbox: &[Pending], now: DateTime<Utc>) -> usize {
+        let mut failed = 0;
+        for pending in outbox {
+            if !self.publish(&pending.notification, now).await {
+                failed += 1;
+            }
+        }
+        failed
+    }
+
+    async fn publish(&self, n: &Notification, now: DateTime<Utc>) -> bool {
+        match self.notifier.publish(n).await {
+            Ok(()) => {
+                if let Err(e) = self.store.mark_sent(n, now).await {
+                    warn!(lead_id = %n.lead_id, notification = %n.id, error = %e, "published but not marked sent");
+                }
+                true
+            }
+            Err(e) => {
+                warn!(lead_id = %n.lead_id, notification = %n.id, kind = n.kind.as_str(), error = %e,
+                    "publish failed; the notification stays pending");
+                false
+            }
+        }
+    }
+
+    /// Retries notifications whose lease ran out: each is claimed first, so two
+    /// checks running at once never publish the same one.
+    pub async fn retry_pending(&self, now: DateTime<Utc>, report: &mut SlaReport) -> Result<(), ServiceError> {
+        for pending in self.store.due_notifications(now, JOB_PAGE).await? {
+            if !self.store.claim(&pending, now + DELIVERY_LEASE).await? {
+                continue;
+            }
+            if self.publish(&pending.notification, now).await {
+                report.notifications_retried += 1;
+            } else {
+                report.notifications_failed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The SLA check at `now`: fires each due escalation step once per lead
+    /// and retries pending notifications.
+    pub async fn sla_check(&self, now: DateTime<Utc>) -> Result<SlaReport, ServiceError> {
+        let mut report = SlaReport::default();
+        self.retry_pending(now, &mut report).await?;
+        let due = self.store.sla_due(now, JOB_PAGE).await?;
+        report.leads_read = due.len();
+        for lead in due {
+            let id = lead.id.clone();
+            let mut current = Some(lead);
+            for attempt in 1..=MAX_ATTEMPTS {
+                let Some(lead) = current.take() else { break };
+                let Some((change, escalations, reassigned)) = self.escalate(&lead, now).await? else { break };
+                match self.store.save(&change).await {
+                    Ok(()) => {
+                        report.leads_changed += 1;
+                        report.escalations += escalations;
+                        report.reassignments += usize::from(reassigned);
+                        report.notifications_failed += self.deliver(&change.outbox, now).await;
+                        break;
+                    }
+                    Err(SaveError::LeadChanged | SaveError::CursorMoved) if attempt < MAX_ATTEMPTS => {
+                        backoff(attempt).await;
+                        current = self.store.get(&id).await?;
+                    }
+                    Err(SaveError::Store(e)) => return Err(e.into()),
+                    Err(_) => return Err(ServiceError::Contended),
+                }
+            }
+        }
+        info!(leads = report.leads_read, changed = report.leads_changed, escalations = report.escalations, "sla check");
+        Ok(report)
+    }
+
+    /// The escalation steps due for one lead, as a change; `None` when nothing is due.
+    async fn escalate(&self, lead: &Lead, now: DateTime<Utc>) -> Result<Option<(Change, usize, bool)>, StoreError> {
+        let rules = &*self.rules;
+        let Some(clock) = lead.sla.filter(|_| lead.status == Status::Assigned) else {
+            // The clock stopped since the lead was indexed: take it off the index.
+            if lead.sla_due.is_none() {
+                return Ok(None);
+            }
+            let mut next = lead.clone();
+            next.version += 1;
+            next.sla_due = None;
+            return Ok(Some((Change::of(next, lead.version), 0, false)));
+        };
+        let steps = rules.sla.due_steps(clock.deadline, now, clock.fired);
+        let mut next = lead.clone();
+        next.version += 1;
+        next.updated_at = now.max(lead.updated_at);
+        let mut parts = Parts::default();
+        let mut reassigned = false;
+        let mut fired = clock.fired;
+        for step in &steps {
+            fired |= 1 << step;
+            let s = &rules.sla.escalation[*step];
+            let owner = next.owner.clone();
+            if s.reassign {
+                let team = self.team_state(&next).await?;
+                if let Some((rep, cursor)) = self.reassign_pick(&next, now, &team) {
+                    let from = next.owner.replace(rep.clone());
+                    if let Some(old) = &from {
+                        parts.load.push((old.clone(), -1));
+                    }
+                    parts.load.push((rep.clone(), 1));
+                    parts.cursor = cursor;
+                    reassigned = true;
+                    let note = format!(
+                        "Reassigned from {} after the first-response deadline passed.",
+                        from.as_deref().unwrap_or("nobody")
+                    );
+                    let to: Vec<String> = std::iter::once(rep).chain(from).collect();
+                    let ctx = Context {
+                        kind: NotificationKind::Reassigned,
+                        to,
+                        explanation: None,
+                        chain: &[],
+                        note: Some(note),
+                        at: now,
+                    };
+                    parts.notify(message::render(rules, &next, parts.outbox.len(), ctx), now);
+                }
+            }
+            let mut to = Vec::new();
+            for audience in &s.notify {
+                let who = match audience {
+                    Audience::Owner => next.owner.clone(),
+                    Audience::Manager => owner.as_deref().and_then(|o| manager_of(rules, o)),
+                };
+                if let Some(w) = who.filter(|w| !to.contains(w)) {
+                    to.push(w);
+                }
+            }
+            if !to.is_empty() {
+                let note = format!("Escalation step {} of the first-response SLA.", step + 1);
+                let ctx =
+                    Context { kind: NotificationKind::Escalation, to, explanation: None, chain: &[], note: Some(note), at: now };
+                parts.notify(message::render(rules, &next, parts.outbox.len(), ctx), now);
+            }
+        }
+        next.sla = Some(SlaClock { fired, ..clock });
+        next.sla_due = rules.sla.next_due(clock.deadline, fired);
+        if steps.is_empty() && next.sla_due == lead.sla_due {
+            return Ok(None);
+        }
+        let history = vec![HistoryEntry {
+            at: now,
+            seq: format!("{:010}#00", lead.version),
+            kind: HistoryKind::Decision,
+            body: json!({
+                "rules_version": rules.version,
+                "escalation_steps": steps.iter().map(|s| s + 1).collect::<Vec<_>>(),
+                "owner": next.owner,
+                "reassigned": reassigned,
+            }),
+        }];
+        let escalations = steps.len();
+        Ok(Some((parts.into_change(next, lead.version, history), escalations, reassigned)))
+    }
+
+    /// Another available member of the lead's pool, never its current owner.
+    fn reassign_pick(
+        &self,
+        lead: &Lead,
+        now: DateTime<Utc>,
+        team: &TeamState,
+    ) -> Option<(String, Option<(String, leadflow_domain::rules::routing::CursorMove)>)> {
+        let routing = &self.rules.routing;
+        let pool_id = lead.pool.as_deref()?;
+        let pool = routing.pool_index(pool_id)?;
+        let exclude = lead.owner.as_deref().and_then(|o| routing.rep_index(o));
+        let pick = routing.pick(pool, now.date_naive(), team, team, exclude).ok()?;
+        Some((routing.reps[pick.rep].id.clone(), pick.cursor.map(|c| (pool_id.to_owned(), c))))
+    }
+
+    /// The nightly clean-up at `now`: decay rescoring and dormancy for the open
+    /// leads whose idleness matters now, releasing the owner's capacity.
+    pub async fn cleanup(&self, now: DateTime<Utc>) -> Result<CleanupReport, ServiceError> {
+        let mut report = CleanupReport::default();
+        let due = self.store.hygiene_due(now, usize::MAX).await?;
+        report.leads_read = due.len();
+        for lead in due {
+            let id = lead.id.clone();
+            let mut current = Some(lead);
+            for attempt in 1..=MAX_ATTEMPTS {
+                let Some(lead) = current.take() else { break };
+                let (change, rescored, dormant) = self.tidy(&lead, now);
+                match self.store.save(&change).await {
+                    Ok(()) => {
+                        report.leads_changed += 1;
+                        report.rescored += usize::from(rescored);
+                        report.dormant += usize::from(dormant);
+                        break;
+                    }
+                    Err(SaveError::LeadChanged) if attempt < MAX_ATTEMPTS => {
+                        backoff(attempt).await;
+                        current = self.store.get(&id).await?;
+                    }
+                    Err(SaveError::Store(e)) => return Err(e.into()),
+                    Err(_) => return Err(ServiceError::Contended),
+                }
+            }
+        }
+        info!(leads = report.leads_read, changed = report.leads_changed, dormant = report.dormant, "clean-up");
+        Ok(report)
+    }
+
+    fn tidy(&self, lead: &Lead, now: DateTime<Utc>) -> (Change, bool, bool) {
+        let rules = &*self.rules;
+        let (explanation, _) = self.rescore(lead, now);
+        let mut next = lead.clone();
+        next.version += 1;
+        next.updated_at = now.max(lead.updated_at);
+        next.score = explanation.score.score;
+        next.tier.clone_from(&explanation.score.tier);
+        let rescored = next.score != lead.score;
+        let idle = idle_days(lead.last_activity_at, now);
+        let cause = rules.lifecycle.dormancy(lead.status, idle, lead.unanswered);
+        let mut parts = Parts::default();
+        if let Some(cause) = cause {
+            go_dormant(&mut next, &mut parts);
+            next.status = Status::Dormant;
+            let _: DormancyCause = cause;
+        }
+        next.hygiene_at = hygiene_at(rules, &next, now);
+        let history = vec![HistoryEntry {
+            at: now,
+            seq: format!("{:010}#00", lead.version),
+            kind: HistoryKind::Decision,
+            body: json!({
+                "rules_version": rules.version,
+                "cleanup": { "idle_days": idle, "score": { "from": lead.score, "to": next.score }, "dormant": cause },
+                "transition": cause.map(|_| json!({ "from": lead.status, "to": Status::Dormant })),
+            }),
+        }];
+        (parts.into_change(next, lead.version, history), rescored, cause.is_some())
+    }
+}
+
+/// A lead going dormant: its owner is kept as the previous owner and their
+/// capacity released.
+fn go_dormant(lead: &mut Lead, parts: &mut Parts) {
+    if let Some(owner) = lead.owner.take() {
+        if lead.status.is_open() {
+            parts.load.push((owner.clone(), -1));
+        }
+        lead.previous_owner = Some(owner);
+    }
+    lead.sla = None;
+    lead.sla_due = None;
+}
+
+/// The parts of a change besides the lead and its history.
+#[derive(Default)]
+struct Parts {
+    outbox: Vec<Pending>,
+    cursor: Option<(String, leadflow_domain::rules::routing::CursorMove)>,
+    load: Vec<(String, i64)>,
+    account: Option<(String, String)>,
+}
+
+impl Parts {
+    fn notify(&mut self, notification: Notification, now: DateTime<Utc>) {
+        self.outbox.push(Pending { notification, lease_until: now + DELIVERY_LEASE, attempts: 0 });
+    }
+
+    fn into_change(self, lead: Lead, expected_version: u64, history: Vec<HistoryEntry>) -> Change {
+        Change {
+            lead,
+            expected_version,
+            history,
+            outbox: self.outbox,
+            cursor: self.cursor,
+            load: self.load,
+            account: self.account,
+        }
+    }
+}
+
+/// A company's email domain, for account ownership; `None` for free email.
+fn account_domain(rules: &RuleSet, lead: &Lead) -> Option<String> {
+    let domain = lead.profile.email.domain();
+    (!rules.capture.is_free_email(domain)).then(|| domain.to_owned())
+}
+
+fn manager_of(rules: &RuleSet, rep: &str) -> Option<String> {
+    let routing = &rules.routing;
+    let r = routing.rep_index(rep)?;
+    routing.reps[r].manager.map(|m| routing.reps[m].id.clone())
+}
+
+/// Every rep who manages someone.
+fn managers(rules: &RuleSet) -> Vec<String> {
+    let routing = &rules.routing;
+    let mut out: Vec<String> = Vec::new();
+    for m in routing.reps.iter().filter_map(|r| r.manager) {
+        let id = &routing.reps[m].id;
+        if !out.contains(id) {
+            out.push(id.clone());
+        }
+    }
+    out
+}
+
+/// When idleness next changes an open lead: the day a decay step lowers its
+/// score, or the day it goes dormant; `None` when neither can happen.
+pub fn hygiene_at(rules: &RuleSet, lead: &Lead, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if matches!(lead.status, Status::Converted | Status::Disqualified | Status::Dormant) {
+        return None;
+    }
+    let idle = idle_days(lead.last_activity_at, now);
+    let mut days: Option<u32> = None;
+    let mut consider = |d: u32| {
+        if d > idle {
+            days = Some(days.map_or(d, |cur| cur.min(d)));
+        }
+    };
+    if let Some(limit) = rules.lifecycle.dormancy.after_days_idle
+        && rules.lifecycle.dormancy.statuses.contains(&lead.status)
+    {
+        consider(limit);
+    }
+    if let Some(decay) = rules.scoring.decay
+        && decay.percent_per_week > 0.0
+        && has_positive_engagement(rules, lead)
+    {
+        // The factor reaches 0 after this many weeks; later weeks change nothing.
+        let last_week = (100.0 / decay.percent_per_week).ceil() as u32;
+        let week = idle.saturating_sub(decay.after_days) / 7 + 1;
+        if week <= last_week {
+            consider(decay.after_days + 7 * week);
+        }
+    }
+    days.map(|d| lead.last_activity_at + chrono::Duration::days(i64::from(d)))
+}
+
+fn has_positive_engagement(rules: &RuleSet, lead: &Lead) -> bool {
+    rules.scoring.engagement.iter().any(|e| e.points > 0 && lead.events.get(&e.event).is_some_and(|n| *n > 0))
+}
+
+/// Waits before another attempt: full jitter over an exponential ceiling
+/// (5 ms, 10 ms, ... up to 320 ms).
+async fn backoff(attempt: u32) {
+    let ceiling = 5u64 << attempt.min(6);
+    tokio::time::sleep(StdDuration::from_millis(fastrand::u64(0..=ceiling))).await;
+}

@@ -1,0 +1,326 @@
+//! A lead as it is stored, its history and the notifications it causes.
+//!
+//! Everything here is data: the stores persist it, the service changes it, and
+//! nothing here reads a clock.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::lead::{Bant, Email, Profile, Status};
+
+/// A lead's id: derived from its normalised email, so that a capture finds an
+/// existing lead with no lookup and two concurrent captures of one email can
+/// only ever name the same lead. 24 hex digits (96 bits of SHA-256); it does not
+/// contain the address, so it can be logged.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LeadId(String);
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("`{0}` is not a lead id (24 lower-case hex digits)")]
+pub struct InvalidLeadId(String);
+
+impl LeadId {
+    pub const LEN: usize = 24;
+
+    pub fn for_email(email: &Email) -> LeadId {
+        let digest = Sha256::digest(email.as_str().as_bytes());
+        LeadId(digest.iter().take(Self::LEN / 2).map(|b| format!("{b:02x}")).collect())
+    }
+
+    pub fn parse(input: &str) -> Result<LeadId, InvalidLeadId> {
+        let ok = input.len() == Self::LEN && input.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok { Ok(LeadId(input.to_owned())) } else { Err(InvalidLeadId(input.chars().take(40).collect())) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for LeadId {
+    type Error = InvalidLeadId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        LeadId::parse(&s)
+    }
+}
+
+impl From<LeadId> for String {
+    fn from(id: LeadId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for LeadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The first-response clock of a handed-off lead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaClock {
+    pub handed_off_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    /// One bit per escalation step that has fired.
+    #[serde(default)]
+    pub fired: u64,
+}
+
+/// A lead as stored.
+///
+/// `version` goes up by one with every change. Captures and engagement events
+/// change the profile and counts atomically in the store; everything derived from
+/// them (score, tier, status, owner, clocks) is written back only if the version
+/// is still the one it was derived from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lead {
+    pub id: LeadId,
+    pub version: u64,
+    pub profile: Profile,
+    pub status: Status,
+    pub owner: Option<String>,
+    /// The last owner, kept when a lead goes dormant (for `sticky` and re-activation).
+    #[serde(default)]
+    pub previous_owner: Option<String>,
+    /// The pool the owner was chosen from; reassignment draws from it again.
+    #[serde(default)]
+    pub pool: Option<String>,
+    pub score: i64,
+    pub tier: String,
+    #[serde(default)]
+    pub bant: Bant,
+    /// Event counts by type.
+    #[serde(default)]
+    pub events: BTreeMap<String, u32>,
+    /// `contact_attempt` events since the lead's last inbound activity.
+    #[serde(default)]
+    pub unanswered: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The last inbound activity: a form submission or an engagement event.
+    pub last_activity_at: DateTime<Utc>,
+    #[serde(default)]
+    pub sla: Option<SlaClock>,
+    /// When the SLA check must next look at this lead (the next escalation
+    /// step); indexed, absent when nothing is due.
+    #[serde(default)]
+    pub sla_due: Option<DateTime<Utc>>,
+    /// When idleness next changes this open lead (a decay step or dormancy);
+    /// indexed for the nightly clean-up, absent for closed leads.
+    #[serde(default)]
+    pub hygiene_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub disqualify_reason: Option<String>,
+    /// When the lead is deleted (retention).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Lead {
+    /// A lead just captured, before the rules have scored it.
+    pub fn new(profile: Profile, at: DateTime<Utc>) -> Lead {
+        Lead {
+            id: LeadId::for_email(&profile.email),
+            version: 0,
+            profile,
+            status: Status::Nurturing,
+            owner: None,
+            previous_owner: None,
+            pool: None,
+            score: 0,
+            tier: String::new(),
+            bant: Bant::default(),
+            events: BTreeMap::new(),
+            unanswered: 0,
+            created_at: at,
+            updated_at: at,
+            last_activity_at: at,
+            sla: None,
+            sla_due: None,
+            hygiene_at: None,
+            disqualify_reason: None,
+            expires_at: None,
+        }
+    }
+
+    /// Merges a repeat capture into the stored profile, field by field: a field
+    /// `keep_first` names keeps a stored value; every other value the capture
+    /// holds replaces the stored one. Empty values were never captured.
+    pub fn merge_capture(&mut self, incoming: &Profile, keep_first: &dyn Fn(&crate::lead::FieldTarget) -> bool) {
+        for field in incoming.present_fields() {
+            if !(self.profile.has(&field) && keep_first(&field)) {
+                self.profile.take_field(incoming, &field);
+            }
+        }
+    }
+
+    /// Adds event counts; `inbound` events are activity (they reset idleness and
+    /// the unanswered-attempt count).
+    pub fn count_events(&mut self, counts: &[(String, u32)], at: DateTime<Utc>) {
+        for (kind, n) in counts {
+            *self.events.entry(kind.clone()).or_default() += n;
+            if kind == "contact_attempt" {
+                self.unanswered += n;
+            } else if is_inbound(kind) {
+                self.unanswered = 0;
+                if at > self.last_activity_at {
+                    self.last_activity_at = at;
+                }
+            }
+        }
+        if at > self.updated_at {
+            self.updated_at = at;
+        }
+    }
+}
+
+/// Whether an event type is the lead's own activity (as opposed to something
+/// sales did or recorded).
+pub fn is_inbound(kind: &str) -> bool {
+    !matches!(kind, "contacted" | "contact_attempt" | "qualified" | "converted" | "disqualified" | "nurture")
+}
+
+/// One entry of a lead's history: an event it had or a decision made about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    /// Orders entries of one instant and keeps keys unique: the lead version the
+    /// entry belongs to and its place among that version's entries.
+    pub seq: String,
+    pub kind: HistoryKind,
+    /// The event (type, count, properties) or the decision (rules version,
+    /// explanation, assignment, transition), as JSON.
+    pub body: serde_json::Value,
+}
+
+impl HistoryEntry {
+    /// The sort key of an entry: time first, so the history reads in order.
+    pub fn key(&self) -> String {
+        format!("{}#{}", self.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"), self.seq)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryKind {
+    Event,
+    Decision,
+}
+
+/// What a notification is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    Handoff,
+    Escalation,
+    Reassigned,
+    Reactivation,
+    Unassigned,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::Handoff => "handoff",
+            NotificationKind::Escalation => "escalation",
+            NotificationKind::Reassigned => "reassigned",
+            NotificationKind::Reactivation => "reactivation",
+            NotificationKind::Unassigned => "unassigned",
+        }
+    }
+}
+
+/// A message to reps, stored in the lead's outbox by the change that causes it
+/// and published after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Unique per transition: `{lead id}-{version}-{n}`. Publishing the same id
+    /// twice is what the outbox prevents.
+    pub id: String,
+    pub kind: NotificationKind,
+    pub lead_id: LeadId,
+    /// The lead's owner, if any.
+    pub owner: Option<String>,
+    /// The rep ids the message is for.
+    pub to: Vec<String>,
+    pub tier: String,
+    /// One SMS: name, company, score, deadline.
+    pub sms: String,
+    pub subject: String,
+    /// The whole context: who the lead is, the score and its rules, recent
+    /// activity, why this rep, the deadline.
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A notification waiting in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub notification: Notification,
+    /// Nobody else publishes it before this instant: the writer of the change
+    /// publishes right after its write; the SLA check retries after the lease.
+    pub lease_until: DateTime<Utc>,
+    pub attempts: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lead::{FieldTarget, ProfileField};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn lead_id_depends_only_on_the_normalised_email() {
+        let a = LeadId::for_email(&Email::parse("Jo@Example.com").unwrap());
+        let b = LeadId::for_email(&Email::parse(" jo@example.com ").unwrap());
+        assert_eq!(a, b);
+        assert_eq!(a.as_str().len(), LeadId::LEN);
+        assert_eq!(LeadId::parse(a.as_str()).unwrap(), a);
+        assert_ne!(a, LeadId::for_email(&Email::parse("jo@example.org").unwrap()));
+    }
+
+    #[test]
+    fn lead_id_parse_rejects_anything_else() {
+        for bad in ["", "xyz", "ABCDEFABCDEFABCDEFABCDEF", "0123456789abcdef0123456", "0123456789abcdef012345678"] {
+            assert!(LeadId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn merge_keeps_first_touch_fields_and_never_empties_a_field() {
+        let email = Email::parse("jo@example.com").unwrap();
+        let mut first = Profile::new(email.clone());
+        first.source = Some("webinar".into());
+        first.company = Some("Acme".into());
+        let mut lead = Lead::new(first, at("2026-01-01T00:00:00Z"));
+        let mut again = Profile::new(email);
+        again.source = Some("ads".into());
+        again.job_title = Some("CTO".into());
+        let keep = |f: &FieldTarget| *f == FieldTarget::Profile(ProfileField::Source);
+        lead.merge_capture(&again, &keep);
+        assert_eq!(lead.profile.source.as_deref(), Some("webinar"));
+        assert_eq!(lead.profile.company.as_deref(), Some("Acme"));
+        assert_eq!(lead.profile.job_title.as_deref(), Some("CTO"));
+    }
+
+    #[test]
+    fn contact_attempts_count_as_unanswered_until_the_lead_acts() {
+        let mut lead = Lead::new(Profile::new(Email::parse("jo@example.com").unwrap()), at("2026-01-01T00:00:00Z"));
+        lead.count_events(&[("contact_attempt".into(), 2)], at("2026-01-02T00:00:00Z"));
+        assert_eq!(lead.unanswered, 2);
+        assert_eq!(lead.last_activity_at, at("2026-01-01T00:00:00Z"));
+        lead.count_events(&[("email_click".into(), 1)], at("2026-01-03T00:00:00Z"));
+        assert_eq!(lead.unanswered, 0);
+        assert_eq!(lead.last_activity_at, at("2026-01-03T00:00:00Z"));
+        assert_eq!(lead.events["contact_attempt"], 2);
+    }
+}
