@@ -1,4 +1,6 @@
 //! leadflow's integration and end-to-end tests: one binary, built once.
 
+mod conformance;
+mod embedded;
 mod rules_cli;
 mod support;

@@ -15,12 +15,12 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 use leadflow_domain::lead::FieldTarget;
+use leadflow_domain::rules::Explanation;
+use leadflow_domain::rules::capture::MergePolicy;
 use leadflow_domain::rules::lifecycle::DormancyCause;
 use leadflow_domain::rules::routing::{AssignContext, Assignment};
 use leadflow_domain::rules::scoring::idle_days;
 use leadflow_domain::rules::sla::Audience;
-use leadflow_domain::rules::Explanation;
-use leadflow_domain::rules::capture::MergePolicy;
 use leadflow_domain::{
     HistoryEntry, HistoryKind, Lead, LeadId, Notification, NotificationKind, Pending, Profile, RuleSet, SlaClock,
     Status,
@@ -182,7 +182,8 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 assignment = Some(a);
             }
             lead.hygiene_at = hygiene_at(rules, &lead, now);
-            let transition = (snapshot.status != lead.status).then(|| json!({ "from": snapshot.status, "to": lead.status }));
+            let transition =
+                (snapshot.status != lead.status).then(|| json!({ "from": snapshot.status, "to": lead.status }));
             let decision = json!({
                 "rules_version": rules.version,
                 "score": explanation.score,
@@ -260,7 +261,8 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 lead.status = Status::Assigned;
                 lead.owner = Some(rep.clone());
                 lead.pool.clone_from(&a.pool);
-                lead.sla = rules.sla.deadline(tier, now).map(|deadline| SlaClock { handed_off_at: now, deadline, fired: 0 });
+                lead.sla =
+                    rules.sla.deadline(tier, now).map(|deadline| SlaClock { handed_off_at: now, deadline, fired: 0 });
                 lead.sla_due = lead.sla.and_then(|c| rules.sla.next_due(c.deadline, 0));
                 parts.load.push((rep.clone(), 1));
                 if let (Some(pool), Some(cursor)) = (&a.pool, a.cursor) {
@@ -437,8 +439,14 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             }
             if !to.is_empty() {
                 let note = format!("Escalation step {} of the first-response SLA.", step + 1);
-                let ctx =
-                    Context { kind: NotificationKind::Escalation, to, explanation: None, chain: &[], note: Some(note), at: now };
+                let ctx = Context {
+                    kind: NotificationKind::Escalation,
+                    to,
+                    explanation: None,
+                    chain: &[],
+                    note: Some(note),
+                    at: now,
+                };
                 parts.notify(message::render(rules, &next, parts.outbox.len(), ctx), now);
             }
         }

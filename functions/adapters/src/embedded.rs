@@ -1,0 +1,420 @@
+//! The embedded store: SQLite in one file (default `.leadflow/leads.db`).
+//!
+//! SQLite because several processes can use one file safely: `leadflow serve`
+//! writes while `leadflow leads list` or `leadflow sla-check` read and write the
+//! same file, each change in its own transaction (WAL mode, so readers never
+//! wait for the writer). Every change is one `BEGIN IMMEDIATE` transaction,
+//! which gives the same guarantees the DynamoDB store gets from conditional
+//! writes and transactions: captures and event counts are atomic, a save applies
+//! only on the expected version and cursor, and counts move with assignments.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use leadflow_app::{Captured, Change, History, LeadFilter, Leads, Outbox, SaveError, StoreError, Team, TeamState};
+use leadflow_domain::lead::FieldTarget;
+use leadflow_domain::{HistoryEntry, Lead, LeadId, Notification, Pending, Profile};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS leads (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    owner TEXT,
+    sla_due TEXT,
+    hygiene_at TEXT,
+    updated_at TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leads_sla_due ON leads (sla_due) WHERE sla_due IS NOT NULL;
+CREATE INDEX IF NOT EXISTS leads_hygiene_at ON leads (hygiene_at) WHERE hygiene_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS history (
+    lead_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (lead_id, key)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY,
+    lead_id TEXT NOT NULL,
+    lease_until TEXT NOT NULL,
+    sent_at TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (lease_until) WHERE sent_at IS NULL;
+CREATE TABLE IF NOT EXISTS pool_cursors (pool TEXT PRIMARY KEY, cursor INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rep_load (rep TEXT PRIMARY KEY, open INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (domain TEXT PRIMARY KEY, owner TEXT NOT NULL);
+";
+
+/// leadflow's store in one SQLite file.
+#[derive(Clone, Debug)]
+pub struct EmbeddedStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn sql_error(e: rusqlite::Error) -> StoreError {
+    StoreError::unavailable("the embedded database failed", e)
+}
+
+fn json_error(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("a stored document is not valid: {e}"))
+}
+
+/// Instants as text that sorts in time order.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the database at `path` and its folder.
+    pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::unavailable(format!("cannot create {}", dir.display()), e))?;
+        }
+        let conn = Connection::open(path).map_err(sql_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_error)?;
+        conn.execute_batch(SCHEMA).map_err(sql_error)?;
+        Ok(EmbeddedStore { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one immediate transaction on a blocking thread.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, SaveError> + Send + 'static,
+    ) -> Result<T, SaveError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(sql_error)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::unavailable("the embedded database task failed", e))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::unavailable("the embedded database task failed", e))?
+    }
+}
+
+fn load(conn: &Connection, id: &str) -> Result<Option<Lead>, StoreError> {
+    let doc: Option<String> =
+        conn.query_row("SELECT doc FROM leads WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(sql_error)?;
+    doc.map(|d| serde_json::from_str(&d).map_err(json_error)).transpose()
+}
+
+fn upsert(conn: &Connection, lead: &Lead) -> Result<(), StoreError> {
+    let doc = serde_json::to_string(lead).map_err(json_error)?;
+    conn.execute(
+        "INSERT INTO leads (id, version, status, owner, sla_due, hygiene_at, updated_at, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (id) DO UPDATE SET version = ?2, status = ?3, owner = ?4, sla_due = ?5,
+             hygiene_at = ?6, updated_at = ?7, doc = ?8",
+        params![
+            lead.id.as_str(),
+            lead.version as i64,
+            lead.status.as_str(),
+            lead.owner,
+            lead.sla_due.map(ts),
+            lead.hygiene_at.map(ts),
+            ts(lead.updated_at),
+            doc
+        ],
+    )
+    .map_err(sql_error)?;
+    Ok(())
+}
+
+fn put_history(conn: &Connection, id: &LeadId, entries: &[HistoryEntry]) -> Result<(), StoreError> {
+    for e in entries {
+        let doc = serde_json::to_string(e).map_err(json_error)?;
+        conn.execute(
+            "INSERT INTO history (lead_id, key, doc) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            params![id.as_str(), e.key(), doc],
+        )
+        .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
+fn leads_where(conn: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Lead>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
+    let docs = stmt.query_map(args, |r| r.get::<_, String>(0)).map_err(sql_error)?;
+    docs.map(|d| serde_json::from_str(&d.map_err(sql_error)?).map_err(json_error)).collect()
+}
+
+fn limit_arg(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+impl Leads for EmbeddedStore {
+    async fn capture(
+        &self,
+        incoming: &Profile,
+        keep_first: &[FieldTarget],
+        at: DateTime<Utc>,
+    ) -> Result<Captured, StoreError> {
+        let incoming = incoming.clone();
+        let keep_first = keep_first.to_vec();
+        let captured = self
+            .write(move |tx| {
+                let id = LeadId::for_email(&incoming.email);
+                let (mut lead, created) = match load(tx, id.as_str())? {
+                    Some(mut lead) => {
+                        lead.merge_capture(&incoming, &|f| keep_first.contains(f));
+                        (lead, false)
+                    }
+                    None => (Lead::new(incoming, at), true),
+                };
+                lead.version += 1;
+                lead.count_events(&[("form_submission".to_owned(), 1)], at);
+                upsert(tx, &lead)?;
+                Ok(Captured { lead, created })
+            })
+            .await;
+        captured.map_err(into_store_error)
+    }
+
+    async fn record_events(
+        &self,
+        id: &LeadId,
+        counts: &[(String, u32)],
+        at: DateTime<Utc>,
+    ) -> Result<Option<Lead>, StoreError> {
+        let id = id.clone();
+        let counts = counts.to_vec();
+        self.write(move |tx| {
+            let Some(mut lead) = load(tx, id.as_str())? else { return Ok(None) };
+            lead.version += 1;
+            lead.count_events(&counts, at);
+            upsert(tx, &lead)?;
+            Ok(Some(lead))
+        })
+        .await
+        .map_err(into_store_error)
+    }
+
+    async fn get(&self, id: &LeadId) -> Result<Option<Lead>, StoreError> {
+        let id = id.clone();
+        self.read(move |c| load(c, id.as_str())).await
+    }
+
+    async fn save(&self, change: &Change) -> Result<(), SaveError> {
+        let change = change.clone();
+        self.write(move |tx| {
+            let stored: Option<i64> = tx
+                .query_row("SELECT version FROM leads WHERE id = ?1", [change.lead.id.as_str()], |r| r.get(0))
+                .optional()
+                .map_err(sql_error)?;
+            if stored.unwrap_or(0) as u64 != change.expected_version || change.lead.version != change.expected_version + 1
+            {
+                return Err(SaveError::LeadChanged);
+            }
+            if let Some((pool, mv)) = &change.cursor {
+                let at: Option<i64> = tx
+                    .query_row("SELECT cursor FROM pool_cursors WHERE pool = ?1", [pool], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_error)?;
+                if at.unwrap_or(0) as u64 != mv.from {
+                    return Err(SaveError::CursorMoved);
+                }
+                tx.execute(
+                    "INSERT INTO pool_cursors (pool, cursor) VALUES (?1, ?2)
+                     ON CONFLICT (pool) DO UPDATE SET cursor = ?2",
+                    params![pool, mv.to as i64],
+                )
+                .map_err(sql_error)?;
+            }
+            for (rep, delta) in &change.load {
+                tx.execute(
+                    "INSERT INTO rep_load (rep, open) VALUES (?1, ?2)
+                     ON CONFLICT (rep) DO UPDATE SET open = open + ?2",
+                    params![rep, delta],
+                )
+                .map_err(sql_error)?;
+            }
+            if let Some((domain, owner)) = &change.account {
+                tx.execute(
+                    "INSERT INTO accounts (domain, owner) VALUES (?1, ?2) ON CONFLICT (domain) DO UPDATE SET owner = ?2",
+                    params![domain, owner],
+                )
+                .map_err(sql_error)?;
+            }
+            upsert(tx, &change.lead)?;
+            put_history(tx, &change.lead.id, &change.history)?;
+            for p in &change.outbox {
+                let doc = serde_json::to_string(p).map_err(json_error)?;
+                tx.execute(
+                    "INSERT INTO outbox (id, lead_id, lease_until, doc) VALUES (?1, ?2, ?3, ?4)",
+                    params![p.notification.id, change.lead.id.as_str(), ts(p.lease_until), doc],
+                )
+                .map_err(sql_error)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn sla_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Lead>, StoreError> {
+        self.read(move |c| {
+            leads_where(
+                c,
+                "SELECT doc FROM leads WHERE sla_due IS NOT NULL AND sla_due <= ?1 ORDER BY sla_due LIMIT ?2",
+                &[&ts(now), &limit_arg(limit)],
+            )
+        })
+        .await
+    }
+
+    async fn hygiene_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Lead>, StoreError> {
+        self.read(move |c| {
+            leads_where(
+                c,
+                "SELECT doc FROM leads WHERE hygiene_at IS NOT NULL AND hygiene_at <= ?1 ORDER BY hygiene_at LIMIT ?2",
+                &[&ts(now), &limit_arg(limit)],
+            )
+        })
+        .await
+    }
+
+    async fn list(&self, filter: &LeadFilter) -> Result<Vec<Lead>, StoreError> {
+        let status = filter.status.map(|s| s.as_str().to_owned());
+        let owner = filter.owner.clone();
+        self.read(move |c| {
+            leads_where(
+                c,
+                "SELECT doc FROM leads WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR owner = ?2)
+                 ORDER BY updated_at DESC, id",
+                &[&status, &owner],
+            )
+        })
+        .await
+    }
+}
+
+fn into_store_error(e: SaveError) -> StoreError {
+    match e {
+        SaveError::Store(e) => e,
+        other => StoreError::Corrupt(other.to_string()),
+    }
+}
+
+impl Team for EmbeddedStore {
+    async fn team_state(&self, pools: &[&str], reps: &[&str], account: Option<&str>) -> Result<TeamState, StoreError> {
+        let pools: Vec<String> = pools.iter().map(|s| (*s).to_owned()).collect();
+        let reps: Vec<String> = reps.iter().map(|s| (*s).to_owned()).collect();
+        let account = account.map(str::to_owned);
+        self.read(move |c| {
+            let mut state = TeamState::default();
+            for pool in pools {
+                let cursor: Option<i64> = c
+                    .query_row("SELECT cursor FROM pool_cursors WHERE pool = ?1", [&pool], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_error)?;
+                state.cursors.insert(pool, cursor.unwrap_or(0) as u64);
+            }
+            for rep in reps {
+                let open: Option<i64> = c
+                    .query_row("SELECT open FROM rep_load WHERE rep = ?1", [&rep], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_error)?;
+                state.open.insert(rep, u32::try_from(open.unwrap_or(0).max(0)).unwrap_or(u32::MAX));
+            }
+            if let Some(domain) = account {
+                state.account_owner = c
+                    .query_row("SELECT owner FROM accounts WHERE domain = ?1", [&domain], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_error)?;
+            }
+            Ok(state)
+        })
+        .await
+    }
+}
+
+impl History for EmbeddedStore {
+    async fn append(&self, id: &LeadId, entries: &[HistoryEntry]) -> Result<(), StoreError> {
+        let id = id.clone();
+        let entries = entries.to_vec();
+        self.write(move |tx| Ok(put_history(tx, &id, &entries)?)).await.map_err(into_store_error)
+    }
+
+    async fn history(&self, id: &LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
+        let id = id.clone();
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT doc FROM history WHERE lead_id = ?1 ORDER BY key").map_err(sql_error)?;
+            let docs = stmt.query_map([id.as_str()], |r| r.get::<_, String>(0)).map_err(sql_error)?;
+            docs.map(|d| serde_json::from_str(&d.map_err(sql_error)?).map_err(json_error)).collect()
+        })
+        .await
+    }
+}
+
+impl Outbox for EmbeddedStore {
+    async fn due_notifications(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Pending>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT doc FROM outbox WHERE sent_at IS NULL AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2",
+                )
+                .map_err(sql_error)?;
+            let docs =
+                stmt.query_map(params![ts(now), limit_arg(limit)], |r| r.get::<_, String>(0)).map_err(sql_error)?;
+            docs.map(|d| serde_json::from_str(&d.map_err(sql_error)?).map_err(json_error)).collect()
+        })
+        .await
+    }
+
+    async fn claim(&self, pending: &Pending, lease_until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut next = pending.clone();
+        next.lease_until = lease_until;
+        next.attempts += 1;
+        let old = ts(pending.lease_until);
+        self.write(move |tx| {
+            let doc = serde_json::to_string(&next).map_err(json_error)?;
+            let changed = tx
+                .execute(
+                    "UPDATE outbox SET lease_until = ?1, doc = ?2 WHERE id = ?3 AND sent_at IS NULL AND lease_until = ?4",
+                    params![ts(next.lease_until), doc, next.notification.id, old],
+                )
+                .map_err(sql_error)?;
+            Ok(changed == 1)
+        })
+        .await
+        .map_err(into_store_error)
+    }
+
+    async fn mark_sent(&self, notification: &Notification, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let id = notification.id.clone();
+        self.write(move |tx| {
+            tx.execute("UPDATE outbox SET sent_at = ?1 WHERE id = ?2 AND sent_at IS NULL", params![ts(at), id])
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+        .map_err(into_store_error)
+    }
+}
