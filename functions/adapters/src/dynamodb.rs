@@ -1,0 +1,805 @@
+//! The DynamoDB store: one table (see `table`), conditional writes and
+//! transactions, every request asking for its consumed capacity so that the cost
+//! of each operation can be measured (`DynamoStore::usage`).
+//!
+//! - capture: one `UpdateItem` that creates or merges the lead (keep-first fields
+//!   with `if_not_exists`), counts the submission and returns the new item; then
+//!   one save. Two round trips, no read-modify-write.
+//! - engagement: one `UpdateItem` that adds the counts atomically; then one save.
+//! - save: `PutItem` on the expected version, or, with history, notifications or
+//!   an assignment, one `TransactWriteItems` (lead on its version, pool cursor on
+//!   its position, `ADD` to the reps' counts, history and outbox items).
+//! - SLA check and clean-up: `Query` on the sparse indexes, never a scan.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConsumedCapacity, KeysAndAttributes, Put, PutRequest, ReturnConsumedCapacity, ReturnValue,
+    TransactWriteItem, Update, WriteRequest,
+};
+use chrono::{DateTime, Utc};
+use leadflow_app::{Captured, Change, History, LeadFilter, Leads, Outbox, SaveError, StoreError, Team, TeamState};
+use leadflow_domain::lead::{FieldTarget, ProfileField};
+use leadflow_domain::{Email, HistoryEntry, Lead, LeadId, Notification, Pending, Profile, Status};
+
+use crate::embedded::ts;
+use crate::table::{DUE_INDEX, IDLE_INDEX, TTL_ATTRIBUTE};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Round trips and capacity units by operation, as DynamoDB reported them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Usage {
+    pub round_trips: u64,
+    pub capacity_units: f64,
+    /// Items returned by queries and reads.
+    pub items_read: u64,
+}
+
+/// leadflow's store in a DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    usage: Arc<Mutex<BTreeMap<&'static str, Usage>>>,
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(what: &str, e: E) -> StoreError {
+    StoreError::unavailable(format!("DynamoDB {what} failed"), e)
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn lead_pk(id: &LeadId) -> String {
+    format!("LEAD#{id}")
+}
+
+const LEAD_SK: &str = "LEAD";
+const SLA_PARTITION: &str = "SLA";
+const OUTBOX_PARTITION: &str = "OUTBOX";
+const IDLE_PARTITION: &str = "OPEN";
+
+/// The attribute of a profile field (custom fields as `custom.<name>`).
+fn field_attribute(target: &FieldTarget) -> String {
+    match target {
+        FieldTarget::Profile(f) => f.name().to_owned(),
+        FieldTarget::Custom(name) => format!("custom.{name}"),
+    }
+}
+
+fn field_value(p: &Profile, target: &FieldTarget) -> Option<AttributeValue> {
+    match target {
+        FieldTarget::Custom(name) => p.custom.get(name).map(|v| s(v.clone())),
+        FieldTarget::Profile(f) => match f {
+            ProfileField::Email => Some(s(p.email.as_str())),
+            ProfileField::Country => p.country.map(|c| s(c.as_str())),
+            ProfileField::Employees => p.employees.map(n),
+            ProfileField::AnnualRevenue => p.annual_revenue.map(n),
+            other => p.text(*other).map(|t| s(t.to_owned())),
+        },
+    }
+}
+
+fn event_attribute(kind: &str) -> String {
+    format!("events.{kind}")
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|t| t.parse().ok())
+}
+
+fn get_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    get_s(item, name)
+        .map(|t| t.parse::<DateTime<Utc>>().map_err(|e| StoreError::Corrupt(format!("`{name}` is not a time: {e}"))))
+        .transpose()
+}
+
+fn get_json<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> Result<Option<T>, StoreError> {
+    get_s(item, name)
+        .map(|t| serde_json::from_str(t).map_err(|e| StoreError::Corrupt(format!("`{name}` is not valid: {e}"))))
+        .transpose()
+}
+
+/// A lead item as a `Lead`.
+fn lead_from_item(item: &Item) -> Result<Lead, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("lead item without a valid `{what}`"));
+    let email = get_s(item, "email").and_then(|e| Email::parse(e).ok()).ok_or_else(|| corrupt("email"))?;
+    let mut profile = Profile::new(email);
+    for (name, value) in item {
+        let text = value.as_s().ok().map(String::as_str).or_else(|| value.as_n().ok().map(String::as_str));
+        let Some(text) = text else { continue };
+        if let Some(custom) = name.strip_prefix("custom.") {
+            profile.custom.insert(custom.to_owned(), text.to_owned());
+        } else if let Some(field) = ProfileField::from_name(name).filter(|f| *f != ProfileField::Email) {
+            profile.set(&FieldTarget::Profile(field), text).map_err(|_| corrupt(name))?;
+        }
+    }
+    let events = item
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("events.")?.to_owned(), v.as_n().ok()?.parse().ok()?)))
+        .collect();
+    let at = |name: &str| get_time(item, name)?.ok_or_else(|| corrupt(name));
+    Ok(Lead {
+        id: get_s(item, "id").and_then(|i| LeadId::parse(i).ok()).ok_or_else(|| corrupt("id"))?,
+        version: get_n(item, "version").ok_or_else(|| corrupt("version"))?,
+        profile,
+        status: get_s(item, "status").and_then(|t| t.parse::<Status>().ok()).ok_or_else(|| corrupt("status"))?,
+        owner: get_s(item, "owner").map(str::to_owned),
+        previous_owner: get_s(item, "previous_owner").map(str::to_owned),
+        pool: get_s(item, "pool").map(str::to_owned),
+        score: get_n(item, "score").unwrap_or(0),
+        tier: get_s(item, "tier").unwrap_or_default().to_owned(),
+        bant: get_json(item, "bant")?.unwrap_or_default(),
+        events,
+        unanswered: get_n(item, "unanswered").unwrap_or(0),
+        created_at: at("created_at")?,
+        updated_at: at("updated_at")?,
+        last_activity_at: at("last_activity_at")?,
+        sla: get_json(item, "sla")?,
+        sla_due: get_time(item, "sla_due")?,
+        hygiene_at: get_time(item, "hygiene_at")?,
+        disqualify_reason: get_s(item, "disqualify_reason").map(str::to_owned),
+        expires_at: get_n::<i64>(item, TTL_ATTRIBUTE).and_then(|t| DateTime::from_timestamp(t, 0)),
+    })
+}
+
+/// A `Lead` as its item, with the index keys it belongs under.
+fn lead_item(lead: &Lead) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), s(lead_pk(&lead.id)));
+    item.insert("sk".into(), s(LEAD_SK));
+    item.insert("id".into(), s(lead.id.as_str()));
+    item.insert("version".into(), n(lead.version));
+    for field in lead.profile.present_fields() {
+        if let Some(v) = field_value(&lead.profile, &field) {
+            item.insert(field_attribute(&field), v);
+        }
+    }
+    for (kind, count) in &lead.events {
+        item.insert(event_attribute(kind), n(count));
+    }
+    item.insert("status".into(), s(lead.status.as_str()));
+    let mut opt = |name: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            item.insert(name.into(), s(v.clone()));
+        }
+    };
+    opt("owner", &lead.owner);
+    opt("previous_owner", &lead.previous_owner);
+    opt("pool", &lead.pool);
+    opt("disqualify_reason", &lead.disqualify_reason);
+    item.insert("score".into(), n(lead.score));
+    item.insert("tier".into(), s(lead.tier.clone()));
+    item.insert("bant".into(), s(serde_json::to_string(&lead.bant).unwrap_or_default()));
+    item.insert("unanswered".into(), n(lead.unanswered));
+    item.insert("created_at".into(), s(ts(lead.created_at)));
+    item.insert("updated_at".into(), s(ts(lead.updated_at)));
+    item.insert("last_activity_at".into(), s(ts(lead.last_activity_at)));
+    if let Some(sla) = &lead.sla {
+        item.insert("sla".into(), s(serde_json::to_string(sla).unwrap_or_default()));
+    }
+    if let Some(due) = lead.sla_due {
+        item.insert("sla_due".into(), s(ts(due)));
+        item.insert("gsi1pk".into(), s(SLA_PARTITION));
+        item.insert("gsi1sk".into(), s(format!("{}#{}", ts(due), lead.id)));
+    }
+    if let Some(at) = lead.hygiene_at {
+        item.insert("hygiene_at".into(), s(ts(at)));
+        item.insert("gsi2pk".into(), s(IDLE_PARTITION));
+        item.insert("gsi2sk".into(), s(format!("{}#{}", ts(at), lead.id)));
+    }
+    if let Some(t) = lead.expires_at {
+        item.insert(TTL_ATTRIBUTE.into(), n(t.timestamp()));
+    }
+    item
+}
+
+fn history_item(id: &LeadId, e: &HistoryEntry) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), s(lead_pk(id))),
+        ("sk".to_owned(), s(format!("H#{}", e.key()))),
+        ("doc".to_owned(), s(serde_json::to_string(e).unwrap_or_default())),
+    ])
+}
+
+fn outbox_item(p: &Pending) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), s(lead_pk(&p.notification.lead_id))),
+        ("sk".to_owned(), s(format!("OUTBOX#{}", p.notification.id))),
+        ("doc".to_owned(), s(serde_json::to_string(p).unwrap_or_default())),
+        ("gsi1pk".to_owned(), s(OUTBOX_PARTITION)),
+        ("gsi1sk".to_owned(), outbox_sort_key(p)),
+    ])
+}
+
+fn outbox_sort_key(p: &Pending) -> AttributeValue {
+    s(format!("{}#{}", ts(p.lease_until), p.notification.id))
+}
+
+/// The upper bound of a `<time>#<id>` sort key at `now`.
+fn due_bound(now: DateTime<Utc>) -> String {
+    format!("{}#~", ts(now))
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
+        DynamoStore { client, table: table.into(), usage: Arc::default() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// What each operation has cost so far.
+    pub fn usage(&self) -> BTreeMap<&'static str, Usage> {
+        self.usage.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub fn reset_usage(&self) {
+        self.usage.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    fn meter(&self, op: &'static str, consumed: &[ConsumedCapacity], items: usize) {
+        let mut usage = self.usage.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let u = usage.entry(op).or_default();
+        u.round_trips += 1;
+        u.capacity_units += consumed.iter().filter_map(ConsumedCapacity::capacity_units).sum::<f64>();
+        u.items_read += items as u64;
+    }
+
+    async fn query_due(
+        &self,
+        op: &'static str,
+        index: &str,
+        (hash, range): (&str, &str),
+        partition: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = i32::try_from(limit.saturating_sub(out.len()).min(1000)).unwrap_or(1000);
+            let r = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#h = :p AND #r <= :now")
+                .expression_attribute_names("#h", hash)
+                .expression_attribute_names("#r", range)
+                .expression_attribute_values(":p", s(partition))
+                .expression_attribute_values(":now", s(due_bound(now)))
+                .limit(page)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", e))?;
+            let items = r.items.unwrap_or_default();
+            self.meter(op, r.consumed_capacity.as_slice(), items.len());
+            out.extend(items);
+            start = r.last_evaluated_key;
+            if start.is_none() || out.len() >= limit {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+fn is_conditional_failure(e: &SdkError<UpdateItemError>) -> bool {
+    matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_)))
+}
+
+impl Leads for DynamoStore {
+    async fn capture(
+        &self,
+        incoming: &Profile,
+        keep_first: &[FieldTarget],
+        at: DateTime<Utc>,
+    ) -> Result<Captured, StoreError> {
+        let id = LeadId::for_email(&incoming.email);
+        let mut sets = vec![
+            "#id = :id".to_owned(),
+            "#email = :email".to_owned(),
+            "created_at = if_not_exists(created_at, :at)".to_owned(),
+            "updated_at = :at".to_owned(),
+            "last_activity_at = :at".to_owned(),
+            "#status = if_not_exists(#status, :nurturing)".to_owned(),
+            "#score = if_not_exists(#score, :zero)".to_owned(),
+            "#tier = if_not_exists(#tier, :empty)".to_owned(),
+            "unanswered = :zero".to_owned(),
+        ];
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(lead_pk(&id)))
+            .key("sk", s(LEAD_SK))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#email", "email")
+            .expression_attribute_names("#score", "score")
+            .expression_attribute_names("#tier", "tier")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#submissions", event_attribute("form_submission"))
+            .expression_attribute_values(":id", s(id.as_str()))
+            .expression_attribute_values(":email", s(incoming.email.as_str()))
+            .expression_attribute_values(":at", s(ts(at)))
+            .expression_attribute_values(":nurturing", s(Status::Nurturing.as_str()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":empty", s(""));
+        for (i, field) in incoming.present_fields().iter().enumerate() {
+            if *field == FieldTarget::Profile(ProfileField::Email) {
+                continue;
+            }
+            let Some(value) = field_value(incoming, field) else { continue };
+            let (name, placeholder) = (format!("#f{i}"), format!(":f{i}"));
+            sets.push(if keep_first.contains(field) {
+                format!("{name} = if_not_exists({name}, {placeholder})")
+            } else {
+                format!("{name} = {placeholder}")
+            });
+            req = req
+                .expression_attribute_names(&name, field_attribute(field))
+                .expression_attribute_values(&placeholder, value);
+        }
+        let r = req
+            .update_expression(format!("SET {} ADD #version :one, #submissions :one", sets.join(", ")))
+            .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| unavailable("UpdateItem (capture)", e))?;
+        self.meter("capture", r.consumed_capacity.as_slice(), 0);
+        let lead =
+            lead_from_item(r.attributes.as_ref().ok_or_else(|| StoreError::Corrupt("no item returned".into()))?)?;
+        Ok(Captured { created: lead.version == 1, lead })
+    }
+
+    async fn record_events(
+        &self,
+        id: &LeadId,
+        counts: &[(String, u32)],
+        at: DateTime<Utc>,
+    ) -> Result<Option<Lead>, StoreError> {
+        let mut adds = vec!["#version :one".to_owned()];
+        let mut sets = vec!["updated_at = :at".to_owned()];
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(lead_pk(id)))
+            .key("sk", s(LEAD_SK))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":at", s(ts(at)));
+        let mut merged: BTreeMap<&str, u32> = BTreeMap::new();
+        for (kind, count) in counts {
+            *merged.entry(kind.as_str()).or_default() += count;
+        }
+        let inbound = merged.keys().any(|k| leadflow_domain::record::is_inbound(k));
+        for (i, (kind, count)) in merged.iter().enumerate() {
+            adds.push(format!("#e{i} :n{i}"));
+            req = req
+                .expression_attribute_names(format!("#e{i}"), event_attribute(kind))
+                .expression_attribute_values(format!(":n{i}"), n(count));
+        }
+        if inbound {
+            sets.push("last_activity_at = :at".into());
+            sets.push("unanswered = :zero".into());
+            req = req.expression_attribute_values(":zero", n(0));
+        } else if let Some(attempts) = merged.get("contact_attempt") {
+            adds.push("unanswered :attempts".into());
+            req = req.expression_attribute_values(":attempts", n(attempts));
+        }
+        let r = req
+            .update_expression(format!("SET {} ADD {}", sets.join(", "), adds.join(", ")))
+            .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match r {
+            Ok(r) => {
+                self.meter("record_events", r.consumed_capacity.as_slice(), 0);
+                let item = r.attributes.ok_or_else(|| StoreError::Corrupt("no item returned".into()))?;
+                Ok(Some(lead_from_item(&item)?))
+            }
+            Err(e) if is_conditional_failure(&e) => Ok(None),
+            Err(e) => Err(unavailable("UpdateItem (events)", e)),
+        }
+    }
+
+    async fn get(&self, id: &LeadId) -> Result<Option<Lead>, StoreError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(lead_pk(id)))
+            .key("sk", s(LEAD_SK))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", e))?;
+        self.meter("get", r.consumed_capacity.as_slice(), usize::from(r.item.is_some()));
+        r.item.as_ref().map(lead_from_item).transpose()
+    }
+
+    async fn save(&self, change: &Change) -> Result<(), SaveError> {
+        if change.lead.version != change.expected_version + 1 {
+            return Err(SaveError::LeadChanged);
+        }
+        let (condition, version) = if change.expected_version == 0 {
+            ("attribute_not_exists(pk)", None)
+        } else {
+            ("#version = :expected", Some(n(change.expected_version)))
+        };
+        let version_name = version.as_ref().map(|_| HashMap::from([("#version".to_owned(), "version".to_owned())]));
+        let simple = change.history.is_empty()
+            && change.outbox.is_empty()
+            && change.cursor.is_none()
+            && change.load.is_empty()
+            && change.account.is_none();
+        if simple {
+            let r = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(lead_item(&change.lead)))
+                .condition_expression(condition)
+                .set_expression_attribute_names(version_name.clone())
+                .set_expression_attribute_values(version.clone().map(|v| HashMap::from([(":expected".to_owned(), v)])))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            return match r {
+                Ok(r) => {
+                    self.meter("save", r.consumed_capacity.as_slice(), 0);
+                    Ok(())
+                }
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                    ) =>
+                {
+                    Err(SaveError::LeadChanged)
+                }
+                Err(e) => Err(unavailable("PutItem", e).into()),
+            };
+        }
+
+        let mut items = Vec::new();
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(lead_item(&change.lead)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(version_name)
+            .set_expression_attribute_values(version.map(|v| HashMap::from([(":expected".to_owned(), v)])))
+            .build()
+            .map_err(|e| unavailable("TransactWriteItems", e))?;
+        items.push(TransactWriteItem::builder().put(put).build());
+        let mut cursor_index = None;
+        if let Some((pool, mv)) = &change.cursor {
+            let condition = if mv.from == 0 { "attribute_not_exists(#c) OR #c = :from" } else { "#c = :from" };
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(format!("POOL#{pool}")))
+                .key("sk", s("CURSOR"))
+                .update_expression("SET #c = :to")
+                .condition_expression(condition)
+                .expression_attribute_names("#c", "cursor")
+                .expression_attribute_values(":from", n(mv.from))
+                .expression_attribute_values(":to", n(mv.to))
+                .build()
+                .map_err(|e| unavailable("TransactWriteItems", e))?;
+            cursor_index = Some(items.len());
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        for (rep, delta) in &change.load {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(format!("REP#{rep}")))
+                .key("sk", s("LOAD"))
+                .update_expression("ADD #open :d")
+                .expression_attribute_names("#open", "open")
+                .expression_attribute_values(":d", n(delta))
+                .build()
+                .map_err(|e| unavailable("TransactWriteItems", e))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        if let Some((domain, owner)) = &change.account {
+            let item = HashMap::from([
+                ("pk".to_owned(), s(format!("ACCOUNT#{domain}"))),
+                ("sk".to_owned(), s("OWNER")),
+                ("owner".to_owned(), s(owner.clone())),
+            ]);
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| unavailable("Put", e))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let extra = change
+            .history
+            .iter()
+            .map(|e| history_item(&change.lead.id, e))
+            .chain(change.outbox.iter().map(outbox_item));
+        for item in extra {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| unavailable("Put", e))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let r = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match r {
+            Ok(r) => {
+                self.meter("save_transaction", r.consumed_capacity(), 0);
+                Ok(())
+            }
+            Err(e) => {
+                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+                if let Some(E::TransactionCanceledException(c)) = e.as_service_error() {
+                    let failed = |i: usize| {
+                        c.cancellation_reasons().get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+                    };
+                    if failed(0) {
+                        return Err(SaveError::LeadChanged);
+                    }
+                    if cursor_index.is_some_and(failed) {
+                        return Err(SaveError::CursorMoved);
+                    }
+                }
+                Err(unavailable("TransactWriteItems", e).into())
+            }
+        }
+    }
+
+    async fn sla_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Lead>, StoreError> {
+        let items = self.query_due("sla_due", DUE_INDEX, ("gsi1pk", "gsi1sk"), SLA_PARTITION, now, limit).await?;
+        items.iter().map(lead_from_item).collect()
+    }
+
+    async fn hygiene_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Lead>, StoreError> {
+        let items = self.query_due("hygiene_due", IDLE_INDEX, ("gsi2pk", "gsi2sk"), IDLE_PARTITION, now, limit).await?;
+        items.iter().map(lead_from_item).collect()
+    }
+
+    /// Lists leads by scanning the table: for the CLI and small tables, never
+    /// used by the functions.
+    async fn list(&self, filter: &LeadFilter) -> Result<Vec<Lead>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let r = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#sk = :lead")
+                .expression_attribute_names("#sk", "sk")
+                .expression_attribute_values(":lead", s(LEAD_SK))
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| unavailable("Scan", e))?;
+            let items = r.items.unwrap_or_default();
+            self.meter("list", r.consumed_capacity.as_slice(), items.len());
+            for item in &items {
+                let lead = lead_from_item(item)?;
+                if filter.status.is_none_or(|st| st == lead.status)
+                    && filter.owner.as_ref().is_none_or(|o| lead.owner.as_ref() == Some(o))
+                {
+                    out.push(lead);
+                }
+            }
+            start = r.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+}
+
+impl Team for DynamoStore {
+    async fn team_state(&self, pools: &[&str], reps: &[&str], account: Option<&str>) -> Result<TeamState, StoreError> {
+        let key = |pk: String, sk: &str| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]);
+        let mut keys: Vec<Item> = pools.iter().map(|p| key(format!("POOL#{p}"), "CURSOR")).collect();
+        keys.extend(reps.iter().map(|r| key(format!("REP#{r}"), "LOAD")));
+        keys.extend(account.map(|d| key(format!("ACCOUNT#{d}"), "OWNER")));
+        let mut state = TeamState {
+            cursors: pools.iter().map(|p| ((*p).to_owned(), 0)).collect(),
+            open: reps.iter().map(|r| ((*r).to_owned(), 0)).collect(),
+            account_owner: None,
+        };
+        let mut pending = keys;
+        while !pending.is_empty() {
+            let batch: Vec<Item> = pending.drain(..pending.len().min(100)).collect();
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(batch))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| unavailable("BatchGetItem", e))?;
+            let r = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| unavailable("BatchGetItem", e))?;
+            let items = r.responses.as_ref().and_then(|m| m.get(&self.table)).cloned().unwrap_or_default();
+            self.meter("team_state", r.consumed_capacity(), items.len());
+            for item in &items {
+                let pk = get_s(item, "pk").unwrap_or_default();
+                if let Some(pool) = pk.strip_prefix("POOL#") {
+                    state.cursors.insert(pool.to_owned(), get_n(item, "cursor").unwrap_or(0));
+                } else if let Some(rep) = pk.strip_prefix("REP#") {
+                    state.open.insert(rep.to_owned(), get_n::<i64>(item, "open").unwrap_or(0).max(0) as u32);
+                } else if pk.starts_with("ACCOUNT#") {
+                    state.account_owner = get_s(item, "owner").map(str::to_owned);
+                }
+            }
+            if let Some(mut rest) = r.unprocessed_keys
+                && let Some(k) = rest.remove(&self.table)
+            {
+                pending.extend(k.keys);
+            }
+        }
+        Ok(state)
+    }
+}
+
+impl History for DynamoStore {
+    async fn append(&self, id: &LeadId, entries: &[HistoryEntry]) -> Result<(), StoreError> {
+        let mut requests: Vec<WriteRequest> = entries
+            .iter()
+            .map(|e| {
+                let put = PutRequest::builder().set_item(Some(history_item(id, e))).build();
+                put.map(|p| WriteRequest::builder().put_request(p).build())
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| unavailable("BatchWriteItem", e))?;
+        while !requests.is_empty() {
+            let batch: Vec<WriteRequest> = requests.drain(..requests.len().min(25)).collect();
+            let r = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, batch)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| unavailable("BatchWriteItem", e))?;
+            self.meter("history_append", r.consumed_capacity(), 0);
+            if let Some(mut rest) = r.unprocessed_items
+                && let Some(left) = rest.remove(&self.table)
+            {
+                requests.extend(left);
+            }
+        }
+        Ok(())
+    }
+
+    async fn history(&self, id: &LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let r = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :h)")
+                .expression_attribute_values(":pk", s(lead_pk(id)))
+                .expression_attribute_values(":h", s("H#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", e))?;
+            let items = r.items.unwrap_or_default();
+            self.meter("history", r.consumed_capacity.as_slice(), items.len());
+            for item in &items {
+                out.push(get_json(item, "doc")?.ok_or_else(|| StoreError::Corrupt("history item without doc".into()))?);
+            }
+            start = r.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+impl Outbox for DynamoStore {
+    async fn due_notifications(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Pending>, StoreError> {
+        let items =
+            self.query_due("due_notifications", DUE_INDEX, ("gsi1pk", "gsi1sk"), OUTBOX_PARTITION, now, limit).await?;
+        items
+            .iter()
+            .map(|i| get_json(i, "doc")?.ok_or_else(|| StoreError::Corrupt("outbox item without doc".into())))
+            .collect()
+    }
+
+    async fn claim(&self, pending: &Pending, lease_until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut next = pending.clone();
+        next.lease_until = lease_until;
+        next.attempts += 1;
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(lead_pk(&pending.notification.lead_id)))
+            .key("sk", s(format!("OUTBOX#{}", pending.notification.id)))
+            .update_expression("SET gsi1sk = :next, doc = :doc")
+            .condition_expression("gsi1sk = :current")
+            .expression_attribute_values(":current", outbox_sort_key(pending))
+            .expression_attribute_values(":next", outbox_sort_key(&next))
+            .expression_attribute_values(":doc", s(serde_json::to_string(&next).unwrap_or_default()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match r {
+            Ok(r) => {
+                self.meter("claim", r.consumed_capacity.as_slice(), 0);
+                Ok(true)
+            }
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("UpdateItem (claim)", e)),
+        }
+    }
+
+    async fn mark_sent(&self, notification: &Notification, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(lead_pk(&notification.lead_id)))
+            .key("sk", s(format!("OUTBOX#{}", notification.id)))
+            .update_expression("SET sent_at = :at REMOVE gsi1pk, gsi1sk")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", s(ts(at)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match r {
+            Ok(r) => {
+                self.meter("mark_sent", r.consumed_capacity.as_slice(), 0);
+                Ok(())
+            }
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable("UpdateItem (sent)", e)),
+        }
+    }
+}
