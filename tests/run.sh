@@ -4,17 +4,44 @@
 # Formatting and lints, then every Rust test in one build (unit and table-driven
 # tests, property tests, the integration tests in tests/integration, and each
 # benchmark once in test mode, which also checks the engine against its
-# hand-written reference), then the rule tests of rules/ through the CLI.
+# hand-written reference; the store conformance suite on the embedded store and
+# on DynamoDB and SNS in moto's server), then the rule tests of rules/ through
+# the CLI.
+#
+# moto is installed from PyPI into .venv (once) and started on a free loopback
+# port for the run; when it cannot be installed or started, the run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+MOTO_VERSION="5.2.5"
 
 step "format: cargo fmt --check"
 cargo fmt --all -- --check
 
 step "lint: cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "emulator: moto[server] $MOTO_VERSION in .venv"
+if ! .venv/bin/python -c "import moto.server" 2>/dev/null \
+    || [ "$(.venv/bin/python -c 'import moto; print(moto.__version__)')" != "$MOTO_VERSION" ]; then
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p target
+.venv/bin/moto_server -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 150); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    if ! kill -0 "$moto_pid" 2>/dev/null; then echo "moto_server exited; see target/moto.log" >&2; exit 1; fi
+    sleep 0.2
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "moto_server did not start on port $port" >&2; exit 1; }
+export LEADFLOW_MOTO_ENDPOINT="http://127.0.0.1:$port"
+export LEADFLOW_MOTO_SERVER="$PWD/.venv/bin/moto_server"
+echo "moto on $LEADFLOW_MOTO_ENDPOINT"
 
 step "tests: cargo test"
 cargo test --workspace --all-targets

@@ -2,5 +2,6 @@
 
 mod conformance;
 mod embedded;
+mod moto;
 mod rules_cli;
 mod support;

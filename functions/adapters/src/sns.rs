@@ -4,7 +4,7 @@
 //! `default` bodies. Message attributes let each rep's subscriptions filter:
 //! `owner` (String.Array: the rep ids the message is for, so a filter policy
 //! `{"owner": ["ana"]}` matches every message for Ana, including escalations
-//! that go to her as a manager), `kind` and `tier`.
+//! that go to her as a manager), `kind`, `tier`, and `notification` (its id, for consumers that deduplicate).
 
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
@@ -46,6 +46,7 @@ impl Notifier for SnsNotifier {
             .message(message_body(n))
             .subject(n.subject.chars().take(100).collect::<String>())
             .message_attributes("owner", attribute("String.Array", to)?)
+            .message_attributes("notification", attribute("String", n.id.clone())?)
             .message_attributes("kind", attribute("String", n.kind.as_str().to_owned())?)
             .message_attributes(
                 "tier",

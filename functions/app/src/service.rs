@@ -36,8 +36,13 @@ use crate::ports::{Change, Notifier, SaveError, Store, StoreError, TeamState};
 /// check may retry it.
 pub const DELIVERY_LEASE: chrono::Duration = chrono::Duration::minutes(2);
 
-/// The most attempts at a save that keeps losing races.
+/// The most attempts at a save that keeps losing races on a lead.
 pub const MAX_ATTEMPTS: u32 = 10;
+
+/// The most attempts at an assignment that keeps losing the pool cursor to other
+/// assignments. Each loss means another assignment went through, so a burst of
+/// N hand-offs to one pool needs up to N attempts for the unluckiest one.
+pub const MAX_CURSOR_ATTEMPTS: u32 = 1000;
 
 /// How many due leads or notifications a job takes per query.
 pub const JOB_PAGE: usize = 200;
@@ -46,7 +51,7 @@ pub const JOB_PAGE: usize = 200;
 pub enum ServiceError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the lead kept changing; gave up after {MAX_ATTEMPTS} attempts")]
+    #[error("the lead or its pool kept changing; gave up after {MAX_ATTEMPTS} attempts")]
     Contended,
 }
 
@@ -140,7 +145,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             .enumerate()
             .map(|(i, body)| HistoryEntry {
                 at: now,
-                seq: format!("{:010}#{i:02}", snapshot.version),
+                seq: format!("{:010}#{i:02}#{:08x}", snapshot.version, fastrand::u32(..)),
                 kind: HistoryKind::Event,
                 body,
             })
@@ -194,7 +199,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             let mut history = events.to_vec();
             history.push(HistoryEntry {
                 at: now,
-                seq: format!("{:010}#{:02}", snapshot.version, history.len()),
+                seq: format!("{:010}#{:02}#{:08x}", snapshot.version, history.len(), fastrand::u32(..)),
                 kind: HistoryKind::Decision,
                 body: decision,
             });
@@ -203,7 +208,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             match self.store.save(&change).await {
                 Ok(()) => return Ok(Saved::Done(Box::new(lead), outbox)),
                 Err(SaveError::LeadChanged) => return Ok(Saved::Superseded),
-                Err(SaveError::CursorMoved) if attempt < MAX_ATTEMPTS => backoff(attempt).await,
+                Err(SaveError::CursorMoved) if attempt < MAX_CURSOR_ATTEMPTS => backoff(attempt).await,
                 Err(SaveError::CursorMoved) => return Err(ServiceError::Contended),
                 Err(SaveError::Store(e)) => return Err(e.into()),
             }
