@@ -2,6 +2,7 @@
 
 mod conformance;
 mod embedded;
+mod infra;
 mod moto;
 mod rules_cli;
 mod support;

@@ -176,9 +176,11 @@ impl OwnMoto {
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto_server");
+        // The guard owns the process from here: it is killed even if it never answers.
+        let moto = OwnMoto { port, child: Some(child) };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return OwnMoto { port, child: Some(child) };
+                return moto;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

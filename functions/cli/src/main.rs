@@ -1,5 +1,6 @@
 //! `leadflow`: the command line for RevOps and developers.
 
+mod infra_cmd;
 mod rules_cmd;
 
 use std::path::PathBuf;
@@ -19,6 +20,34 @@ enum Command {
     /// Check, test and explain the rule files RevOps edits.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Create the DynamoDB table (for emulators and dev accounts).
+    #[command(subcommand)]
+    Table(TableCommand),
+    /// Generate the reps' SNS subscriptions from routing.yaml.
+    ///
+    /// Writes a CloudFormation template with one SMS and one email subscription
+    /// per rep with a phone or email, each with a filter policy on the `owner`
+    /// message attribute. The checked-in infra/subscriptions.yaml is this
+    /// command's output; a test fails when it is stale.
+    Subscriptions {
+        #[command(flatten)]
+        dir: RulesDir,
+        /// Where to write; `-` prints it.
+        #[arg(long, value_name = "FILE|-", default_value = "infra/subscriptions.yaml")]
+        out: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TableCommand {
+    /// Create TABLE with the definition template.yaml declares (keys, indexes, TTL).
+    ///
+    /// Uses the AWS SDK's usual configuration: AWS_REGION, credentials, and
+    /// AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_DYNAMODB) for an emulator.
+    Create {
+        /// The table name.
+        table: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,6 +114,8 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Test { dir }) => rules_cmd::test(&dir.rules),
         Command::Rules(RulesCommand::Explain { dir, lead, json }) => rules_cmd::explain(&dir.rules, &lead, json),
         Command::Rules(RulesCommand::Replay { dir, leads }) => rules_cmd::replay(&dir.rules, &leads),
+        Command::Table(TableCommand::Create { table }) => infra_cmd::create_table(&table),
+        Command::Subscriptions { dir, out } => infra_cmd::subscriptions(&dir.rules, &out),
     };
     match result {
         Ok(code) => code,
