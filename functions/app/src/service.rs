@@ -17,7 +17,6 @@ use chrono::{DateTime, Utc};
 use leadflow_domain::lead::FieldTarget;
 use leadflow_domain::rules::Explanation;
 use leadflow_domain::rules::capture::MergePolicy;
-use leadflow_domain::rules::lifecycle::DormancyCause;
 use leadflow_domain::rules::routing::{AssignContext, Assignment};
 use leadflow_domain::rules::scoring::idle_days;
 use leadflow_domain::rules::sla::Audience;
@@ -534,10 +533,9 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         let idle = idle_days(lead.last_activity_at, now);
         let cause = rules.lifecycle.dormancy(lead.status, idle, lead.unanswered);
         let mut parts = Parts::default();
-        if let Some(cause) = cause {
+        if cause.is_some() {
             go_dormant(&mut next, &mut parts);
             next.status = Status::Dormant;
-            let _: DormancyCause = cause;
         }
         next.hygiene_at = hygiene_at(rules, &next, now);
         let history = vec![HistoryEntry {
