@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use leadflow_app::{Change, History, LeadFilter, Leadflow, Leads, Notifier, NotifyError, SaveError, Team};
-use leadflow_domain::rules::routing::CursorMove;
 use leadflow_domain::{Email, LeadId, Notification, Profile, RuleSet, Status};
 
 use crate::support::repo_root;
@@ -39,9 +38,19 @@ impl<N: Notifier> Notifier for Flaky<N> {
     }
 }
 
+/// A notifier that publishes nowhere, for cases about the store alone.
+#[derive(Debug)]
+pub struct Nowhere;
+
+impl Notifier for Nowhere {
+    async fn publish(&self, _: &Notification) -> Result<(), NotifyError> {
+        Ok(())
+    }
+}
+
 /// A store and notifier under test, and a way to read back what reps received.
 pub trait Rig: Send + Sync + 'static {
-    type S: leadflow_app::Store + 'static;
+    type S: leadflow_app::Store + Clone + 'static;
     type N: Notifier + 'static;
     fn app(&self) -> &Arc<Leadflow<Self::S, Flaky<Self::N>>>;
     /// Everything delivered so far, one entry per rep channel that received it.
@@ -171,8 +180,8 @@ pub async fn three_hundred_concurrent_handoffs_to_a_round_robin_pool_give_a_hund
     let expected: BTreeMap<String, usize> = ["rio", "sam", "tia"].into_iter().map(|r| (r.to_owned(), 100)).collect();
     assert_eq!(owners, expected);
 
-    let team = app.store.team_state(&["trio"], &["rio", "sam", "tia"], None).await.expect("team");
-    assert_eq!(team.cursors["trio"], 300);
+    let team = app.store.team_state(&["rio", "sam", "tia"], None).await.expect("team");
+    assert_eq!(app.store.take_turn("trio").await.expect("turn"), 300, "one turn per hand-off");
     for rep in ["rio", "sam", "tia"] {
         assert_eq!(team.open[rep], 100, "open-lead count of {rep}");
     }
@@ -188,7 +197,45 @@ pub async fn three_hundred_concurrent_handoffs_to_a_round_robin_pool_give_a_hund
     assert_eq!(per_rep.values().copied().collect::<Vec<_>>(), vec![100, 100, 100]);
 }
 
-pub async fn a_save_on_a_stale_version_or_cursor_changes_nothing<R: Rig>(rig: R) {
+pub async fn concurrent_turns_are_each_taken_once_and_a_skip_moves_the_counter_on<R: Rig>(rig: R) {
+    let app = Arc::clone(rig.app());
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move { app.store.take_turn("solo").await.expect("turn") })
+        })
+        .collect();
+    let mut positions = BTreeSet::new();
+    for t in tasks {
+        assert!(positions.insert(t.await.expect("task")), "a position taken twice");
+    }
+    assert_eq!(positions, (0..200).collect::<BTreeSet<u64>>());
+    assert_eq!(app.store.take_turn("other").await.expect("turn"), 0, "each pool counts its own turns");
+
+    let lead = app.capture(profile("skip@example.com"), at(T0)).await.expect("capture").lead;
+    let mut next = lead.clone();
+    next.version += 1;
+    let mut change = Change::of(next, lead.version);
+    change.skip = Some(("solo".into(), 2));
+    app.store.save(&change).await.expect("save");
+    assert_eq!(app.store.take_turn("solo").await.expect("turn"), 202);
+}
+
+pub async fn round_robin_passes_over_an_unavailable_member_and_resumes_after_the_one_chosen<R: Rig>(rig: R) {
+    let mut rules = (*conformance_rules()).clone();
+    let sam = rules.routing.rep_index("sam").expect("sam");
+    rules.routing.reps[sam].active = false;
+    let app = Leadflow::new(Arc::new(rules), rig.app().store.clone(), Nowhere);
+    let mut owners = Vec::new();
+    for i in 0..4 {
+        let lead = app.capture(vp(&format!("vp{i}@away{i}.com")), at(T0)).await.expect("capture").lead;
+        owners.push(lead.owner.expect("owner"));
+    }
+    assert_eq!(owners, ["rio", "tia", "rio", "tia"]);
+    assert_eq!(app.store.take_turn("trio").await.expect("turn"), 6, "turns 1 and 4 passed over sam");
+}
+
+pub async fn a_save_on_a_stale_version_changes_nothing<R: Rig>(rig: R) {
     let app = rig.app();
     let lead = app.capture(profile("stale@example.com"), at(T0)).await.expect("capture").lead;
     let mut next = lead.clone();
@@ -197,16 +244,18 @@ pub async fn a_save_on_a_stale_version_or_cursor_changes_nothing<R: Rig>(rig: R)
     let stale = Change::of(next.clone(), lead.version - 1);
     assert!(matches!(app.store.save(&stale).await, Err(SaveError::LeadChanged)));
 
-    next.version = lead.version + 1;
-    let mut moved = Change::of(next, lead.version);
-    moved.cursor = Some(("trio".into(), CursorMove { from: 41, to: 42 }));
-    moved.load = vec![("rio".into(), 1)];
-    assert!(matches!(app.store.save(&moved).await, Err(SaveError::CursorMoved)));
+    let mut assignment = Change::of(next, lead.version - 1);
+    assignment.lead.version = lead.version;
+    assignment.skip = Some(("trio".into(), 2));
+    assignment.load = vec![("rio".into(), 1)];
+    assignment.account = Some(("example.com".into(), "rio".into()));
+    assert!(matches!(app.store.save(&assignment).await, Err(SaveError::LeadChanged)));
 
     let stored = app.store.get(&lead.id).await.expect("get").expect("lead");
     assert_eq!(stored, lead, "nothing of a refused change is stored");
-    let team = app.store.team_state(&["trio"], &["rio"], None).await.expect("team");
-    assert_eq!((team.cursors["trio"], team.open["rio"]), (0, 0));
+    let team = app.store.team_state(&["rio"], Some("example.com")).await.expect("team");
+    assert_eq!((team.open["rio"], team.account_owner), (0, None));
+    assert_eq!(app.store.take_turn("trio").await.expect("turn"), 0, "the counter did not move");
 }
 
 pub async fn a_failed_publish_stays_pending_and_is_delivered_once_by_the_sla_check<R: Rig>(rig: R) {
@@ -253,7 +302,7 @@ pub async fn each_escalation_step_fires_once_and_reassignment_picks_another_rep<
     let new_owner = stored.owner.clone().expect("owner");
     assert_ne!(new_owner, first_owner, "reassignment never picks the same rep");
     assert_eq!(stored.sla_due, None, "every step has fired");
-    let team = app.store.team_state(&["trio"], &[&first_owner, &new_owner], None).await.expect("team");
+    let team = app.store.team_state(&[&first_owner, &new_owner], None).await.expect("team");
     assert_eq!((team.open[&first_owner], team.open[&new_owner]), (0, 1), "capacity moves with the lead");
 
     let delivered = rig.delivered().await;
@@ -285,7 +334,7 @@ pub async fn the_clean_up_reads_only_the_leads_whose_idleness_matters<R: Rig>(ri
     assert_eq!(stored.previous_owner, idle.owner);
     assert_eq!(stored.hygiene_at, None);
     let owner = idle.owner.clone().expect("owner");
-    let team = app.store.team_state(&[], &[&owner], None).await.expect("team");
+    let team = app.store.team_state(&[&owner], None).await.expect("team");
     assert_eq!(team.open[&owner], 0, "a dormant lead releases its rep's capacity");
     assert_eq!(app.store.get(&recent.id).await.expect("get").expect("lead").status, Status::Nurturing);
 }
@@ -306,7 +355,9 @@ macro_rules! conformance_tests {
             a_repeat_capture_keeps_first_touch_and_never_empties_a_field,
             a_hundred_concurrent_events_on_one_lead_give_the_exact_score,
             three_hundred_concurrent_handoffs_to_a_round_robin_pool_give_a_hundred_each,
-            a_save_on_a_stale_version_or_cursor_changes_nothing,
+            concurrent_turns_are_each_taken_once_and_a_skip_moves_the_counter_on,
+            round_robin_passes_over_an_unavailable_member_and_resumes_after_the_one_chosen,
+            a_save_on_a_stale_version_changes_nothing,
             a_failed_publish_stays_pending_and_is_delivered_once_by_the_sla_check,
             each_escalation_step_fires_once_and_reassignment_picks_another_rep,
             the_clean_up_reads_only_the_leads_whose_idleness_matters,

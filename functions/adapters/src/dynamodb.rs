@@ -7,8 +7,9 @@
 //!   one save. Two round trips, no read-modify-write.
 //! - engagement: one `UpdateItem` that adds the counts atomically; then one save.
 //! - save: `PutItem` on the expected version, or, with history, notifications or
-//!   an assignment, one `TransactWriteItems` (lead on its version, pool cursor on
-//!   its position, `ADD` to the reps' counts, history and outbox items).
+//!   an assignment, one `TransactWriteItems` (lead on its version, `ADD` to the
+//!   reps' counts, history and outbox items).
+//! - round-robin: one `UpdateItem` per turn, `ADD` on the pool's counter.
 //! - SLA check and clean-up: `Query` on the sparse indexes, never a scan.
 
 use std::collections::{BTreeMap, HashMap};
@@ -65,6 +66,9 @@ fn lead_pk(id: &LeadId) -> String {
 }
 
 const LEAD_SK: &str = "LEAD";
+const POOL_SK: &str = "TURNS";
+const REP_SK: &str = "LOAD";
+const ACCOUNT_SK: &str = "OWNER";
 const SLA_PARTITION: &str = "SLA";
 const OUTBOX_PARTITION: &str = "OUTBOX";
 const IDLE_PARTITION: &str = "OPEN";
@@ -255,6 +259,36 @@ impl DynamoStore {
 
     pub fn reset_usage(&self) {
         self.usage.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    /// A transaction item that writes `item` whole.
+    fn put(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| unavailable("TransactWriteItems", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A transaction item that adds `delta` to a number attribute (created at 0).
+    fn add(
+        &self,
+        pk: String,
+        sk: &str,
+        attribute: &str,
+        delta: AttributeValue,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("ADD #a :d")
+            .expression_attribute_names("#a", attribute)
+            .expression_attribute_values(":d", delta)
+            .build()
+            .map_err(|e| unavailable("TransactWriteItems", e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     fn meter(&self, op: &'static str, consumed: &[ConsumedCapacity], items: usize) {
@@ -458,7 +492,7 @@ impl Leads for DynamoStore {
         let version_name = version.as_ref().map(|_| HashMap::from([("#version".to_owned(), "version".to_owned())]));
         let simple = change.history.is_empty()
             && change.outbox.is_empty()
-            && change.cursor.is_none()
+            && change.skip.is_none()
             && change.load.is_empty()
             && change.account.is_none();
         if simple {
@@ -490,8 +524,7 @@ impl Leads for DynamoStore {
             };
         }
 
-        let mut items = Vec::new();
-        let put = Put::builder()
+        let lead = Put::builder()
             .table_name(&self.table)
             .set_item(Some(lead_item(&change.lead)))
             .condition_expression(condition)
@@ -499,61 +532,27 @@ impl Leads for DynamoStore {
             .set_expression_attribute_values(version.map(|v| HashMap::from([(":expected".to_owned(), v)])))
             .build()
             .map_err(|e| unavailable("TransactWriteItems", e))?;
-        items.push(TransactWriteItem::builder().put(put).build());
-        let mut cursor_index = None;
-        if let Some((pool, mv)) = &change.cursor {
-            let condition = if mv.from == 0 { "attribute_not_exists(#c) OR #c = :from" } else { "#c = :from" };
-            let update = Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(format!("POOL#{pool}")))
-                .key("sk", s("CURSOR"))
-                .update_expression("SET #c = :to")
-                .condition_expression(condition)
-                .expression_attribute_names("#c", "cursor")
-                .expression_attribute_values(":from", n(mv.from))
-                .expression_attribute_values(":to", n(mv.to))
-                .build()
-                .map_err(|e| unavailable("TransactWriteItems", e))?;
-            cursor_index = Some(items.len());
-            items.push(TransactWriteItem::builder().update(update).build());
+        // The lead goes first: a cancellation reason at index 0 is its condition.
+        let mut items = vec![TransactWriteItem::builder().put(lead).build()];
+        if let Some((pool, skipped)) = &change.skip {
+            items.push(self.add(format!("POOL#{pool}"), POOL_SK, "taken", n(skipped))?);
         }
         for (rep, delta) in &change.load {
-            let update = Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(format!("REP#{rep}")))
-                .key("sk", s("LOAD"))
-                .update_expression("ADD #open :d")
-                .expression_attribute_names("#open", "open")
-                .expression_attribute_values(":d", n(delta))
-                .build()
-                .map_err(|e| unavailable("TransactWriteItems", e))?;
-            items.push(TransactWriteItem::builder().update(update).build());
+            items.push(self.add(format!("REP#{rep}"), REP_SK, "open", n(delta))?);
         }
         if let Some((domain, owner)) = &change.account {
             let item = HashMap::from([
                 ("pk".to_owned(), s(format!("ACCOUNT#{domain}"))),
-                ("sk".to_owned(), s("OWNER")),
+                ("sk".to_owned(), s(ACCOUNT_SK)),
                 ("owner".to_owned(), s(owner.clone())),
             ]);
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .build()
-                .map_err(|e| unavailable("Put", e))?;
-            items.push(TransactWriteItem::builder().put(put).build());
+            items.push(self.put(item)?);
         }
-        let extra = change
-            .history
-            .iter()
-            .map(|e| history_item(&change.lead.id, e))
-            .chain(change.outbox.iter().map(outbox_item));
-        for item in extra {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .build()
-                .map_err(|e| unavailable("Put", e))?;
-            items.push(TransactWriteItem::builder().put(put).build());
+        for item in change.history.iter().map(|e| history_item(&change.lead.id, e)) {
+            items.push(self.put(item)?);
+        }
+        for item in change.outbox.iter().map(outbox_item) {
+            items.push(self.put(item)?);
         }
         let r = self
             .client
@@ -569,16 +568,10 @@ impl Leads for DynamoStore {
             }
             Err(e) => {
                 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
-                if let Some(E::TransactionCanceledException(c)) = e.as_service_error() {
-                    let failed = |i: usize| {
-                        c.cancellation_reasons().get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
-                    };
-                    if failed(0) {
-                        return Err(SaveError::LeadChanged);
-                    }
-                    if cursor_index.is_some_and(failed) {
-                        return Err(SaveError::CursorMoved);
-                    }
+                if let Some(E::TransactionCanceledException(c)) = e.as_service_error()
+                    && c.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+                {
+                    return Err(SaveError::LeadChanged);
                 }
                 Err(unavailable("TransactWriteItems", e).into())
             }
@@ -634,16 +627,11 @@ impl Leads for DynamoStore {
 }
 
 impl Team for DynamoStore {
-    async fn team_state(&self, pools: &[&str], reps: &[&str], account: Option<&str>) -> Result<TeamState, StoreError> {
+    async fn team_state(&self, reps: &[&str], account: Option<&str>) -> Result<TeamState, StoreError> {
         let key = |pk: String, sk: &str| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]);
-        let mut keys: Vec<Item> = pools.iter().map(|p| key(format!("POOL#{p}"), "CURSOR")).collect();
-        keys.extend(reps.iter().map(|r| key(format!("REP#{r}"), "LOAD")));
-        keys.extend(account.map(|d| key(format!("ACCOUNT#{d}"), "OWNER")));
-        let mut state = TeamState {
-            cursors: pools.iter().map(|p| ((*p).to_owned(), 0)).collect(),
-            open: reps.iter().map(|r| ((*r).to_owned(), 0)).collect(),
-            account_owner: None,
-        };
+        let mut keys: Vec<Item> = reps.iter().map(|r| key(format!("REP#{r}"), REP_SK)).collect();
+        keys.extend(account.map(|d| key(format!("ACCOUNT#{d}"), ACCOUNT_SK)));
+        let mut state = TeamState { open: reps.iter().map(|r| ((*r).to_owned(), 0)).collect(), account_owner: None };
         let mut pending = keys;
         while !pending.is_empty() {
             let batch: Vec<Item> = pending.drain(..pending.len().min(100)).collect();
@@ -664,9 +652,7 @@ impl Team for DynamoStore {
             self.meter("team_state", r.consumed_capacity(), items.len());
             for item in &items {
                 let pk = get_s(item, "pk").unwrap_or_default();
-                if let Some(pool) = pk.strip_prefix("POOL#") {
-                    state.cursors.insert(pool.to_owned(), get_n(item, "cursor").unwrap_or(0));
-                } else if let Some(rep) = pk.strip_prefix("REP#") {
+                if let Some(rep) = pk.strip_prefix("REP#") {
                     state.open.insert(rep.to_owned(), get_n::<i64>(item, "open").unwrap_or(0).max(0) as u32);
                 } else if pk.starts_with("ACCOUNT#") {
                     state.account_owner = get_s(item, "owner").map(str::to_owned);
@@ -679,6 +665,29 @@ impl Team for DynamoStore {
             }
         }
         Ok(state)
+    }
+
+    async fn take_turn(&self, pool: &str) -> Result<u64, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("POOL#{pool}")))
+            .key("sk", s(POOL_SK))
+            .update_expression("ADD #taken :one")
+            .expression_attribute_names("#taken", "taken")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| unavailable("UpdateItem", e))?;
+        self.meter("take_turn", r.consumed_capacity.as_slice(), 0);
+        let taken: u64 =
+            r.attributes.as_ref().and_then(|a| get_n(a, "taken")).ok_or_else(|| {
+                StoreError::Corrupt(format!("the turn counter of pool `{pool}` is not a whole number"))
+            })?;
+        Ok(taken.saturating_sub(1))
     }
 }
 

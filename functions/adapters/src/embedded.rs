@@ -6,7 +6,8 @@
 //! wait for the writer). Every change is one `BEGIN IMMEDIATE` transaction,
 //! which gives the same guarantees the DynamoDB store gets from conditional
 //! writes and transactions: captures and event counts are atomic, a save applies
-//! only on the expected version and cursor, and counts move with assignments.
+//! only on the expected version, counts move with assignments, and a pool's
+//! turn counter is advanced atomically.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (lease_until) WHERE sent_at IS NULL;
-CREATE TABLE IF NOT EXISTS pool_cursors (pool TEXT PRIMARY KEY, cursor INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pool_turns (pool TEXT PRIMARY KEY, taken INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rep_load (rep TEXT PRIMARY KEY, open INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (domain TEXT PRIMARY KEY, owner TEXT NOT NULL);
 ";
@@ -232,18 +233,11 @@ impl Leads for EmbeddedStore {
             {
                 return Err(SaveError::LeadChanged);
             }
-            if let Some((pool, mv)) = &change.cursor {
-                let at: Option<i64> = tx
-                    .query_row("SELECT cursor FROM pool_cursors WHERE pool = ?1", [pool], |r| r.get(0))
-                    .optional()
-                    .map_err(sql_error)?;
-                if at.unwrap_or(0) as u64 != mv.from {
-                    return Err(SaveError::CursorMoved);
-                }
+            if let Some((pool, skipped)) = &change.skip {
                 tx.execute(
-                    "INSERT INTO pool_cursors (pool, cursor) VALUES (?1, ?2)
-                     ON CONFLICT (pool) DO UPDATE SET cursor = ?2",
-                    params![pool, mv.to as i64],
+                    "INSERT INTO pool_turns (pool, taken) VALUES (?1, ?2)
+                     ON CONFLICT (pool) DO UPDATE SET taken = taken + ?2",
+                    params![pool, *skipped as i64],
                 )
                 .map_err(sql_error)?;
             }
@@ -322,19 +316,11 @@ fn into_store_error(e: SaveError) -> StoreError {
 }
 
 impl Team for EmbeddedStore {
-    async fn team_state(&self, pools: &[&str], reps: &[&str], account: Option<&str>) -> Result<TeamState, StoreError> {
-        let pools: Vec<String> = pools.iter().map(|s| (*s).to_owned()).collect();
+    async fn team_state(&self, reps: &[&str], account: Option<&str>) -> Result<TeamState, StoreError> {
         let reps: Vec<String> = reps.iter().map(|s| (*s).to_owned()).collect();
         let account = account.map(str::to_owned);
         self.read(move |c| {
             let mut state = TeamState::default();
-            for pool in pools {
-                let cursor: Option<i64> = c
-                    .query_row("SELECT cursor FROM pool_cursors WHERE pool = ?1", [&pool], |r| r.get(0))
-                    .optional()
-                    .map_err(sql_error)?;
-                state.cursors.insert(pool, cursor.unwrap_or(0) as u64);
-            }
             for rep in reps {
                 let open: Option<i64> = c
                     .query_row("SELECT open FROM rep_load WHERE rep = ?1", [&rep], |r| r.get(0))
@@ -351,6 +337,23 @@ impl Team for EmbeddedStore {
             Ok(state)
         })
         .await
+    }
+
+    async fn take_turn(&self, pool: &str) -> Result<u64, StoreError> {
+        let pool = pool.to_owned();
+        let taken: i64 = self
+            .write(move |tx| {
+                tx.query_row(
+                    "INSERT INTO pool_turns (pool, taken) VALUES (?1, 1)
+                     ON CONFLICT (pool) DO UPDATE SET taken = taken + 1 RETURNING taken",
+                    [&pool],
+                    |r| r.get(0),
+                )
+                .map_err(|e| sql_error(e).into())
+            })
+            .await
+            .map_err(into_store_error)?;
+        Ok(taken.saturating_sub(1) as u64)
     }
 }
 

@@ -7,7 +7,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use leadflow_domain::lead::FieldTarget;
-use leadflow_domain::rules::routing::{CursorMove, PoolCursors, Workload};
+use leadflow_domain::rules::routing::Workload;
 use leadflow_domain::{HistoryEntry, Lead, LeadId, Notification, Pending, Profile, Status};
 use thiserror::Error;
 
@@ -36,9 +36,6 @@ pub enum SaveError {
     /// The lead changed since it was read: its version is no longer the expected one.
     #[error("the lead changed since it was read")]
     LeadChanged,
-    /// Another assignment moved the pool's cursor first.
-    #[error("the pool cursor moved since it was read")]
-    CursorMoved,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -54,9 +51,9 @@ pub struct Captured {
 
 /// Everything that changes with one decision about a lead, saved atomically:
 /// the lead (only if its version is still `expected_version`), its history
-/// entries, the notifications it causes, and for an assignment the pool cursor
-/// (only if it is still at `from`), the reps' open-lead counts and the account's
-/// owner.
+/// entries, the notifications it causes, and for an assignment the reps'
+/// open-lead counts, the account's owner and any positions the pool's turn
+/// counter moves past unavailable members.
 #[derive(Clone, Debug)]
 pub struct Change {
     /// The new state; its `version` must be `expected_version + 1`.
@@ -64,7 +61,10 @@ pub struct Change {
     pub expected_version: u64,
     pub history: Vec<HistoryEntry>,
     pub outbox: Vec<Pending>,
-    pub cursor: Option<(String, CursorMove)>,
+    /// For a round-robin or weighted assignment that passed over unavailable
+    /// members: the pool, and how many positions its turn counter moves on
+    /// beyond the turn taken (see [`Team::take_turn`]).
+    pub skip: Option<(String, u64)>,
     /// Open-lead count changes by rep id.
     pub load: Vec<(String, i64)>,
     /// A company email domain and the rep who now owns it (for `account_match`).
@@ -78,7 +78,7 @@ impl Change {
             expected_version,
             history: Vec::new(),
             outbox: Vec::new(),
-            cursor: None,
+            skip: None,
             load: Vec::new(),
             account: None,
         }
@@ -134,11 +134,10 @@ pub trait Leads: Send + Sync {
     fn list(&self, filter: &LeadFilter) -> impl Future<Output = Result<Vec<Lead>, StoreError>> + Send;
 }
 
-/// What routing reads about the team, in one read: pool cursors, open-lead
-/// counts and the owner of a company's other leads.
+/// What routing reads about the team, in one read: open-lead counts and the
+/// owner of a company's other leads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TeamState {
-    pub cursors: BTreeMap<String, u64>,
     pub open: BTreeMap<String, u32>,
     pub account_owner: Option<String>,
 }
@@ -149,21 +148,22 @@ impl Workload for TeamState {
     }
 }
 
-impl PoolCursors for TeamState {
-    fn cursor(&self, pool: &str) -> u64 {
-        self.cursors.get(pool).copied().unwrap_or(0)
-    }
-}
-
-/// Pool cursors and per-rep open-lead counts. They change only inside a
-/// [`Change`], together with the assignment that moves them.
+/// Per-rep open-lead counts, account owners, and one turn counter per pool.
+///
+/// Counts and owners change only inside a [`Change`], with the assignment that
+/// moves them. A round-robin assignment first takes a turn: the counter is
+/// advanced atomically, so concurrent assignments to one pool each get their own
+/// position in its cycle and never wait for each other.
 pub trait Team: Send + Sync {
     fn team_state(
         &self,
-        pools: &[&str],
         reps: &[&str],
         account: Option<&str>,
     ) -> impl Future<Output = Result<TeamState, StoreError>> + Send;
+
+    /// Advances the pool's turn counter by one, atomically, and returns the
+    /// position it was at (0 for a pool that has never assigned).
+    fn take_turn(&self, pool: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// A lead's events and decisions.

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use leadflow_domain::lead::FieldTarget;
 use leadflow_domain::rules::Explanation;
 use leadflow_domain::rules::capture::MergePolicy;
-use leadflow_domain::rules::routing::{AssignContext, Assignment};
+use leadflow_domain::rules::routing::{AssignContext, Assignment, CursorMove, PoolCursors, Strategy};
 use leadflow_domain::rules::scoring::idle_days;
 use leadflow_domain::rules::sla::Audience;
 use leadflow_domain::{
@@ -38,11 +38,6 @@ pub const DELIVERY_LEASE: chrono::Duration = chrono::Duration::minutes(2);
 /// The most attempts at a save that keeps losing races on a lead.
 pub const MAX_ATTEMPTS: u32 = 10;
 
-/// The most attempts at an assignment that keeps losing the pool cursor to other
-/// assignments. Each loss means another assignment went through, so a burst of
-/// N hand-offs to one pool needs up to N attempts for the unluckiest one.
-pub const MAX_CURSOR_ATTEMPTS: u32 = 1000;
-
 /// How many due leads or notifications a job takes per query.
 pub const JOB_PAGE: usize = 200;
 
@@ -50,8 +45,6 @@ pub const JOB_PAGE: usize = 200;
 pub enum ServiceError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the lead or its pool kept changing; gave up after {MAX_ATTEMPTS} attempts")]
-    Contended,
 }
 
 /// leadflow's service: the rules, a store and a notifier.
@@ -168,49 +161,41 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         events: &[HistoryEntry],
     ) -> Result<Saved, ServiceError> {
         let rules = &*self.rules;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (explanation, tier) = self.rescore(snapshot, now);
-            let mut lead = snapshot.clone();
-            lead.version = snapshot.version + 1;
-            lead.score = explanation.score.score;
-            lead.tier.clone_from(&explanation.score.tier);
-            lead.updated_at = now.max(snapshot.updated_at);
-            let mut change_parts = Parts::default();
-            let mut assignment = None;
-            if snapshot.status == Status::Nurturing && rules.scoring.is_handoff(tier) {
-                let team = self.team_state(&lead).await?;
-                let a = self.route(&lead, now, &team);
-                self.hand_off(&mut lead, tier, &a, &explanation, now, &mut change_parts);
-                assignment = Some(a);
-            }
-            lead.hygiene_at = hygiene_at(rules, &lead, now);
-            let transition =
-                (snapshot.status != lead.status).then(|| json!({ "from": snapshot.status, "to": lead.status }));
-            let decision = json!({
-                "rules_version": rules.version,
-                "score": explanation.score,
-                "route": explanation.route,
-                "assignment": assignment,
-                "transition": transition,
-            });
-            let mut history = events.to_vec();
-            history.push(HistoryEntry {
-                at: now,
-                seq: format!("{:010}#{:02}#{:08x}", snapshot.version, history.len(), fastrand::u32(..)),
-                kind: HistoryKind::Decision,
-                body: decision,
-            });
-            let change = change_parts.into_change(lead.clone(), snapshot.version, history);
-            let outbox = change.outbox.clone();
-            match self.store.save(&change).await {
-                Ok(()) => return Ok(Saved::Done(Box::new(lead), outbox)),
-                Err(SaveError::LeadChanged) => return Ok(Saved::Superseded),
-                Err(SaveError::CursorMoved) if attempt < MAX_CURSOR_ATTEMPTS => backoff(attempt).await,
-                Err(SaveError::CursorMoved) => return Err(ServiceError::Contended),
-                Err(SaveError::Store(e)) => return Err(e.into()),
-            }
+        let (explanation, tier) = self.rescore(snapshot, now);
+        let mut lead = snapshot.clone();
+        lead.version = snapshot.version + 1;
+        lead.score = explanation.score.score;
+        lead.tier.clone_from(&explanation.score.tier);
+        lead.updated_at = now.max(snapshot.updated_at);
+        let mut change_parts = Parts::default();
+        let mut assignment = None;
+        if snapshot.status == Status::Nurturing && rules.scoring.is_handoff(tier) {
+            let a = self.route(&lead, now).await?;
+            self.hand_off(&mut lead, tier, &a, &explanation, now, &mut change_parts);
+            assignment = Some(a);
+        }
+        lead.hygiene_at = hygiene_at(rules, &lead, now);
+        let transition =
+            (snapshot.status != lead.status).then(|| json!({ "from": snapshot.status, "to": lead.status }));
+        let decision = json!({
+            "rules_version": rules.version,
+            "score": explanation.score,
+            "route": explanation.route,
+            "assignment": assignment,
+            "transition": transition,
+        });
+        let mut history = events.to_vec();
+        history.push(HistoryEntry {
+            at: now,
+            seq: format!("{:010}#{:02}#{:08x}", snapshot.version, history.len(), fastrand::u32(..)),
+            kind: HistoryKind::Decision,
+            body: decision,
+        });
+        let change = change_parts.into_change(lead.clone(), snapshot.version, history);
+        match self.store.save(&change).await {
+            Ok(()) => Ok(Saved::Done(Box::new(lead), change.outbox)),
+            Err(SaveError::LeadChanged) => Ok(Saved::Superseded),
+            Err(SaveError::Store(e)) => Err(e.into()),
         }
     }
 
@@ -226,14 +211,28 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
     }
 
     async fn team_state(&self, lead: &Lead) -> Result<TeamState, StoreError> {
-        let routing = &self.rules.routing;
-        let pools: Vec<&str> = routing.pools.iter().map(|p| p.id.as_str()).collect();
-        let reps: Vec<&str> = routing.reps.iter().map(|r| r.id.as_str()).collect();
+        let reps: Vec<&str> = self.rules.routing.reps.iter().map(|r| r.id.as_str()).collect();
         let account = account_domain(&self.rules, lead);
-        self.store.team_state(&pools, &reps, account.as_deref()).await
+        self.store.team_state(&reps, account.as_deref()).await
     }
 
-    fn route(&self, lead: &Lead, now: DateTime<Utc>, team: &TeamState) -> Assignment {
+    /// Routes a lead. When the choice falls to a round-robin or weighted pool,
+    /// the pool's next turn is taken and the member at (or after) it is chosen.
+    async fn route(&self, lead: &Lead, now: DateTime<Utc>) -> Result<Assignment, StoreError> {
+        let team = self.team_state(lead).await?;
+        let first = self.assign(lead, now, &team, Turn::NONE);
+        // Whether a counted pool is reached depends only on who is available,
+        // not on the turn, so routing again with the turn reaches the same pool.
+        match (&first.pool, first.cursor) {
+            (Some(pool), Some(_)) => {
+                let position = self.store.take_turn(pool).await?;
+                Ok(self.assign(lead, now, &team, Turn { pool, position }))
+            }
+            _ => Ok(first),
+        }
+    }
+
+    fn assign(&self, lead: &Lead, now: DateTime<Utc>, team: &TeamState, turn: Turn<'_>) -> Assignment {
         let rules = &*self.rules;
         let mut slots = Vec::new();
         rules.event_slots(&lead.events, &mut slots);
@@ -245,7 +244,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             previous_owner: lead.owner.as_deref().or(lead.previous_owner.as_deref()),
             account_owner: team.account_owner.as_deref(),
         };
-        rules.routing.assign(&facts, &ctx, team, team)
+        rules.routing.assign(&facts, &ctx, team, &turn)
     }
 
     /// Hands a lead off to the assignment's rep, or marks it unassigned and
@@ -270,7 +269,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 lead.sla_due = lead.sla.and_then(|c| rules.sla.next_due(c.deadline, 0));
                 parts.load.push((rep.clone(), 1));
                 if let (Some(pool), Some(cursor)) = (&a.pool, a.cursor) {
-                    parts.cursor = Some((pool.clone(), cursor));
+                    parts.skip_past(pool, cursor);
                 }
                 if let Some(domain) = account_domain(rules, lead) {
                     parts.account = Some((domain, rep.clone()));
@@ -355,34 +354,50 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         let due = self.store.sla_due(now, JOB_PAGE).await?;
         report.leads_read = due.len();
         for lead in due {
-            let id = lead.id.clone();
-            let mut current = Some(lead);
-            for attempt in 1..=MAX_ATTEMPTS {
-                let Some(lead) = current.take() else { break };
-                let Some((change, escalations, reassigned)) = self.escalate(&lead, now).await? else { break };
-                match self.store.save(&change).await {
-                    Ok(()) => {
-                        report.leads_changed += 1;
-                        report.escalations += escalations;
-                        report.reassignments += usize::from(reassigned);
-                        report.notifications_failed += self.deliver(&change.outbox, now).await;
-                        break;
-                    }
-                    Err(SaveError::LeadChanged | SaveError::CursorMoved) if attempt < MAX_ATTEMPTS => {
-                        backoff(attempt).await;
-                        current = self.store.get(&id).await?;
-                    }
-                    Err(SaveError::Store(e)) => return Err(e.into()),
-                    Err(_) => return Err(ServiceError::Contended),
-                }
+            if let Some((change, effect)) = self.settle(Job::SlaCheck, lead, now).await? {
+                report.leads_changed += 1;
+                report.escalations += effect.escalations;
+                report.reassignments += usize::from(effect.reassigned);
+                report.notifications_failed += self.deliver(&change.outbox, now).await;
             }
         }
         info!(leads = report.leads_read, changed = report.leads_changed, escalations = report.escalations, "sla check");
         Ok(report)
     }
 
+    /// Decides what a job does to one lead and saves it on the lead's version;
+    /// when the lead changed meanwhile, reads it again and decides again, a
+    /// bounded number of times with jitter. `None` when nothing changed (or the
+    /// lead stayed contended: it is still due, so the next run takes it up).
+    async fn settle(&self, job: Job, lead: Lead, now: DateTime<Utc>) -> Result<Option<(Change, Effect)>, ServiceError> {
+        let id = lead.id.clone();
+        let mut lead = lead;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let decided = match job {
+                Job::SlaCheck => self.escalate(&lead, now).await?,
+                Job::Cleanup => Some(self.tidy(&lead, now)),
+            };
+            let Some((change, effect)) = decided else { return Ok(None) };
+            match self.store.save(&change).await {
+                Ok(()) => return Ok(Some((change, effect))),
+                Err(SaveError::LeadChanged) => {}
+                Err(SaveError::Store(e)) => return Err(e.into()),
+            }
+            if attempt == MAX_ATTEMPTS {
+                break;
+            }
+            backoff(attempt).await;
+            match self.store.get(&id).await? {
+                Some(current) => lead = current,
+                None => return Ok(None),
+            }
+        }
+        warn!(lead_id = %id, job = ?job, attempts = MAX_ATTEMPTS, "the lead kept changing; left for the next run");
+        Ok(None)
+    }
+
     /// The escalation steps due for one lead, as a change; `None` when nothing is due.
-    async fn escalate(&self, lead: &Lead, now: DateTime<Utc>) -> Result<Option<(Change, usize, bool)>, StoreError> {
+    async fn escalate(&self, lead: &Lead, now: DateTime<Utc>) -> Result<Option<(Change, Effect)>, StoreError> {
         let rules = &*self.rules;
         let Some(clock) = lead.sla.filter(|_| lead.status == Status::Assigned) else {
             // The clock stopped since the lead was indexed: take it off the index.
@@ -392,7 +407,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             let mut next = lead.clone();
             next.version += 1;
             next.sla_due = None;
-            return Ok(Some((Change::of(next, lead.version), 0, false)));
+            return Ok(Some((Change::of(next, lead.version), Effect::default())));
         };
         let steps = rules.sla.due_steps(clock.deadline, now, clock.fired);
         let mut next = lead.clone();
@@ -405,31 +420,32 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             fired |= 1 << step;
             let s = &rules.sla.escalation[*step];
             let owner = next.owner.clone();
-            if s.reassign {
-                let team = self.team_state(&next).await?;
-                if let Some((rep, cursor)) = self.reassign_pick(&next, now, &team) {
-                    let from = next.owner.replace(rep.clone());
-                    if let Some(old) = &from {
-                        parts.load.push((old.clone(), -1));
-                    }
-                    parts.load.push((rep.clone(), 1));
-                    parts.cursor = cursor;
-                    reassigned = true;
-                    let note = format!(
-                        "Reassigned from {} after the first-response deadline passed.",
-                        from.as_deref().unwrap_or("nobody")
-                    );
-                    let to: Vec<String> = std::iter::once(rep).chain(from).collect();
-                    let ctx = Context {
-                        kind: NotificationKind::Reassigned,
-                        to,
-                        explanation: None,
-                        chain: &[],
-                        note: Some(note),
-                        at: now,
-                    };
-                    parts.notify(message::render(rules, &next, parts.outbox.len(), ctx), now);
+            if s.reassign
+                && let Some((rep, cursor)) = self.reassign_pick(&next, now).await?
+            {
+                let from = next.owner.replace(rep.clone());
+                if let Some(old) = &from {
+                    parts.load.push((old.clone(), -1));
                 }
+                parts.load.push((rep.clone(), 1));
+                if let Some((pool, cursor)) = cursor {
+                    parts.skip_past(&pool, cursor);
+                }
+                reassigned = true;
+                let note = format!(
+                    "Reassigned from {} after the first-response deadline passed.",
+                    from.as_deref().unwrap_or("nobody")
+                );
+                let to: Vec<String> = std::iter::once(rep).chain(from).collect();
+                let ctx = Context {
+                    kind: NotificationKind::Reassigned,
+                    to,
+                    explanation: None,
+                    chain: &[],
+                    note: Some(note),
+                    at: now,
+                };
+                parts.notify(message::render(rules, &next, parts.outbox.len(), ctx), now);
             }
             let mut to = Vec::new();
             for audience in &s.notify {
@@ -470,23 +486,38 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 "reassigned": reassigned,
             }),
         }];
-        let escalations = steps.len();
-        Ok(Some((parts.into_change(next, lead.version, history), escalations, reassigned)))
+        let effect = Effect { escalations: steps.len(), reassigned, ..Effect::default() };
+        Ok(Some((parts.into_change(next, lead.version, history), effect)))
     }
 
-    /// Another available member of the lead's pool, never its current owner.
-    fn reassign_pick(
+    /// Another available member of the lead's pool, never its current owner;
+    /// from a round-robin or weighted pool, the member at or after the pool's
+    /// next turn.
+    async fn reassign_pick(
         &self,
         lead: &Lead,
         now: DateTime<Utc>,
-        team: &TeamState,
-    ) -> Option<(String, Option<(String, leadflow_domain::rules::routing::CursorMove)>)> {
+    ) -> Result<Option<(String, Option<(String, CursorMove)>)>, StoreError> {
         let routing = &self.rules.routing;
-        let pool_id = lead.pool.as_deref()?;
-        let pool = routing.pool_index(pool_id)?;
+        let Some((pool_id, pool)) = lead.pool.as_deref().and_then(|id| Some((id, routing.pool_index(id)?))) else {
+            return Ok(None);
+        };
+        let team = self.team_state(lead).await?;
         let exclude = lead.owner.as_deref().and_then(|o| routing.rep_index(o));
-        let pick = routing.pick(pool, now.date_naive(), team, team, exclude).ok()?;
-        Some((routing.reps[pick.rep].id.clone(), pick.cursor.map(|c| (pool_id.to_owned(), c))))
+        let today = now.date_naive();
+        if routing.pick(pool, today, &team, &Turn::NONE, exclude).is_err() {
+            return Ok(None);
+        }
+        let turn = match routing.pools[pool].strategy {
+            Strategy::RoundRobin | Strategy::Weighted => {
+                Turn { pool: pool_id, position: self.store.take_turn(pool_id).await? }
+            }
+            Strategy::LeastLoaded => Turn::NONE,
+        };
+        Ok(routing
+            .pick(pool, today, &team, &turn, exclude)
+            .ok()
+            .map(|pick| (routing.reps[pick.rep].id.clone(), pick.cursor.map(|c| (pool_id.to_owned(), c)))))
     }
 
     /// The nightly clean-up at `now`: decay rescoring and dormancy for the open
@@ -496,32 +527,17 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         let due = self.store.hygiene_due(now, usize::MAX).await?;
         report.leads_read = due.len();
         for lead in due {
-            let id = lead.id.clone();
-            let mut current = Some(lead);
-            for attempt in 1..=MAX_ATTEMPTS {
-                let Some(lead) = current.take() else { break };
-                let (change, rescored, dormant) = self.tidy(&lead, now);
-                match self.store.save(&change).await {
-                    Ok(()) => {
-                        report.leads_changed += 1;
-                        report.rescored += usize::from(rescored);
-                        report.dormant += usize::from(dormant);
-                        break;
-                    }
-                    Err(SaveError::LeadChanged) if attempt < MAX_ATTEMPTS => {
-                        backoff(attempt).await;
-                        current = self.store.get(&id).await?;
-                    }
-                    Err(SaveError::Store(e)) => return Err(e.into()),
-                    Err(_) => return Err(ServiceError::Contended),
-                }
+            if let Some((_, effect)) = self.settle(Job::Cleanup, lead, now).await? {
+                report.leads_changed += 1;
+                report.rescored += usize::from(effect.rescored);
+                report.dormant += usize::from(effect.dormant);
             }
         }
         info!(leads = report.leads_read, changed = report.leads_changed, dormant = report.dormant, "clean-up");
         Ok(report)
     }
 
-    fn tidy(&self, lead: &Lead, now: DateTime<Utc>) -> (Change, bool, bool) {
+    fn tidy(&self, lead: &Lead, now: DateTime<Utc>) -> (Change, Effect) {
         let rules = &*self.rules;
         let (explanation, _) = self.rescore(lead, now);
         let mut next = lead.clone();
@@ -548,8 +564,25 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 "transition": cause.map(|_| json!({ "from": lead.status, "to": Status::Dormant })),
             }),
         }];
-        (parts.into_change(next, lead.version, history), rescored, cause.is_some())
+        let effect = Effect { rescored, dormant: cause.is_some(), ..Effect::default() };
+        (parts.into_change(next, lead.version, history), effect)
     }
+}
+
+/// The scheduled jobs, which read due leads and change them one by one.
+#[derive(Clone, Copy, Debug)]
+enum Job {
+    SlaCheck,
+    Cleanup,
+}
+
+/// What a job's decision about one lead does.
+#[derive(Clone, Copy, Debug, Default)]
+struct Effect {
+    escalations: usize,
+    reassigned: bool,
+    rescored: bool,
+    dormant: bool,
 }
 
 /// A lead going dormant: its owner is kept as the previous owner and their
@@ -565,16 +598,43 @@ fn go_dormant(lead: &mut Lead, parts: &mut Parts) {
     lead.sla_due = None;
 }
 
+/// A pool's turn for routing: the position in its cycle that the pick starts
+/// from; other pools (and routing before any turn is taken) start at 0.
+#[derive(Clone, Copy)]
+struct Turn<'a> {
+    pool: &'a str,
+    position: u64,
+}
+
+impl Turn<'_> {
+    const NONE: Turn<'static> = Turn { pool: "", position: 0 };
+}
+
+impl PoolCursors for Turn<'_> {
+    fn cursor(&self, pool: &str) -> u64 {
+        if pool == self.pool { self.position } else { 0 }
+    }
+}
+
 /// The parts of a change besides the lead and its history.
 #[derive(Default)]
 struct Parts {
     outbox: Vec<Pending>,
-    cursor: Option<(String, leadflow_domain::rules::routing::CursorMove)>,
+    skip: Option<(String, u64)>,
     load: Vec<(String, i64)>,
     account: Option<(String, String)>,
 }
 
 impl Parts {
+    /// A pick that passed over unavailable members moves the pool's counter past
+    /// them too, so the next turn starts after the member chosen.
+    fn skip_past(&mut self, pool: &str, cursor: CursorMove) {
+        let skipped = cursor.to.saturating_sub(cursor.from).saturating_sub(1);
+        if skipped > 0 {
+            self.skip = Some((pool.to_owned(), skipped));
+        }
+    }
+
     fn notify(&mut self, notification: Notification, now: DateTime<Utc>) {
         self.outbox.push(Pending { notification, lease_until: now + DELIVERY_LEASE, attempts: 0 });
     }
@@ -585,7 +645,7 @@ impl Parts {
             expected_version,
             history,
             outbox: self.outbox,
-            cursor: self.cursor,
+            skip: self.skip,
             load: self.load,
             account: self.account,
         }
