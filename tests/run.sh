@@ -9,7 +9,9 @@
 # the CLI.
 #
 # moto is installed from PyPI into .venv (once) and started on a free loopback
-# port for the run; when it cannot be installed or started, the run fails.
+# port for the run, through infra/moto/serial_server.py (moto's server, one
+# request at a time, so that each write is atomic as it is on DynamoDB); when it
+# cannot be installed or started, the run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,17 +32,17 @@ if ! .venv/bin/python -c "import moto.server" 2>/dev/null \
 fi
 port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p target
-.venv/bin/moto_server -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+.venv/bin/python infra/moto/serial_server.py -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 150); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-    if ! kill -0 "$moto_pid" 2>/dev/null; then echo "moto_server exited; see target/moto.log" >&2; exit 1; fi
+    if ! kill -0 "$moto_pid" 2>/dev/null; then echo "moto exited; see target/moto.log" >&2; exit 1; fi
     sleep 0.2
 done
-(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "moto_server did not start on port $port" >&2; exit 1; }
+(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "moto did not start on port $port" >&2; exit 1; }
 export LEADFLOW_MOTO_ENDPOINT="http://127.0.0.1:$port"
-export LEADFLOW_MOTO_SERVER="$PWD/.venv/bin/moto_server"
+export LEADFLOW_MOTO_PYTHON="$PWD/.venv/bin/python"
 echo "moto on $LEADFLOW_MOTO_ENDPOINT"
 
 step "tests: cargo test"

@@ -1,6 +1,7 @@
 //! leadflow's integration and end-to-end tests: one binary, built once.
 
 mod conformance;
+mod cost;
 mod embedded;
 mod infra;
 mod moto;

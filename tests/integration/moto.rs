@@ -12,6 +12,7 @@ use leadflow_adapters::{DynamoStore, SnsNotifier, table};
 use leadflow_app::Leadflow;
 
 use crate::conformance::{Delivered, Flaky, Rig, at, conformance_rules};
+use crate::support::repo_root;
 
 pub fn endpoint() -> String {
     std::env::var("LEADFLOW_MOTO_ENDPOINT")
@@ -168,14 +169,15 @@ struct OwnMoto {
 
 impl OwnMoto {
     fn start(port: u16) -> OwnMoto {
-        let server = std::env::var("LEADFLOW_MOTO_SERVER")
-            .expect("LEADFLOW_MOTO_SERVER is not set: run the tests with tests/run.sh, which installs moto");
-        let child = Command::new(server)
+        let python = std::env::var("LEADFLOW_MOTO_PYTHON")
+            .expect("LEADFLOW_MOTO_PYTHON is not set: run the tests with tests/run.sh, which installs moto");
+        let child = Command::new(python)
+            .arg(repo_root().join("infra/moto/serial_server.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start moto_server");
+            .expect("start moto");
         // The guard owns the process from here: it is killed even if it never answers.
         let moto = OwnMoto { port, child: Some(child) };
         for _ in 0..200 {
@@ -184,7 +186,7 @@ impl OwnMoto {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        panic!("moto_server did not start on port {port}");
+        panic!("moto did not start on port {port}");
     }
 
     fn stop(&mut self) {

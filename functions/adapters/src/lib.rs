@@ -8,7 +8,7 @@ pub mod log;
 pub mod sns;
 pub mod table;
 
-pub use dynamodb::DynamoStore;
+pub use dynamodb::{DynamoStore, Usage};
 pub use embedded::EmbeddedStore;
 pub use log::LogNotifier;
 pub use sns::SnsNotifier;

@@ -38,9 +38,6 @@ pub const DELIVERY_LEASE: chrono::Duration = chrono::Duration::minutes(2);
 /// The most attempts at a save that keeps losing races on a lead.
 pub const MAX_ATTEMPTS: u32 = 10;
 
-/// How many due leads or notifications a job takes per query.
-pub const JOB_PAGE: usize = 200;
-
 #[derive(Debug, Error)]
 pub enum ServiceError {
     #[error(transparent)]
@@ -333,7 +330,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
     /// Retries notifications whose lease ran out: each is claimed first, so two
     /// checks running at once never publish the same one.
     pub async fn retry_pending(&self, now: DateTime<Utc>, report: &mut SlaReport) -> Result<(), ServiceError> {
-        for pending in self.store.due_notifications(now, JOB_PAGE).await? {
+        for pending in self.store.due_notifications(now, usize::MAX).await? {
             if !self.store.claim(&pending, now + DELIVERY_LEASE).await? {
                 continue;
             }
@@ -351,7 +348,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
     pub async fn sla_check(&self, now: DateTime<Utc>) -> Result<SlaReport, ServiceError> {
         let mut report = SlaReport::default();
         self.retry_pending(now, &mut report).await?;
-        let due = self.store.sla_due(now, JOB_PAGE).await?;
+        let due = self.store.sla_due(now, usize::MAX).await?;
         report.leads_read = due.len();
         for lead in due {
             if let Some((change, effect)) = self.settle(Job::SlaCheck, lead, now).await? {

@@ -1,0 +1,179 @@
+//! What each operation costs on DynamoDB, measured on moto through the store's
+//! `ReturnConsumedCapacity` meter: round trips and capacity units per
+//! operation, and for the two scheduled jobs the items read per lead changed on
+//! a table of 10,000 leads of which 100 are due. The figures are printed
+//! (`--nocapture`); the assertions hold the design's bounds.
+//!
+//! moto answers every request with a fixed capacity figure, not one computed
+//! from item sizes, so the capacity printed here counts requests as moto sees
+//! them; the round trips and items read are exact.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use leadflow_adapters::{DynamoStore, Usage};
+use leadflow_app::{Change, Leadflow, Leads};
+use leadflow_domain::{Email, Lead, Profile, SlaClock, Status};
+
+use crate::conformance::{Nowhere, at, conformance_rules};
+use crate::moto::{endpoint, new_table, sdk_config};
+
+fn profile(email: &str, vp: bool) -> Profile {
+    let mut p = Profile::new(Email::parse(email).expect("email"));
+    if vp {
+        p.job_title = Some("VP Sales".into());
+    }
+    p
+}
+
+/// The usage since the last reset, cleared for the next step.
+fn take(store: &DynamoStore) -> BTreeMap<&'static str, Usage> {
+    let usage = store.usage();
+    store.reset_usage();
+    usage
+}
+
+fn round_trips(usage: &BTreeMap<&'static str, Usage>) -> u64 {
+    usage.values().map(|u| u.round_trips).sum()
+}
+
+fn items_read(usage: &BTreeMap<&'static str, Usage>) -> u64 {
+    usage.values().map(|u| u.items_read).sum()
+}
+
+fn report(what: &str, usage: &BTreeMap<&'static str, Usage>) {
+    let parts: Vec<String> = usage
+        .iter()
+        .map(|(op, u)| format!("{op} x{} ({} CU, {} items read)", u.round_trips, u.capacity_units, u.items_read))
+        .collect();
+    let capacity: f64 = usage.values().map(|u| u.capacity_units).sum();
+    println!("{what}: {} round trips, {capacity} CU: {}", round_trips(usage), parts.join(", "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_operation_takes_the_round_trips_it_is_designed_for() {
+    let store = new_table(&sdk_config(&endpoint()).await).await;
+    let app = Leadflow::new(conformance_rules(), store, Nowhere);
+    let t0 = at("2026-03-02T14:00:00Z");
+
+    app.capture(profile("new@example.com", false), t0).await.expect("capture");
+    let new = take(&app.store);
+    report("capture, new lead", &new);
+    assert_eq!((new["capture"].round_trips, new["save_transaction"].round_trips), (1, 1));
+    assert_eq!(round_trips(&new), 2);
+
+    let repeat = app.capture(profile("new@example.com", false), t0 + Duration::minutes(5)).await.expect("capture");
+    assert!(!repeat.created);
+    let repeat_usage = take(&app.store);
+    report("capture, repeat", &repeat_usage);
+    assert_eq!(round_trips(&repeat_usage), 2);
+
+    let id = repeat.lead.id.clone();
+    app.engage(&id, &[("email_click".to_owned(), 1)], t0 + Duration::minutes(6)).await.expect("engage");
+    let rescore = take(&app.store);
+    report("rescoring (one event)", &rescore);
+    assert_eq!((rescore["record_events"].round_trips, rescore["save_transaction"].round_trips), (1, 1));
+    assert_eq!(round_trips(&rescore), 2);
+
+    let handed = app.capture(profile("vp@corp.com", true), t0).await.expect("capture").lead;
+    assert_eq!(handed.status, Status::Assigned);
+    let mut assignment = take(&app.store);
+    report("capture with assignment", &assignment);
+    assignment.remove("capture");
+    report("  of which the assignment", &assignment);
+    for op in ["team_state", "take_turn", "save_transaction", "mark_sent"] {
+        assert_eq!(assignment[op].round_trips, 1, "{op}");
+    }
+    assert_eq!(round_trips(&assignment), 4);
+
+    let deadline = handed.sla.expect("clock").deadline;
+    let check = app.sla_check(deadline).await.expect("sla check");
+    assert_eq!((check.leads_read, check.leads_changed), (1, 1));
+    let sla = take(&app.store);
+    report("SLA check, one lead due", &sla);
+    assert_eq!(sla["sla_due"].round_trips, 1, "one query of the due index");
+    assert_eq!(sla["sla_due"].items_read, 1);
+
+    let hygiene_at = app.store.get(&handed.id).await.expect("get").expect("lead").hygiene_at.expect("hygiene");
+    app.store.reset_usage();
+    let cleanup = app.cleanup(hygiene_at).await.expect("cleanup");
+    let hygiene = take(&app.store);
+    report("clean-up", &hygiene);
+    assert_eq!(hygiene["hygiene_due"].round_trips, 1, "one query of the idle index");
+    assert_eq!(hygiene["hygiene_due"].items_read as usize, cleanup.leads_read);
+}
+
+/// Seeds `count` leads with plain conditional puts, eight at a time.
+async fn seed(store: &DynamoStore, leads: Vec<Lead>) {
+    let store = Arc::new(store.clone());
+    let mut chunks: Vec<Vec<Lead>> = (0..8).map(|_| Vec::new()).collect();
+    for (i, lead) in leads.into_iter().enumerate() {
+        chunks[i % 8].push(lead);
+    }
+    let workers: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for mut lead in chunk {
+                    lead.version = 1;
+                    store.save(&Change::of(lead, 0)).await.expect("seed");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.expect("seed worker");
+    }
+}
+
+/// 10,000 leads: 2,000 handed off with their SLA clock running (100 of them
+/// past the deadline) and 8,000 nurturing (100 of them idle for 31 days).
+fn ten_thousand_leads(now: DateTime<Utc>) -> Vec<Lead> {
+    (0..10_000)
+        .map(|i| {
+            let recent = now - Duration::days(1);
+            let mut lead = Lead::new(profile(&format!("lead{i}@seed{i}.com"), false), recent);
+            lead.hygiene_at = Some(recent + Duration::days(30));
+            if i < 2_000 {
+                let deadline = if i < 100 { now - Duration::minutes(5) } else { now + Duration::hours(2) };
+                lead.status = Status::Assigned;
+                lead.owner = Some(["rio", "sam", "tia"][i % 3].to_owned());
+                lead.pool = Some("trio".to_owned());
+                lead.sla = Some(SlaClock { handed_off_at: deadline - Duration::hours(1), deadline, fired: 0 });
+                lead.sla_due = Some(deadline);
+            } else if i < 2_100 {
+                let idle = now - Duration::days(31);
+                lead.last_activity_at = idle;
+                lead.hygiene_at = Some(idle + Duration::days(30));
+            }
+            lead
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_ten_thousand_leads_the_jobs_read_little_more_than_the_hundred_they_change() {
+    let store = new_table(&sdk_config(&endpoint()).await).await;
+    let now = at("2026-06-01T12:00:00Z");
+    seed(&store, ten_thousand_leads(now)).await;
+    let app = Leadflow::new(conformance_rules(), store, Nowhere);
+    app.store.reset_usage();
+
+    let sla = app.sla_check(now).await.expect("sla check");
+    assert_eq!((sla.leads_read, sla.leads_changed, sla.escalations), (100, 100, 100));
+    let usage = take(&app.store);
+    report("SLA check on 10,000 leads, 100 due", &usage);
+    let ratio = items_read(&usage) as f64 / sla.leads_changed as f64;
+    println!("SLA check: {} items read for {} leads changed: {ratio:.2}", items_read(&usage), sla.leads_changed);
+    assert!(ratio <= 1.2, "the SLA check read {ratio:.2} items per lead changed");
+
+    let cleanup = app.cleanup(now).await.expect("cleanup");
+    assert_eq!((cleanup.leads_read, cleanup.leads_changed, cleanup.dormant), (100, 100, 100));
+    let usage = take(&app.store);
+    report("clean-up on 10,000 leads, 100 due", &usage);
+    let ratio = items_read(&usage) as f64 / cleanup.leads_changed as f64;
+    println!("clean-up: {} items read for {} leads changed: {ratio:.2}", items_read(&usage), cleanup.leads_changed);
+    assert!(ratio <= 1.2, "the clean-up read {ratio:.2} items per lead changed");
+}
