@@ -12,8 +12,16 @@ moto also makes each `TransactWriteItems` copy every table it touches, once
 per item in the transaction, so that it can roll back; on a table of 10,000
 leads that is seconds per transaction. Here a transaction keeps a copy of the
 items it touches instead, and puts them back when it is cancelled: the same
-all-or-nothing outcome at a cost that does not grow with the table. (The moto
-version is pinned in tests/run.sh; this relies on its DynamoDB internals.)
+all-or-nothing outcome at a cost that does not grow with the table.
+
+And moto delivers a topic's messages to SQS, HTTP and Lambda subscriptions but
+drops those for `sms` subscriptions. Here an `sms` subscription whose filter
+policy matches receives the message's `sms` body (for `MessageStructure: json`)
+as an SMS to its phone number, recorded where moto records SMS sent directly,
+so that tests read it back from `/moto-api/data.json` as SNS would send it.
+
+(The moto version is pinned in tests/run.sh; these changes rely on its
+internals.)
 
     python serial_server.py [-H HOST] [-p PORT]
 """
@@ -30,6 +38,8 @@ import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.moto_api._internal import mock_random
+from moto.sns.models import SMS, Subscription
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -75,6 +85,26 @@ def _transact_write_items(self, transact_items):
                 holder[key] = item
         raise
 
+
+_moto_subscription_publish = Subscription.publish
+
+
+def _subscription_publish(self, message, message_id, *args, **kwargs):
+    if self.protocol != "sms":
+        return _moto_subscription_publish(self, message, message_id, *args, **kwargs)
+    attributes = kwargs.get("message_attributes")
+    if self._filter_policy_matcher is not None and not self._filter_policy_matcher.matches(attributes, message):
+        return None
+    if kwargs.get("message_structure") == "json":
+        message = self._parse_message_structure(message, "sms")
+    backend = self.topic.sns_backend
+    sms_id = str(mock_random.uuid4())
+    backend.sms_messages[sms_id] = (self.endpoint, message)
+    backend.sms_message_objects[sms_id] = SMS(sms_id, self.endpoint, message)
+    return None
+
+
+Subscription.publish = _subscription_publish
 
 # moto's transaction copies tables through this module's `copy.deepcopy`.
 dynamodb_models.copy = types.SimpleNamespace(deepcopy=_deepcopy_but_tables)

@@ -34,15 +34,25 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
 }
 
-/// A topic with one SQS queue per rep, each subscribed with a filter policy on
-/// `owner`, as the generated subscriptions do for email.
+/// A topic with, per rep, an SQS queue and a phone number, each subscribed with
+/// a filter policy on `owner` as the generated email and SMS subscriptions are.
+/// Phone numbers are unique to the test, since moto keeps every SMS it sends.
 pub struct Inboxes {
     pub topic_arn: String,
     topic_name: String,
     queue_names: BTreeMap<String, String>,
     queues: BTreeMap<String, String>,
+    /// Rep by phone number.
+    phones: BTreeMap<String, String>,
+    endpoint: String,
     sqs: aws_sdk_sqs::Client,
     seen: Mutex<Vec<Delivered>>,
+}
+
+/// A phone number no other test uses.
+fn unique_phone() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("+1999{:06}{:04}", std::process::id() % 1_000_000, NEXT.fetch_add(1, Ordering::SeqCst))
 }
 
 impl Inboxes {
@@ -62,7 +72,18 @@ impl Inboxes {
         let topic = sns.create_topic().name(&topic_name).send().await.expect("create topic");
         let topic_arn = topic.topic_arn().expect("topic arn").to_owned();
         let mut queues = BTreeMap::new();
+        let mut phones = BTreeMap::new();
         for (rep, name) in &queue_names {
+            let phone = unique_phone();
+            sns.subscribe()
+                .topic_arn(&topic_arn)
+                .protocol("sms")
+                .endpoint(&phone)
+                .attributes("FilterPolicy", serde_json::json!({ "owner": [rep] }).to_string())
+                .send()
+                .await
+                .expect("subscribe a phone");
+            phones.insert(phone, rep.clone());
             let q = sqs.create_queue().queue_name(name).send().await.expect("create queue");
             let url = q.queue_url().expect("queue url").to_owned();
             let attrs = sqs
@@ -83,11 +104,44 @@ impl Inboxes {
                 .expect("subscribe");
             queues.insert(rep.clone(), url);
         }
-        Inboxes { topic_arn, topic_name, queue_names, queues, sqs, seen: Mutex::new(Vec::new()) }
+        let endpoint = config.endpoint_url().expect("the emulator's address").to_owned();
+        Inboxes { topic_arn, topic_name, queue_names, queues, phones, endpoint, sqs, seen: Mutex::new(Vec::new()) }
     }
 
-    /// Everything received so far (messages are deleted once read).
+    /// Everything received so far on the queues (messages are deleted once
+    /// read), after checking that each rep got exactly as many SMS as queue
+    /// messages, each one SMS long.
     pub async fn delivered(&self) -> Vec<Delivered> {
+        let received = self.received_on_queues().await;
+        let mut per_rep: BTreeMap<&str, usize> = BTreeMap::new();
+        for d in &received {
+            *per_rep.entry(d.rep.as_str()).or_default() += 1;
+        }
+        let sms = self.sms().await;
+        let mut sms_per_rep: BTreeMap<&str, usize> = BTreeMap::new();
+        for (rep, text) in &sms {
+            assert!(!text.is_empty() && text.chars().count() <= 160, "one SMS: {text:?}");
+            *sms_per_rep.entry(rep.as_str()).or_default() += 1;
+        }
+        assert_eq!(sms_per_rep, per_rep, "every rep gets each notification once by SMS and once by queue");
+        received
+    }
+
+    /// The SMS moto sent to this topic's phone numbers: (rep, text).
+    pub async fn sms(&self) -> Vec<(String, String)> {
+        let url = format!("{}/moto-api/data.json", self.endpoint);
+        let data: serde_json::Value =
+            reqwest::get(&url).await.expect("moto's data").json().await.expect("moto's data is JSON");
+        let sent = data["sns"]["SMS"].as_array().cloned().unwrap_or_default();
+        sent.iter()
+            .filter_map(|m| {
+                let rep = self.phones.get(m["phone_number"].as_str()?)?;
+                Some((rep.clone(), m["message"].as_str()?.to_owned()))
+            })
+            .collect()
+    }
+
+    async fn received_on_queues(&self) -> Vec<Delivered> {
         for (rep, url) in &self.queues {
             loop {
                 let r =
