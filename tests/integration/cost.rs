@@ -5,16 +5,19 @@
 //! (`--nocapture`); the assertions hold the design's bounds.
 //!
 //! moto answers every request with a fixed capacity figure, not one computed
-//! from item sizes, so the capacity printed here counts requests as moto sees
-//! them; the round trips and items read are exact.
+//! from item sizes (and none for transactions), so the capacity it reports counts
+//! requests as moto sees them; the round trips and items read are exact. What
+//! DynamoDB itself would charge is estimated from the sizes of the items a
+//! hand-off writes, read back from the table (see `estimate_by_size`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use leadflow_adapters::{DynamoStore, Usage};
 use leadflow_app::{Change, Leadflow, Leads};
-use leadflow_domain::{Email, Lead, Profile, SlaClock, Status};
+use leadflow_domain::{Email, Lead, LeadId, Profile, SlaClock, Status};
 
 use crate::conformance::{Nowhere, at, conformance_rules};
 use crate::moto::{endpoint, new_table, sdk_config};
@@ -87,6 +90,8 @@ async fn each_operation_takes_the_round_trips_it_is_designed_for() {
     }
     assert_eq!(round_trips(&assignment), 4);
 
+    estimate_by_size(&app.store, &handed.id).await;
+
     let deadline = handed.sla.expect("clock").deadline;
     let check = app.sla_check(deadline).await.expect("sla check");
     assert_eq!((check.leads_read, check.leads_changed), (1, 1));
@@ -102,6 +107,73 @@ async fn each_operation_takes_the_round_trips_it_is_designed_for() {
     report("clean-up", &hygiene);
     assert_eq!(hygiene["hygiene_due"].round_trips, 1, "one query of the idle index");
     assert_eq!(hygiene["hygiene_due"].items_read as usize, cleanup.leads_read);
+}
+
+/// An item's size as DynamoDB counts it: attribute names plus values (strings
+/// by their UTF-8 bytes, numbers by about one byte per two digits, maps and
+/// lists with a few bytes of overhead).
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(t) => t.len(),
+        AttributeValue::N(t) => t.len().div_ceil(2) + 1,
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| k.len() + value_size(v) + 1).sum::<usize>(),
+        AttributeValue::L(l) => 3 + l.iter().map(|v| value_size(v) + 1).sum::<usize>(),
+        AttributeValue::Ss(items) => items.iter().map(String::len).sum(),
+        _ => 0,
+    }
+}
+
+fn item_size(item: &std::collections::HashMap<String, AttributeValue>) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+/// What DynamoDB would charge for a hand-off, from the sizes of the items it
+/// wrote: 1 write unit per KiB of each item written (twice that inside a
+/// transaction), 1 read unit per 4 KiB strongly consistent, half that for the
+/// eventually consistent index queries.
+async fn estimate_by_size(store: &DynamoStore, id: &LeadId) {
+    let r = store
+        .client()
+        .query()
+        .table_name(store.table())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("LEAD#{id}")))
+        .send()
+        .await
+        .expect("query the lead's partition");
+    let mut sizes: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for item in r.items() {
+        let sk = item.get("sk").and_then(|v| v.as_s().ok()).map_or("", String::as_str);
+        let kind = if sk == "LEAD" {
+            "lead"
+        } else if sk.starts_with("H#") {
+            "history"
+        } else {
+            "outbox"
+        };
+        sizes.entry(kind).or_default().push(item_size(item));
+    }
+    let kib = |bytes: usize| bytes.div_ceil(1024) as f64;
+    let lead = sizes["lead"][0];
+    let history: f64 = sizes["history"].iter().map(|b| kib(*b)).sum();
+    let outbox: f64 = sizes["outbox"].iter().map(|b| kib(*b)).sum();
+    println!("item sizes: lead {lead} B, history {:?} B, outbox {:?} B", sizes["history"], sizes["outbox"]);
+    let capture = kib(lead);
+    let save = 2.0 * (kib(lead) + history);
+    // The team read: one strongly consistent read for each of the four reps
+    // (these rules do not match accounts); the turn; the transaction with the
+    // rep's count; marking the notification sent.
+    let team = 4.0;
+    let assignment = team + 1.0 + 2.0 * (kib(lead) + history + outbox + 1.0) + outbox;
+    let query = |bytes: usize| (bytes.div_ceil(4096) as f64 * 0.5).max(0.5);
+    println!("by size on DynamoDB: capture {} WCU + save {save} WCU; rescoring the same", capture);
+    println!("by size on DynamoDB: assignment {assignment} units (team read, turn, transaction, mark sent)");
+    println!(
+        "by size on DynamoDB: SLA-due or hygiene query returning 1 lead {} RCU, 100 leads {} RCU",
+        query(lead),
+        query(100 * lead)
+    );
 }
 
 /// Seeds `count` leads with plain conditional puts, eight at a time.
