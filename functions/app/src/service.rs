@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use leadflow_domain::lead::FieldTarget;
 use leadflow_domain::rules::Explanation;
 use leadflow_domain::rules::capture::MergePolicy;
+use leadflow_domain::rules::lifecycle::{LifecycleError, ReactivationAction, SalesEvent};
 use leadflow_domain::rules::routing::{AssignContext, Assignment, CursorMove, PoolCursors, Strategy};
 use leadflow_domain::rules::scoring::idle_days;
 use leadflow_domain::rules::sla::Audience;
@@ -42,6 +43,12 @@ pub const MAX_ATTEMPTS: u32 = 10;
 pub enum ServiceError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The rules do not allow this change (a sales event the lead's status does
+    /// not take, or a disqualification reason not in the list).
+    #[error(transparent)]
+    Rejected(#[from] LifecycleError),
+    #[error("the lead kept changing while this change was saved; try again")]
+    Busy,
 }
 
 /// leadflow's service: the rules, a store and a notifier.
@@ -101,7 +108,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             .collect();
         let captured = self.store.capture(&profile, &keep_first, now).await?;
         let event = json!({ "type": "form_submission", "count": 1, "source": profile.source });
-        let lead = self.derive(captured.lead, now, vec![event]).await?;
+        let lead = self.derive(captured.lead, now, vec![event], &["form_submission".to_owned()]).await?;
         Ok(CaptureOutcome { lead, created: captured.created })
     }
 
@@ -117,7 +124,8 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             return Ok(None);
         };
         let events = counts.iter().map(|(kind, n)| json!({ "type": kind, "count": n })).collect();
-        Ok(Some(self.derive(snapshot, now, events).await?))
+        let kinds: Vec<String> = counts.iter().map(|(kind, _)| kind.clone()).collect();
+        Ok(Some(self.derive(snapshot, now, events, &kinds).await?))
     }
 
     /// Derives score, tier and hand-off from a snapshot just written, and saves
@@ -128,6 +136,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         snapshot: Lead,
         now: DateTime<Utc>,
         events: Vec<serde_json::Value>,
+        kinds: &[String],
     ) -> Result<Lead, ServiceError> {
         let history: Vec<HistoryEntry> = events
             .into_iter()
@@ -139,7 +148,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 body,
             })
             .collect();
-        match self.save_derived(&snapshot, now, &history).await? {
+        match self.save_derived(&snapshot, now, &history, kinds).await? {
             Saved::Done(lead, outbox) => {
                 self.deliver(&outbox, now).await;
                 Ok(*lead)
@@ -156,6 +165,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         snapshot: &Lead,
         now: DateTime<Utc>,
         events: &[HistoryEntry],
+        kinds: &[String],
     ) -> Result<Saved, ServiceError> {
         let rules = &*self.rules;
         let (explanation, tier) = self.rescore(snapshot, now);
@@ -166,10 +176,26 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         lead.updated_at = now.max(snapshot.updated_at);
         let mut change_parts = Parts::default();
         let mut assignment = None;
-        if snapshot.status == Status::Nurturing && rules.scoring.is_handoff(tier) {
-            let a = self.route(&lead, now).await?;
-            self.hand_off(&mut lead, tier, &a, &explanation, now, &mut change_parts);
-            assignment = Some(a);
+        let reactivation = kinds
+            .iter()
+            .filter_map(|k| rules.events.slot(k))
+            .find_map(|slot| rules.lifecycle.reactivation(snapshot.status, slot));
+        let back_to_owner = snapshot.previous_owner.clone().filter(|o| rules.routing.rep_index(o).is_some());
+        match (reactivation, back_to_owner) {
+            (Some(ReactivationAction::NotifyOwner), Some(owner)) => {
+                self.reactivate(&mut lead, tier, owner, &explanation, now, &mut change_parts);
+            }
+            (Some(_), _) => {
+                let a = self.route(&lead, now).await?;
+                self.hand_off(&mut lead, tier, &a, &explanation, now, &mut change_parts);
+                assignment = Some(a);
+            }
+            (None, _) if snapshot.status == Status::Nurturing && rules.scoring.is_handoff(tier) => {
+                let a = self.route(&lead, now).await?;
+                self.hand_off(&mut lead, tier, &a, &explanation, now, &mut change_parts);
+                assignment = Some(a);
+            }
+            (None, _) => {}
         }
         lead.hygiene_at = hygiene_at(rules, &lead, now);
         let transition =
@@ -261,9 +287,8 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 lead.status = Status::Assigned;
                 lead.owner = Some(rep.clone());
                 lead.pool.clone_from(&a.pool);
-                lead.sla =
-                    rules.sla.deadline(tier, now).map(|deadline| SlaClock { handed_off_at: now, deadline, fired: 0 });
-                lead.sla_due = lead.sla.and_then(|c| rules.sla.next_due(c.deadline, 0));
+                lead.unanswered = 0;
+                self.start_clock(lead, tier, now);
                 parts.load.push((rep.clone(), 1));
                 if let (Some(pool), Some(cursor)) = (&a.pool, a.cursor) {
                     parts.skip_past(pool, cursor);
@@ -297,6 +322,41 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 parts.notify(message::render(rules, lead, parts.outbox.len(), ctx), now);
             }
         }
+    }
+
+    /// A dormant lead that woke up goes back to its last owner, who is told why,
+    /// with a new first-response clock.
+    fn reactivate(
+        &self,
+        lead: &mut Lead,
+        tier: usize,
+        owner: String,
+        explanation: &Explanation,
+        now: DateTime<Utc>,
+        parts: &mut Parts,
+    ) {
+        let rules = &*self.rules;
+        lead.status = Status::Assigned;
+        lead.owner = Some(owner.clone());
+        lead.unanswered = 0;
+        self.start_clock(lead, tier, now);
+        parts.load.push((owner.clone(), 1));
+        let ctx = Context {
+            kind: NotificationKind::Reactivation,
+            to: vec![owner],
+            explanation: Some(explanation),
+            chain: &[],
+            note: Some("This dormant lead is active again and back with you.".to_owned()),
+            at: now,
+        };
+        parts.notify(message::render(rules, lead, parts.outbox.len(), ctx), now);
+    }
+
+    /// Starts the first-response clock of a lead handed off at `now`.
+    fn start_clock(&self, lead: &mut Lead, tier: usize, now: DateTime<Utc>) {
+        let sla = &self.rules.sla;
+        lead.sla = sla.deadline(tier, now).map(|deadline| SlaClock { handed_off_at: now, deadline, fired: 0 });
+        lead.sla_due = lead.sla.and_then(|c| sla.next_due(c.deadline, 0));
     }
 
     /// Publishes notifications just saved and marks each sent. One that fails
@@ -366,13 +426,19 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
     /// when the lead changed meanwhile, reads it again and decides again, a
     /// bounded number of times with jitter. `None` when nothing changed (or the
     /// lead stayed contended: it is still due, so the next run takes it up).
-    async fn settle(&self, job: Job, lead: Lead, now: DateTime<Utc>) -> Result<Option<(Change, Effect)>, ServiceError> {
+    async fn settle(
+        &self,
+        job: Job<'_>,
+        lead: Lead,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Change, Effect)>, ServiceError> {
         let id = lead.id.clone();
         let mut lead = lead;
         for attempt in 1..=MAX_ATTEMPTS {
             let decided = match job {
                 Job::SlaCheck => self.escalate(&lead, now).await?,
                 Job::Cleanup => Some(self.tidy(&lead, now)),
+                Job::Sales(event) => Some(self.apply_sales(&lead, event, now)?),
             };
             let Some((change, effect)) = decided else { return Ok(None) };
             match self.store.save(&change).await {
@@ -517,6 +583,83 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             .map(|pick| (routing.reps[pick.rep].id.clone(), pick.cursor.map(|c| (pool_id.to_owned(), c)))))
     }
 
+    /// Applies a sales event from the CRM (`contacted`, `contact_attempt`,
+    /// `qualified`, `converted`, `disqualified`, `nurture`). `None`: no such lead.
+    pub async fn sales_event(
+        &self,
+        id: &LeadId,
+        event: &SalesEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Lead>, ServiceError> {
+        let Some(lead) = self.store.get(id).await? else {
+            return Ok(None);
+        };
+        match self.settle(Job::Sales(event), lead, now).await? {
+            Some((change, _)) => {
+                self.deliver(&change.outbox, now).await;
+                Ok(Some(change.lead))
+            }
+            None if self.store.get(id).await?.is_none() => Ok(None),
+            None => Err(ServiceError::Busy),
+        }
+    }
+
+    /// What a sales event does to a lead: its status and BANT, the first-response
+    /// clock (first contact stops it), unanswered attempts, the owner's capacity
+    /// (released when the lead leaves `assigned`/`working`), retention.
+    fn apply_sales(&self, lead: &Lead, event: &SalesEvent, now: DateTime<Utc>) -> Result<(Change, Effect), LifecycleError> {
+        let rules = &*self.rules;
+        let t = rules.lifecycle.apply(lead.status, lead.bant, event)?;
+        let mut next = lead.clone();
+        next.version += 1;
+        next.updated_at = now.max(lead.updated_at);
+        next.last_activity_at = now.max(lead.last_activity_at);
+        next.status = t.to;
+        next.bant = t.bant;
+        *next.events.entry(event.kind().to_owned()).or_default() += 1;
+        if t.stops_clock {
+            next.sla = None;
+            next.sla_due = None;
+        }
+        match event {
+            SalesEvent::ContactAttempt => next.unanswered += 1,
+            SalesEvent::Contacted => next.unanswered = 0,
+            SalesEvent::Disqualified { reason } => next.disqualify_reason = Some(reason.clone()),
+            SalesEvent::Nurture => next.disqualify_reason = None,
+            SalesEvent::Qualified(_) | SalesEvent::Converted => {}
+        }
+        let mut parts = Parts::default();
+        if t.to == Status::Nurturing {
+            // Back to marketing: the owner lets go, and is remembered.
+            let_go(&mut next, lead.status.is_open(), &mut parts);
+        } else if let Some(owner) = &next.owner {
+            match (lead.status.is_open(), next.status.is_open()) {
+                (true, false) => parts.load.push((owner.clone(), -1)),
+                (false, true) => parts.load.push((owner.clone(), 1)),
+                _ => {}
+            }
+        }
+        next.expires_at = rules.lifecycle.expires_at(t.to, now);
+        let (explanation, _) = self.rescore(&next, now);
+        next.score = explanation.score.score;
+        next.tier.clone_from(&explanation.score.tier);
+        next.hygiene_at = hygiene_at(rules, &next, now);
+        let history = vec![HistoryEntry {
+            at: now,
+            seq: format!("{:010}#00#{:08x}", lead.version, fastrand::u32(..)),
+            kind: HistoryKind::Event,
+            body: json!({
+                "type": event.kind(),
+                "rules_version": rules.version,
+                "transition": { "from": t.from, "to": t.to },
+                "bant": t.bant,
+                "reason": next.disqualify_reason,
+                "score": explanation.score.score,
+            }),
+        }];
+        Ok((parts.into_change(next, lead.version, history), Effect::default()))
+    }
+
     /// The nightly clean-up at `now`: decay rescoring and dormancy for the open
     /// leads whose idleness matters now, releasing the owner's capacity.
     pub async fn cleanup(&self, now: DateTime<Utc>) -> Result<CleanupReport, ServiceError> {
@@ -547,7 +690,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         let cause = rules.lifecycle.dormancy(lead.status, idle, lead.unanswered);
         let mut parts = Parts::default();
         if cause.is_some() {
-            go_dormant(&mut next, &mut parts);
+            let_go(&mut next, lead.status.is_open(), &mut parts);
             next.status = Status::Dormant;
         }
         next.hygiene_at = hygiene_at(rules, &next, now);
@@ -566,11 +709,12 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
     }
 }
 
-/// The scheduled jobs, which read due leads and change them one by one.
+/// The changes decided on a lead as read, and saved on its version.
 #[derive(Clone, Copy, Debug)]
-enum Job {
+enum Job<'a> {
     SlaCheck,
     Cleanup,
+    Sales(&'a SalesEvent),
 }
 
 /// What a job's decision about one lead does.
@@ -582,11 +726,11 @@ struct Effect {
     dormant: bool,
 }
 
-/// A lead going dormant: its owner is kept as the previous owner and their
-/// capacity released.
-fn go_dormant(lead: &mut Lead, parts: &mut Parts) {
+/// A lead leaving its owner (dormant, or back to nurturing): the owner is kept
+/// as the previous owner and their capacity released.
+fn let_go(lead: &mut Lead, was_open: bool, parts: &mut Parts) {
     if let Some(owner) = lead.owner.take() {
-        if lead.status.is_open() {
+        if was_open {
             parts.load.push((owner.clone(), -1));
         }
         lead.previous_owner = Some(owner);
