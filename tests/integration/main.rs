@@ -1,5 +1,6 @@
 //! leadflow's integration and end-to-end tests: one binary, built once.
 
+mod api;
 mod conformance;
 mod cost;
 mod embedded;

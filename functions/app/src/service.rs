@@ -607,7 +607,12 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
     /// What a sales event does to a lead: its status and BANT, the first-response
     /// clock (first contact stops it), unanswered attempts, the owner's capacity
     /// (released when the lead leaves `assigned`/`working`), retention.
-    fn apply_sales(&self, lead: &Lead, event: &SalesEvent, now: DateTime<Utc>) -> Result<(Change, Effect), LifecycleError> {
+    fn apply_sales(
+        &self,
+        lead: &Lead,
+        event: &SalesEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(Change, Effect), LifecycleError> {
         let rules = &*self.rules;
         let t = rules.lifecycle.apply(lead.status, lead.bant, event)?;
         let mut next = lead.clone();

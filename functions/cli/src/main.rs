@@ -1,12 +1,18 @@
 //! `leadflow`: the command line for RevOps and developers.
 
+mod data_cmd;
 mod infra_cmd;
 mod rules_cmd;
+mod serve_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use leadflow_domain::Status;
+
+use crate::data_cmd::Backend;
 
 #[derive(Debug, Parser)]
 #[command(name = "leadflow", version, about = "Serverless lead management: capture, score, route and hand off leads.")]
@@ -17,6 +23,33 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the HTTP API locally, with the SLA check on a timer.
+    ///
+    /// Serves POST /leads and POST /events exactly as the Lambdas do, and a
+    /// sample lead form at /. By default leads are stored in
+    /// .leadflow/leads.db and notifications appended to .leadflow/outbox.jsonl.
+    /// /events signatures use EVENTS_SECRET; without it a secret is generated
+    /// and printed. Stops gracefully on Ctrl-C or SIGTERM.
+    Serve(serve_cmd::ServeArgs),
+    /// Run the SLA check once: escalations due at TIME, pending notifications.
+    SlaCheck {
+        #[command(flatten)]
+        backend: Backend,
+        /// The time to check at (RFC 3339), like 2026-03-02T15:00:00Z.
+        #[arg(long, value_name = "TIME")]
+        now: DateTime<Utc>,
+    },
+    /// Run the nightly clean-up once: decay, dormancy, capacity released.
+    Cleanup {
+        #[command(flatten)]
+        backend: Backend,
+        /// The time to clean up at (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        now: DateTime<Utc>,
+    },
+    /// List or show stored leads.
+    #[command(subcommand)]
+    Leads(LeadsCommand),
     /// Check, test and explain the rule files RevOps edits.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -35,6 +68,35 @@ enum Command {
         /// Where to write; `-` prints it.
         #[arg(long, value_name = "FILE|-", default_value = "infra/subscriptions.yaml")]
         out: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LeadsCommand {
+    /// Every stored lead that matches, newest first.
+    List {
+        #[command(flatten)]
+        backend: Backend,
+        /// Only leads with this status.
+        #[arg(long, value_name = "STATUS")]
+        status: Option<Status>,
+        /// Only leads this rep owns.
+        #[arg(long, value_name = "REP")]
+        owner: Option<String>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One lead with its history of events and decisions.
+    Show {
+        #[command(flatten)]
+        backend: Backend,
+        /// The lead's email or id.
+        #[arg(value_name = "EMAIL|ID")]
+        lead: String,
+        /// Print JSON instead of YAML.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -107,6 +169,13 @@ enum RulesCommand {
     },
 }
 
+/// Logs to standard error, filtered by RUST_LOG (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -116,6 +185,13 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Replay { dir, leads }) => rules_cmd::replay(&dir.rules, &leads),
         Command::Table(TableCommand::Create { table }) => infra_cmd::create_table(&table),
         Command::Subscriptions { dir, out } => infra_cmd::subscriptions(&dir.rules, &out),
+        Command::Serve(args) => serve_cmd::serve(args),
+        Command::SlaCheck { backend, now } => data_cmd::sla_check(&backend, now),
+        Command::Cleanup { backend, now } => data_cmd::cleanup(&backend, now),
+        Command::Leads(LeadsCommand::List { backend, status, owner, json }) => {
+            data_cmd::list(&backend, status, owner, json)
+        }
+        Command::Leads(LeadsCommand::Show { backend, lead, json }) => data_cmd::show(&backend, &lead, json),
     };
     match result {
         Ok(code) => code,

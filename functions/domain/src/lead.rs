@@ -307,6 +307,15 @@ impl FieldTarget {
     }
 }
 
+impl fmt::Display for FieldTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldTarget::Profile(p) => f.write_str(p.name()),
+            FieldTarget::Custom(name) => write!(f, "custom.{name}"),
+        }
+    }
+}
+
 /// A custom field name: letters, digits, `_` and `-`, at most 64 characters.
 pub fn valid_custom_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')

@@ -1,0 +1,221 @@
+//! `POST /events`: engagement events from marketing tools and sales events from
+//! the CRM, signed with the shared secret.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use http::{Request, StatusCode};
+use leadflow_app::{Notifier, ServiceError, Store};
+use leadflow_domain::lead::Bant;
+use leadflow_domain::rules::field::valid_event_name;
+use leadflow_domain::rules::lifecycle::SalesEvent;
+use leadflow_domain::{Email, Lead, LeadId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tracing::{info, instrument, warn};
+
+use crate::error::ApiError;
+use crate::{Api, HttpResponse, MAX_EVENTS_BYTES, json, media_type};
+
+pub const TIMESTAMP_HEADER: &str = "x-leadflow-timestamp";
+pub const SIGNATURE_HEADER: &str = "x-leadflow-signature";
+/// How far a request's timestamp may be from now, either way.
+const WINDOW_SECONDS: i64 = 5 * 60;
+/// The most events in one request.
+pub const MAX_BATCH: usize = 100;
+
+/// The signature header value for `body` sent at `timestamp` (Unix seconds):
+/// `sha256=` and the hex HMAC-SHA256 of `"{timestamp}.{body}"`.
+pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn verify(secret: &[u8], request: &Request<Bytes>, now: DateTime<Utc>) -> Result<(), ApiError> {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let timestamp: i64 = header(TIMESTAMP_HEADER)
+        .ok_or(ApiError::Unauthorized("X-Leadflow-Timestamp is missing"))?
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::Unauthorized("X-Leadflow-Timestamp is not Unix seconds"))?;
+    if (now.timestamp() - timestamp).abs() > WINDOW_SECONDS {
+        return Err(ApiError::Unauthorized("the timestamp is more than 5 minutes away"));
+    }
+    let signature = header(SIGNATURE_HEADER)
+        .ok_or(ApiError::Unauthorized("X-Leadflow-Signature is missing"))?
+        .trim()
+        .strip_prefix("sha256=")
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or(ApiError::Unauthorized("X-Leadflow-Signature is not sha256=HEX"))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(request.body());
+    mac.verify_slice(&signature).map_err(|_| ApiError::Unauthorized("the signature does not match"))
+}
+
+/// One event as posted.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Posted {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    lead_id: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    properties: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    bant: Option<Bant>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Why one event of a request was not applied.
+#[derive(Debug)]
+struct Refused {
+    code: &'static str,
+    message: String,
+}
+
+impl Refused {
+    fn invalid(message: impl Into<String>) -> Refused {
+        Refused { code: "invalid", message: message.into() }
+    }
+}
+
+/// What an event is.
+enum Kind {
+    Engagement(String),
+    Sales(SalesEvent),
+}
+
+fn kind_of(posted: &Posted) -> Result<Kind, Refused> {
+    let property = |name: &str| posted.properties.as_ref().and_then(|p| p.get(name)).cloned();
+    Ok(match posted.kind.as_str() {
+        "contacted" => Kind::Sales(SalesEvent::Contacted),
+        "contact_attempt" => Kind::Sales(SalesEvent::ContactAttempt),
+        "converted" => Kind::Sales(SalesEvent::Converted),
+        "nurture" => Kind::Sales(SalesEvent::Nurture),
+        "qualified" => {
+            let bant = match (posted.bant, property("bant")) {
+                (Some(b), _) => b,
+                (None, Some(v)) => serde_json::from_value(v).map_err(|e| {
+                    Refused::invalid(format!("`bant` must hold budget, authority, need, timeline as true/false: {e}"))
+                })?,
+                (None, None) => return Err(Refused::invalid("a `qualified` event needs `bant`")),
+            };
+            Kind::Sales(SalesEvent::Qualified(bant))
+        }
+        "disqualified" => {
+            let reason =
+                posted.reason.clone().or_else(|| property("reason").and_then(|v| v.as_str().map(str::to_owned)));
+            match reason {
+                Some(reason) if !reason.trim().is_empty() => Kind::Sales(SalesEvent::Disqualified { reason }),
+                _ => return Err(Refused::invalid("a `disqualified` event needs a `reason`")),
+            }
+        }
+        "form_submission" => return Err(Refused::invalid("form submissions are posted to /leads")),
+        other if valid_event_name(other) => Kind::Engagement(other.to_owned()),
+        _ => return Err(Refused::invalid("`type` must be a name of lower-case letters, digits and `_`")),
+    })
+}
+
+fn lead_id_of(posted: &Posted) -> Result<LeadId, Refused> {
+    match (&posted.email, &posted.lead_id) {
+        (Some(email), None) => {
+            Email::parse(email).map(|e| LeadId::for_email(&e)).map_err(|e| Refused::invalid(e.to_string()))
+        }
+        (None, Some(id)) => LeadId::parse(id).map_err(|e| Refused::invalid(e.to_string())),
+        _ => Err(Refused::invalid("an event names its lead by `email` or by `lead_id`, one of them")),
+    }
+}
+
+fn summary(lead: &Lead) -> Value {
+    json!({ "lead_id": lead.id, "status": lead.status, "score": lead.score, "tier": lead.tier, "owner": lead.owner })
+}
+
+#[instrument(skip_all, fields(events))]
+pub(crate) async fn post<S: Store, N: Notifier>(
+    api: &Api<S, N>,
+    request: &Request<Bytes>,
+    now: DateTime<Utc>,
+) -> Result<HttpResponse, ApiError> {
+    verify(&api.config.events_secret, request, now)?;
+    if request.body().len() > MAX_EVENTS_BYTES {
+        return Err(ApiError::TooLarge { limit: MAX_EVENTS_BYTES });
+    }
+    if media_type(request).as_deref() != Some("application/json") {
+        return Err(ApiError::UnsupportedMediaType("events are posted as application/json".into()));
+    }
+    let body: Value = serde_json::from_slice(request.body())
+        .map_err(|e| ApiError::Malformed(format!("the body is not valid JSON: {e}")))?;
+    let events = match body {
+        Value::Object(mut map) if map.contains_key("events") => match map.remove("events") {
+            Some(Value::Array(events)) => events,
+            _ => return Err(ApiError::Malformed("`events` must be a list of events".into())),
+        },
+        single @ Value::Object(_) => vec![single],
+        _ => return Err(ApiError::Malformed("the body must be an event or {\"events\": [...]}".into())),
+    };
+    if events.is_empty() {
+        return Err(ApiError::invalid("events", "is empty"));
+    }
+    if events.len() > MAX_BATCH {
+        return Err(ApiError::invalid("events", format!("holds {} events; at most {MAX_BATCH}", events.len())));
+    }
+    tracing::Span::current().record("events", events.len());
+
+    let mut results = Vec::with_capacity(events.len());
+    let mut unavailable = false;
+    for (index, event) in events.into_iter().enumerate() {
+        let outcome = apply(api, event, now).await;
+        let result = match outcome {
+            Ok(lead) => json!({ "index": index, "ok": true, "lead": summary(&lead) }),
+            Err(refused) => {
+                unavailable |= refused.code == "unavailable";
+                json!({ "index": index, "ok": false, "error": { "code": refused.code, "message": refused.message } })
+            }
+        };
+        results.push(result);
+    }
+    // A store outage answers 503 so that the sender retries; the results say
+    // which events were applied before it.
+    let status = if unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    Ok(json(status, &json!({ "results": results })))
+}
+
+async fn apply<S: Store, N: Notifier>(api: &Api<S, N>, event: Value, now: DateTime<Utc>) -> Result<Lead, Refused> {
+    let posted: Posted = serde_json::from_value(event).map_err(|e| Refused::invalid(e.to_string()))?;
+    let id = lead_id_of(&posted)?;
+    let kind = kind_of(&posted)?;
+    // An event's own time counts for activity, never later than now.
+    let at = posted.at.map_or(now, |at| at.min(now));
+    let service = &api.service;
+    let outcome = match &kind {
+        Kind::Engagement(name) => service.engage(&id, &[(name.clone(), 1)], at).await,
+        Kind::Sales(event) => service.sales_event(&id, event, at).await,
+    };
+    match outcome {
+        Ok(Some(lead)) => {
+            info!(lead_id = %id, event = %posted.kind, status = lead.status.as_str(), "event applied");
+            Ok(lead)
+        }
+        Ok(None) => Err(Refused { code: "unknown_lead", message: "no lead has this email or id".into() }),
+        Err(ServiceError::Rejected(e)) => Err(Refused { code: "rejected", message: e.to_string() }),
+        Err(ServiceError::Busy) => {
+            Err(Refused { code: "busy", message: "the lead kept changing; send it again".into() })
+        }
+        Err(e) => {
+            warn!(lead_id = %id, error = %e, "event not applied");
+            Err(Refused { code: "unavailable", message: "the store is unavailable; send it again".into() })
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The commands that touch stored data: `serve`, `sla-check`, `cleanup`,
+//! `leads list` and `leads show`, against the store and notifier chosen with
+//! `--store` and `--notify`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use leadflow_adapters::{EmbeddedStore, LogNotifier};
+use leadflow_app::{History, LeadFilter, Leadflow, Leads, Notifier, Store};
+use leadflow_domain::{Email, LeadId, RuleSet, Status};
+
+/// Where leads are stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreSpec {
+    Embedded(PathBuf),
+    Dynamodb(String),
+}
+
+impl std::str::FromStr for StoreSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("embedded", path)) if !path.is_empty() => Ok(StoreSpec::Embedded(path.into())),
+            Some(("dynamodb", table)) if !table.is_empty() => Ok(StoreSpec::Dynamodb(table.to_owned())),
+            _ => Err(format!("`{s}` is not embedded:PATH or dynamodb:TABLE")),
+        }
+    }
+}
+
+/// Where notifications go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotifySpec {
+    Log(PathBuf),
+    Sns(String),
+}
+
+impl std::str::FromStr for NotifySpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("log", path)) if !path.is_empty() => Ok(NotifySpec::Log(path.into())),
+            Some(("sns", arn)) if arn.starts_with("arn:") => Ok(NotifySpec::Sns(arn.to_owned())),
+            _ => Err(format!("`{s}` is not log:PATH or sns:TOPIC_ARN")),
+        }
+    }
+}
+
+/// The store, notifier and rules every data command takes.
+#[derive(Debug, clap::Args)]
+pub struct Backend {
+    /// Where leads are stored: `embedded:PATH` (SQLite) or `dynamodb:TABLE`.
+    #[arg(long, value_name = "embedded:PATH|dynamodb:TABLE", default_value = "embedded:.leadflow/leads.db")]
+    pub store: StoreSpec,
+    /// Where notifications go: `log:PATH` (one JSON line each) or `sns:TOPIC_ARN`.
+    #[arg(long, value_name = "log:PATH|sns:TOPIC_ARN", default_value = "log:.leadflow/outbox.jsonl")]
+    pub notify: NotifySpec,
+    /// The rules directory.
+    #[arg(long, value_name = "DIR", default_value = "rules")]
+    pub rules: PathBuf,
+}
+
+/// Runs `$body` with `$app` bound to an `Arc<Leadflow<S, N>>` for the chosen
+/// store and notifier (AWS clients from the SDK's usual configuration).
+macro_rules! with_app {
+    ($backend:expr, |$app:ident| $body:expr) => {{
+        let backend: &$crate::data_cmd::Backend = $backend;
+        let rules = std::sync::Arc::new($crate::data_cmd::load_rules(&backend.rules)?);
+        let aws = match (&backend.store, &backend.notify) {
+            ($crate::data_cmd::StoreSpec::Embedded(_), $crate::data_cmd::NotifySpec::Log(_)) => None,
+            _ => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
+        };
+        match (&backend.store, &backend.notify) {
+            ($crate::data_cmd::StoreSpec::Embedded(path), $crate::data_cmd::NotifySpec::Log(log)) => {
+                let $app = std::sync::Arc::new(leadflow_app::Leadflow::new(
+                    rules,
+                    $crate::data_cmd::open_embedded(path)?,
+                    $crate::data_cmd::open_log(log)?,
+                ));
+                $body
+            }
+            ($crate::data_cmd::StoreSpec::Embedded(path), $crate::data_cmd::NotifySpec::Sns(arn)) => {
+                let sns = leadflow_adapters::SnsNotifier::new(
+                    aws_sdk_sns::Client::new(aws.as_ref().expect("AWS configuration")),
+                    arn,
+                );
+                let $app = std::sync::Arc::new(leadflow_app::Leadflow::new(
+                    rules,
+                    $crate::data_cmd::open_embedded(path)?,
+                    sns,
+                ));
+                $body
+            }
+            ($crate::data_cmd::StoreSpec::Dynamodb(table), $crate::data_cmd::NotifySpec::Log(log)) => {
+                let config = aws.as_ref().expect("AWS configuration");
+                let store = leadflow_adapters::DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table);
+                let $app =
+                    std::sync::Arc::new(leadflow_app::Leadflow::new(rules, store, $crate::data_cmd::open_log(log)?));
+                $body
+            }
+            ($crate::data_cmd::StoreSpec::Dynamodb(table), $crate::data_cmd::NotifySpec::Sns(arn)) => {
+                let config = aws.as_ref().expect("AWS configuration");
+                let store = leadflow_adapters::DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table);
+                let sns = leadflow_adapters::SnsNotifier::new(aws_sdk_sns::Client::new(config), arn);
+                let $app = std::sync::Arc::new(leadflow_app::Leadflow::new(rules, store, sns));
+                $body
+            }
+        }
+    }};
+}
+pub(crate) use with_app;
+
+pub fn load_rules(dir: &std::path::Path) -> Result<RuleSet> {
+    match RuleSet::load_dir(dir) {
+        Ok(rules) => Ok(rules),
+        Err(diagnostics) => bail!("the rules in {} are not valid:\n{diagnostics}", dir.display()),
+    }
+}
+
+pub fn open_embedded(path: &std::path::Path) -> Result<EmbeddedStore> {
+    EmbeddedStore::open(path).with_context(|| format!("opening {}", path.display()))
+}
+
+pub fn open_log(path: &std::path::Path) -> Result<LogNotifier> {
+    LogNotifier::open(path).with_context(|| format!("opening {}", path.display()))
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// `leadflow sla-check --now TIME`.
+pub fn sla_check(backend: &Backend, now: DateTime<Utc>) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        with_app!(backend, |app| {
+            let report = app.sla_check(now).await?;
+            print_json(&report)?;
+        });
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `leadflow cleanup --now TIME`.
+pub fn cleanup(backend: &Backend, now: DateTime<Utc>) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        with_app!(backend, |app| {
+            let report = app.cleanup(now).await?;
+            print_json(&report)?;
+        });
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `leadflow leads list`.
+pub fn list(backend: &Backend, status: Option<Status>, owner: Option<String>, as_json: bool) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        with_app!(backend, |app| {
+            print_list(&app, LeadFilter { status, owner }, as_json).await?;
+        });
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn print_list<S: Store, N: Notifier>(app: &Leadflow<S, N>, filter: LeadFilter, as_json: bool) -> Result<()> {
+    let leads = app.store.list(&filter).await?;
+    if as_json {
+        let views: Vec<_> = leads.iter().map(leadflow_api::lead_view).collect();
+        return print_json(&views);
+    }
+    println!("{:<24}  {:<12}  {:<10}  {:>5}  {:<6}  email", "id", "status", "owner", "score", "tier");
+    for l in &leads {
+        println!(
+            "{:<24}  {:<12}  {:<10}  {:>5}  {:<6}  {}",
+            l.id,
+            l.status.as_str(),
+            l.owner.as_deref().unwrap_or("-"),
+            l.score,
+            l.tier,
+            l.profile.email.as_str()
+        );
+    }
+    eprintln!("{} leads", leads.len());
+    Ok(())
+}
+
+/// `leadflow leads show EMAIL|ID`.
+pub fn show(backend: &Backend, who: &str, as_json: bool) -> Result<ExitCode> {
+    let id = match Email::parse(who) {
+        Ok(email) => LeadId::for_email(&email),
+        Err(_) => LeadId::parse(who).map_err(|_| anyhow::anyhow!("`{who}` is neither an email nor a lead id"))?,
+    };
+    runtime()?.block_on(async {
+        with_app!(backend, |app| {
+            let Some(lead) = app.store.get(&id).await? else {
+                eprintln!("no lead {who}");
+                return Ok(ExitCode::FAILURE);
+            };
+            let history = app.store.history(&id).await?;
+            let mut view = leadflow_api::lead_view(&lead);
+            view["history"] = serde_json::to_value(&history)?;
+            if as_json {
+                print_json(&view)?;
+            } else {
+                println!("{}", serde_yaml::to_string(&view)?);
+            }
+        });
+        Ok(ExitCode::SUCCESS)
+    })
+}

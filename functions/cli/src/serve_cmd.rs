@@ -1,0 +1,136 @@
+//! `leadflow serve`: the HTTP API of the Lambdas on one machine, with the SLA
+//! check on a timer.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use chrono::Utc;
+use leadflow_api::{Api, ApiConfig, ApiError};
+use leadflow_app::{Leadflow, Notifier, Store};
+use tracing::{error, info};
+
+use crate::data_cmd::{Backend, runtime, with_app};
+
+/// The largest body read from a request; the API applies its own limits below it.
+const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub backend: Backend,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// An origin whose pages may post to the API and that `_redirect` may name
+    /// (repeatable), like https://www.example.com. Also read from ALLOWED_ORIGINS
+    /// (comma-separated). The server's own origin is always allowed.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+    /// How often the SLA check runs, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub sla_every: u64,
+}
+
+pub fn serve(args: ServeArgs) -> Result<ExitCode> {
+    crate::init_tracing();
+    runtime()?.block_on(async {
+        with_app!(&args.backend, |app| {
+            run(app, &args).await?;
+        });
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn events_secret() -> Vec<u8> {
+    match std::env::var("EVENTS_SECRET") {
+        Ok(secret) if !secret.is_empty() => secret.into_bytes(),
+        _ => {
+            let secret = hex::encode(std::iter::repeat_with(|| fastrand::u8(..)).take(32).collect::<Vec<u8>>());
+            println!("EVENTS_SECRET is not set; /events takes signatures made with this secret: {secret}");
+            secret.into_bytes()
+        }
+    }
+}
+
+async fn run<S: Store + 'static, N: Notifier + 'static>(app: Arc<Leadflow<S, N>>, args: &ServeArgs) -> Result<()> {
+    let mut origins = args.allowed_origins.clone();
+    if let Ok(list) = std::env::var("ALLOWED_ORIGINS") {
+        origins.extend(list.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned));
+    }
+    origins.push(format!("http://{}", args.addr));
+    origins.push(format!("http://localhost:{}", args.addr.port()));
+    let api =
+        Arc::new(Api::new(Arc::clone(&app), ApiConfig { events_secret: events_secret(), allowed_origins: origins }));
+    let router = Router::new().route("/", get(form_page)).fallback(handle::<S, N>).with_state(api);
+
+    let listener =
+        tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("listening on {}", args.addr))?;
+    println!("leadflow listening on http://{}", listener.local_addr()?);
+
+    let timer = tokio::spawn(sla_timer(Arc::clone(&app), Duration::from_secs(args.sla_every.max(1))));
+    axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
+    timer.abort();
+    info!("stopped");
+    Ok(())
+}
+
+async fn handle<S: Store + 'static, N: Notifier + 'static>(
+    State(api): State<Arc<Api<S, N>>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = match to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => return to_axum(ApiError::TooLarge { limit: MAX_BODY }.into_response()),
+    };
+    to_axum(api.handle(http::Request::from_parts(parts, bytes), Utc::now()).await)
+}
+
+fn to_axum(response: http::Response<String>) -> Response {
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, Body::from(body))
+}
+
+async fn sla_timer<S: Store, N: Notifier>(app: Arc<Leadflow<S, N>>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = app.sla_check(Utc::now()).await {
+            error!(error = %e, "the SLA check failed; it runs again at the next tick");
+        }
+    }
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    info!("shutting down: finishing requests in flight");
+}
+
+async fn form_page() -> impl IntoResponse {
+    Html(include_str!("form.html"))
+}

@@ -1,0 +1,352 @@
+//! The HTTP API through its handler, on the embedded store with the starter
+//! rules: every contract of POST /leads and POST /events, and every class of
+//! bad input, each answered with its error and nothing stored.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Duration, Utc};
+use http::{Request, StatusCode};
+use leadflow_adapters::{EmbeddedStore, LogNotifier};
+use leadflow_api::{Api, ApiConfig, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+use leadflow_app::{LeadFilter, Leadflow, Leads};
+use leadflow_domain::{Email, Lead, LeadId, RuleSet, Status};
+use serde_json::{Value, json};
+
+use crate::support::starter_rules;
+
+const SECRET: &[u8] = b"test-secret";
+const ORIGIN: &str = "https://www.example.com";
+
+struct Rig {
+    api: Api<EmbeddedStore, LogNotifier>,
+    log: std::path::PathBuf,
+    now: DateTime<Utc>,
+    _dir: tempfile::TempDir,
+}
+
+fn rig() -> Rig {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = Arc::new(RuleSet::load_dir(&starter_rules()).expect("starter rules"));
+    let store = EmbeddedStore::open(&dir.path().join("leads.db")).expect("store");
+    let log = dir.path().join("outbox.jsonl");
+    let service = Arc::new(Leadflow::new(rules, store, LogNotifier::open(&log).expect("log")));
+    let config = ApiConfig { events_secret: SECRET.to_vec(), allowed_origins: vec![ORIGIN.to_owned()] };
+    // A Tuesday, 10:00 in New York: business hours.
+    let now = "2026-03-03T15:00:00Z".parse().expect("time");
+    Rig { api: Api::new(service, config), log, now, _dir: dir }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Value,
+}
+
+impl Rig {
+    async fn send(&self, request: Request<Bytes>) -> Answer {
+        let response = self.api.handle(request, self.now).await;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = serde_json::from_str(response.body()).unwrap_or(Value::Null);
+        Answer { status, headers, body }
+    }
+
+    async fn post(&self, uri: &str, content_type: &str, body: impl Into<Bytes>) -> Answer {
+        let request = Request::post(uri).header("content-type", content_type).body(body.into()).expect("request");
+        self.send(request).await
+    }
+
+    async fn lead_json(&self, body: Value) -> Answer {
+        self.post("/leads", "application/json", body.to_string()).await
+    }
+
+    async fn events_at(&self, body: &Value, timestamp: i64) -> Answer {
+        let raw = body.to_string();
+        let request = Request::post("/events")
+            .header("content-type", "application/json")
+            .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .header(SIGNATURE_HEADER, sign(SECRET, timestamp, raw.as_bytes()))
+            .body(Bytes::from(raw))
+            .expect("request");
+        self.send(request).await
+    }
+
+    async fn events(&self, body: Value) -> Answer {
+        self.events_at(&body, self.now.timestamp()).await
+    }
+
+    async fn stored(&self) -> Vec<Lead> {
+        self.api.service.store.list(&LeadFilter::default()).await.expect("list")
+    }
+
+    async fn lead(&self, email: &str) -> Lead {
+        let id = LeadId::for_email(&Email::parse(email).expect("email"));
+        self.api.service.store.get(&id).await.expect("get").expect("stored lead")
+    }
+
+    fn notifications(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+    }
+}
+
+fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(answer.body["error"]["code"], code, "{}", answer.body);
+    assert!(answer.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+#[tokio::test]
+async fn a_json_form_post_creates_a_lead_and_a_repeat_updates_it() {
+    let rig = rig();
+    let first = rig
+        .lead_json(json!({
+            "email": "Jo@Initech.com", "first_name": "Jo", "job_title": "VP Sales", "employees": 2000,
+            "industry": "software", "country": "US", "source": "webinar",
+        }))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body["created"], true);
+    assert_eq!(first.body["status"], "assigned", "a warm lead is handed off at once");
+    let again = rig.lead_json(json!({ "email": "jo@initech.com", "last_name": "Park", "source": "ads" })).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["created"], false);
+    assert_eq!(again.body["lead_id"], first.body["lead_id"]);
+    let lead = rig.lead("jo@initech.com").await;
+    assert_eq!(lead.profile.source.as_deref(), Some("webinar"), "first touch kept");
+    assert_eq!(lead.profile.last_name.as_deref(), Some("Park"));
+    assert_eq!(lead.profile.first_name.as_deref(), Some("Jo"), "an absent field never empties a stored one");
+}
+
+#[tokio::test]
+async fn a_plain_html_form_post_uses_the_source_mapping_and_redirects_to_an_allowed_origin() {
+    let rig = rig();
+    let body = "email=ann%40globex.io&firstname=Ann&numemployees=250&_redirect=https%3A%2F%2Fwww.example.com%2Fthanks";
+    let answer = rig.post("/leads?source=hubspot", "application/x-www-form-urlencoded", body).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(answer.headers["location"], "https://www.example.com/thanks");
+    let lead = rig.lead("ann@globex.io").await;
+    assert_eq!(lead.profile.first_name.as_deref(), Some("Ann"));
+    assert_eq!(lead.profile.employees, Some(250));
+    assert_eq!(lead.profile.source.as_deref(), Some("hubspot"), "the source names a lead without one");
+}
+
+#[tokio::test]
+async fn cors_answers_allowed_origins_only() {
+    let rig = rig();
+    let preflight = Request::builder()
+        .method("OPTIONS")
+        .uri("/leads")
+        .header("origin", ORIGIN)
+        .body(Bytes::new())
+        .expect("request");
+    let answer = rig.send(preflight).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    assert_eq!(answer.headers["access-control-allow-origin"], ORIGIN);
+    let other = Request::post("/leads")
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/json")
+        .body(Bytes::from(json!({ "email": "x@corp.com" }).to_string()))
+        .expect("request");
+    let answer = rig.send(other).await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    assert!(answer.headers.get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn a_filled_honeypot_gets_a_normal_answer_and_stores_nothing() {
+    let rig = rig();
+    let answer = rig.lead_json(json!({ "email": "bot@spam.com", "website_url": "http://spam" })).await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    assert!(rig.stored().await.is_empty());
+    assert!(rig.notifications().is_empty());
+}
+
+#[tokio::test]
+async fn every_bad_form_post_is_refused_with_its_error_and_stores_nothing() {
+    let rig = rig();
+    let big = format!("{{\"email\":\"a@corp.com\",\"notes\":\"{}\"}}", "x".repeat(70 * 1024));
+    let cases: Vec<(Answer, StatusCode, &str)> = vec![
+        (rig.post("/leads", "application/json", "{not json").await, StatusCode::BAD_REQUEST, "malformed"),
+        (rig.post("/leads", "application/json", "[1, 2]").await, StatusCode::BAD_REQUEST, "malformed"),
+        (rig.post("/leads", "application/json", big).await, StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        (
+            rig.post("/leads", "text/plain", "email=a@corp.com").await,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            rig.send(Request::post("/leads").body(Bytes::from("{}")).expect("request")).await,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (rig.lead_json(json!({ "first_name": "No Email" })).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        (rig.lead_json(json!({ "email": "not-an-email" })).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        (
+            rig.lead_json(json!({ "email": "a@corp.com", "employees": "many" })).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            rig.lead_json(json!({ "email": "a@corp.com", "country": "Germany" })).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            rig.lead_json(json!({ "email": "a@corp.com", "company": { "name": "x" } })).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            rig.lead_json(json!({ "email": "a@corp.com", "bad name!": "x" })).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            rig.lead_json(json!({ "email": "a@corp.com", "_redirect": "https://evil.example/phish" })).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            rig.send(Request::get("/leads").body(Bytes::new()).expect("request")).await,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (rig.post("/nowhere", "application/json", "{}").await, StatusCode::NOT_FOUND, "not_found"),
+    ];
+    for (answer, status, code) in &cases {
+        assert_error(answer, *status, code);
+    }
+    assert_eq!(cases[5].0.body["error"]["fields"]["email"], "is required");
+    assert!(cases[7].0.body["error"]["fields"]["employees"].is_string());
+    assert!(cases[11].0.body["error"]["fields"]["_redirect"].is_string());
+    assert!(rig.stored().await.is_empty(), "nothing of a refused post is stored");
+}
+
+#[tokio::test]
+async fn events_need_a_fresh_valid_signature() {
+    let rig = rig();
+    rig.lead_json(json!({ "email": "sig@corp.com" })).await;
+    let before = rig.lead("sig@corp.com").await;
+    let body = json!({ "email": "sig@corp.com", "type": "pricing_page_view" });
+
+    let unsigned = Request::post("/events")
+        .header("content-type", "application/json")
+        .body(Bytes::from(body.to_string()))
+        .expect("request");
+    assert_error(&rig.send(unsigned).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    let forged = Request::post("/events")
+        .header("content-type", "application/json")
+        .header(TIMESTAMP_HEADER, rig.now.timestamp().to_string())
+        .header(SIGNATURE_HEADER, sign(b"wrong secret", rig.now.timestamp(), body.to_string().as_bytes()))
+        .body(Bytes::from(body.to_string()))
+        .expect("request");
+    assert_error(&rig.send(forged).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    let stale = rig.events_at(&body, (rig.now - Duration::minutes(6)).timestamp()).await;
+    assert_error(&stale, StatusCode::UNAUTHORIZED, "unauthorized");
+
+    assert_eq!(rig.lead("sig@corp.com").await, before, "no refused event is counted");
+    let fresh = rig.events_at(&body, (rig.now - Duration::minutes(4)).timestamp()).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
+}
+
+#[tokio::test]
+async fn a_batch_gets_a_result_per_event_and_bad_events_change_nothing() {
+    let rig = rig();
+    rig.lead_json(json!({ "email": "batch@corp.com", "employees": 500 })).await;
+    let before = rig.lead("batch@corp.com").await;
+    let answer = rig
+        .events(json!({ "events": [
+            { "email": "batch@corp.com", "type": "pricing_page_view" },
+            { "email": "nobody@corp.com", "type": "pricing_page_view" },
+            { "email": "batch@corp.com", "type": "disqualified" },
+            { "email": "batch@corp.com", "type": "disqualified", "reason": "bored" },
+            { "email": "batch@corp.com", "type": "Not A Name" },
+            { "type": "email_click" },
+            { "email": "batch@corp.com", "lead_id": "abc", "type": "email_click" },
+            { "email": "batch@corp.com", "type": "email_click", "colour": "red" },
+        ] }))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let results = answer.body["results"].as_array().expect("results");
+    let codes: Vec<&str> = results.iter().map(|r| r["error"]["code"].as_str().unwrap_or("ok")).collect();
+    assert_eq!(codes, ["ok", "unknown_lead", "invalid", "rejected", "invalid", "invalid", "invalid", "invalid"]);
+    let after = rig.lead("batch@corp.com").await;
+    assert_eq!(after.events.get("pricing_page_view"), Some(&1), "only the valid event counted");
+    assert_eq!(after.status, before.status);
+
+    let too_many: Vec<Value> = (0..101).map(|_| json!({ "email": "batch@corp.com", "type": "email_click" })).collect();
+    assert_error(&rig.events(json!({ "events": too_many })).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert_error(&rig.events(json!([1])).await, StatusCode::BAD_REQUEST, "malformed");
+    assert_eq!(rig.lead("batch@corp.com").await, after, "a refused batch changes nothing");
+}
+
+#[tokio::test]
+async fn engagement_over_the_hand_off_tier_hands_off_and_sales_events_move_the_lead_on() {
+    let rig = rig();
+    // 2,000 employees, business email, US: 40 points, cold.
+    let created = rig.lead_json(json!({ "email": "lee@bigco.com", "employees": 2000, "country": "US" })).await;
+    assert_eq!(created.body["status"], "nurturing");
+    let two_views = json!({ "events": [
+        { "email": "lee@bigco.com", "type": "pricing_page_view" },
+        { "email": "lee@bigco.com", "type": "pricing_page_view" },
+    ] });
+    let answer = rig.events(two_views).await;
+    let last = &answer.body["results"][1]["lead"];
+    assert_eq!(last["status"], "assigned", "{}", answer.body);
+    assert_eq!(last["tier"], "warm");
+    let owner = last["owner"].as_str().expect("owner").to_owned();
+    assert!(["ana", "ben"].contains(&owner.as_str()), "the enterprise pool: {owner}");
+    let handoffs: Vec<Value> = rig.notifications().into_iter().filter(|n| n["kind"] == "handoff").collect();
+    assert_eq!(handoffs.len(), 1);
+    assert_eq!(handoffs[0]["to"], json!([owner]));
+    assert!(rig.lead("lee@bigco.com").await.sla.is_some(), "the first-response clock runs");
+
+    let contacted = rig.events(json!({ "email": "lee@bigco.com", "type": "contacted" })).await;
+    assert_eq!(contacted.body["results"][0]["lead"]["status"], "working");
+    assert!(rig.lead("lee@bigco.com").await.sla.is_none(), "contact stops the clock");
+
+    let bant = json!({ "budget": true, "authority": true, "need": true });
+    let qualified = rig.events(json!({ "email": "lee@bigco.com", "type": "qualified", "bant": bant })).await;
+    assert_eq!(qualified.body["results"][0]["lead"]["status"], "qualified", "{}", qualified.body);
+    let converted = rig.events(json!({ "email": "lee@bigco.com", "type": "converted" })).await;
+    assert_eq!(converted.body["results"][0]["lead"]["status"], "converted");
+    let after = rig.events(json!({ "email": "lee@bigco.com", "type": "contacted" })).await;
+    assert_eq!(after.body["results"][0]["error"]["code"], "rejected", "converted is final");
+    let team = leadflow_app::Team::team_state(&rig.api.service.store, &[&owner], None).await.expect("team");
+    assert_eq!(team.open[&owner], 0, "a converted lead no longer counts against its rep");
+}
+
+#[tokio::test]
+async fn disqualified_with_a_listed_reason_expires_and_nurture_brings_it_back() {
+    let rig = rig();
+    rig.lead_json(json!({ "email": "dq@corp.com" })).await;
+    let dq = rig.events(json!({ "email": "dq@corp.com", "type": "disqualified", "reason": "no_budget" })).await;
+    assert_eq!(dq.body["results"][0]["lead"]["status"], "disqualified", "{}", dq.body);
+    let lead = rig.lead("dq@corp.com").await;
+    assert_eq!(lead.disqualify_reason.as_deref(), Some("no_budget"));
+    assert_eq!(lead.expires_at, Some(rig.now + Duration::days(365)), "retention from lifecycle.yaml");
+    let back = rig.events(json!({ "email": "dq@corp.com", "type": "nurture" })).await;
+    assert_eq!(back.body["results"][0]["lead"]["status"], "nurturing");
+    let lead = rig.lead("dq@corp.com").await;
+    assert_eq!((lead.expires_at, lead.disqualify_reason), (None, None));
+}
+
+#[tokio::test]
+async fn a_dormant_lead_that_views_pricing_goes_back_to_its_owner() {
+    let rig = rig();
+    let warm = json!({ "email": "sleepy@initech.com", "job_title": "CTO", "employees": 2000, "industry": "saas", "country": "US" });
+    rig.lead_json(warm).await;
+    let owner = rig.lead("sleepy@initech.com").await.owner.expect("owner");
+    let report = rig.api.service.cleanup(rig.now + Duration::days(31)).await.expect("cleanup");
+    assert_eq!(report.dormant, 1);
+    assert_eq!(rig.lead("sleepy@initech.com").await.status, Status::Dormant);
+
+    let view = rig.events(json!({ "email": "sleepy@initech.com", "type": "pricing_page_view" })).await;
+    assert_eq!(view.body["results"][0]["lead"]["status"], "assigned", "{}", view.body);
+    assert_eq!(view.body["results"][0]["lead"]["owner"], owner.as_str());
+    let reactivations: Vec<Value> = rig.notifications().into_iter().filter(|n| n["kind"] == "reactivation").collect();
+    assert_eq!(reactivations.len(), 1);
+    assert_eq!(reactivations[0]["to"], json!([owner]));
+}
