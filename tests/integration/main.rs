@@ -7,4 +7,5 @@ mod embedded;
 mod infra;
 mod moto;
 mod rules_cli;
+mod serve;
 mod support;

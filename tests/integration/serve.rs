@@ -1,0 +1,211 @@
+//! A lead's whole life through `leadflow serve` over real HTTP, on the embedded
+//! store, with the scheduled jobs run by `leadflow sla-check` and `leadflow
+//! cleanup` at injected times against the same database file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use chrono::{Duration, Utc};
+use leadflow_api::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+use serde_json::{Value, json};
+
+use crate::support::{copy_of_starter_rules, stdout};
+
+const SECRET: &str = "e2e-secret";
+
+/// `leadflow serve` in a folder of its own, stopped when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    dir: tempfile::TempDir,
+    rules: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rules = copy_of_starter_rules();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let child = Command::new(env!("CARGO_BIN_EXE_leadflow"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--rules"])
+            .arg(rules.path())
+            .current_dir(dir.path())
+            .env("EVENTS_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start leadflow serve");
+        let server = Server { child, base: format!("http://127.0.0.1:{port}"), dir, rules };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("leadflow serve did not start on port {port}");
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Runs another `leadflow` command on the server's data.
+    fn cli(&self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_leadflow"))
+            .args(args)
+            .arg("--rules")
+            .arg(self.rules.path())
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run leadflow");
+        assert!(out.status.success(), "leadflow {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    fn show(&self, email: &str) -> Value {
+        serde_json::from_str(&stdout(&self.cli(&["leads", "show", email, "--json"]))).expect("lead JSON")
+    }
+
+    fn notifications(&self, kind: &str) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.path(".leadflow/outbox.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+            .filter(|n| n["kind"] == kind)
+            .collect()
+    }
+
+    async fn lead(&self, query: &str, body: Value) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/leads{query}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /leads");
+        (r.status().as_u16(), r.json().await.expect("JSON answer"))
+    }
+
+    async fn event(&self, event: Value) -> Value {
+        let body = event.to_string();
+        let ts = Utc::now().timestamp();
+        let r = reqwest::Client::new()
+            .post(format!("{}/events", self.base))
+            .header("content-type", "application/json")
+            .header(TIMESTAMP_HEADER, ts.to_string())
+            .header(SIGNATURE_HEADER, sign(SECRET.as_bytes(), ts, body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .expect("POST /events");
+        assert_eq!(r.status().as_u16(), 200);
+        let answer: Value = r.json().await.expect("JSON answer");
+        assert_eq!(answer["results"][0]["ok"], true, "{answer}");
+        answer["results"][0]["lead"].clone()
+    }
+
+    /// Stops the server as a service manager would, and waits for it.
+    fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(killed.success());
+        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().expect("true"))
+            .wait_with_output()
+            .expect("server output");
+        assert!(out.status.success(), "serve exits cleanly on SIGTERM: {:?}", out.status);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn at(days: i64) -> String {
+    (Utc::now() + Duration::days(days)).to_rfc3339()
+}
+
+fn has_file(path: &Path) -> bool {
+    path.metadata().is_ok_and(|m| m.len() > 0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_lives_its_whole_life_through_leadflow_serve() {
+    let server = Server::start();
+    let page = reqwest::get(format!("{}/", server.base)).await.expect("GET /").text().await.expect("page");
+    assert!(page.contains("action=\"/leads"), "the sample form posts to /leads");
+
+    // Capture, then a repeat capture from another source.
+    let profile = json!({ "email": "lee@bigco.com", "first_name": "Lee", "employees": 2000, "country": "US" });
+    let (status, created) = server.lead("?source=webinar", profile).await;
+    assert_eq!((status, &created["status"]), (201, &json!("nurturing")), "{created}");
+    let (status, again) = server.lead("?source=ads", json!({ "email": "LEE@bigco.com", "job_title": "Ops" })).await;
+    assert_eq!((status, &again["created"]), (200, &json!(false)));
+
+    // Engagement over the hand-off tier: routed and notified with reasons.
+    server.event(json!({ "email": "lee@bigco.com", "type": "pricing_page_view" })).await;
+    let handed = server.event(json!({ "email": "lee@bigco.com", "type": "pricing_page_view" })).await;
+    assert_eq!(handed["status"], "assigned");
+    let first_owner = handed["owner"].as_str().expect("owner").to_owned();
+    let handoff = &server.notifications("handoff")[0];
+    assert_eq!(handoff["to"], json!([first_owner]));
+    assert!(handoff["email"].as_str().is_some_and(|e| e.contains("enterprise")), "why this rep: {handoff}");
+    let shown = server.show("lee@bigco.com");
+    let decisions: Vec<&Value> =
+        shown["history"].as_array().expect("history").iter().filter(|h| h["kind"] == "decision").collect();
+    assert!(decisions.iter().any(|d| d["body"]["assignment"]["rule"] == "enterprise"), "{shown}");
+
+    // The SLA breaches a week later: every escalation step fires once, then reassignment.
+    let week = at(7);
+    let report: Value =
+        serde_json::from_str(&stdout(&server.cli(&["sla-check", "--now", &week]))).expect("report JSON");
+    assert_eq!((report["escalations"].as_u64(), report["reassignments"].as_u64()), (Some(3), Some(1)), "{report}");
+    let again: Value = serde_json::from_str(&stdout(&server.cli(&["sla-check", "--now", &week]))).expect("JSON");
+    assert_eq!(again["escalations"], 0, "each step fires once");
+    let owner = server.show("lee@bigco.com")["owner"].as_str().expect("owner").to_owned();
+    assert_ne!(owner, first_owner, "reassigned to another rep");
+    assert!(!server.notifications("reassigned").is_empty());
+    assert!(!server.notifications("escalation").is_empty());
+
+    // Contact stops the clock.
+    let working = server.event(json!({ "email": "lee@bigco.com", "type": "contacted" })).await;
+    assert_eq!(working["status"], "working");
+    assert!(server.show("lee@bigco.com")["sla"].is_null());
+
+    // Thirty idle days later the lead is dormant; a pricing view wakes it up.
+    let cleanup: Value =
+        serde_json::from_str(&stdout(&server.cli(&["cleanup", "--now", &at(40)]))).expect("report JSON");
+    assert_eq!(cleanup["dormant"], 1, "{cleanup}");
+    assert_eq!(server.show("lee@bigco.com")["status"], "dormant");
+    let awake = server.event(json!({ "email": "lee@bigco.com", "type": "pricing_page_view" })).await;
+    assert_eq!((&awake["status"], &awake["owner"]), (&json!("assigned"), &json!(owner)));
+    assert_eq!(server.notifications("reactivation")[0]["to"], json!([owner]));
+
+    // Qualified, then converted with the first-touch source kept.
+    server.event(json!({ "email": "lee@bigco.com", "type": "contacted" })).await;
+    let bant = json!({ "budget": true, "authority": true, "timeline": true });
+    let qualified = server.event(json!({ "email": "lee@bigco.com", "type": "qualified", "bant": bant })).await;
+    assert_eq!(qualified["status"], "qualified");
+    let converted = server.event(json!({ "email": "lee@bigco.com", "type": "converted" })).await;
+    assert_eq!(converted["status"], "converted");
+    let shown = server.show("lee@bigco.com");
+    assert_eq!(shown["profile"]["source"], "webinar");
+    assert_eq!(shown["email"], "lee@bigco.com");
+
+    // A bad post over real HTTP: its error, and nothing more stored.
+    let r = reqwest::Client::new()
+        .post(format!("{}/leads", server.base))
+        .header("content-type", "text/plain")
+        .body("email=x@corp.com")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 415);
+    let list: Value = serde_json::from_str(&stdout(&server.cli(&["leads", "list", "--json"]))).expect("list JSON");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+
+    assert!(has_file(&server.path(".leadflow/leads.db")), "the default embedded store");
+    let log = server.stop();
+    assert!(log.contains("stopped"), "graceful shutdown: {log}");
+}
