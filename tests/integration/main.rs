@@ -5,6 +5,7 @@ mod conformance;
 mod cost;
 mod embedded;
 mod infra;
+mod lambda;
 mod moto;
 mod rules_cli;
 mod serve;

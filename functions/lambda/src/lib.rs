@@ -1,0 +1,188 @@
+//! What leadflow's four Lambda functions share. Each function's `main` sets up
+//! tracing, reads its [`Config`] (a missing variable fails the cold start by
+//! name), builds the AWS clients and compiles the rules once, then hands every
+//! invocation to one of the handlers here.
+//!
+//! The rules are compiled into the binary from `rules/` (cargo-lambda ships
+//! only the binary), so a deployment always runs the rules it was built with.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_config::SdkConfig;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
+use lambda_http::{Body, Request, Response};
+use lambda_runtime::LambdaEvent;
+use leadflow_adapters::{DynamoStore, SnsNotifier};
+use leadflow_api::{Api, ApiConfig};
+use leadflow_app::{CleanupReport, Leadflow, Notifier, SlaReport, Store};
+use leadflow_domain::RuleSet;
+use leadflow_domain::rules::RuleSources;
+use thiserror::Error;
+use tracing::{info, warn};
+
+/// The rule files, as built.
+pub const RULES: [(&str, &str); 5] = [
+    ("scoring.yaml", include_str!("../../../rules/scoring.yaml")),
+    ("routing.yaml", include_str!("../../../rules/routing.yaml")),
+    ("sla.yaml", include_str!("../../../rules/sla.yaml")),
+    ("lifecycle.yaml", include_str!("../../../rules/lifecycle.yaml")),
+    ("capture.yaml", include_str!("../../../rules/capture.yaml")),
+];
+
+/// Why a function could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("the environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("the compiled-in rules are not valid: {0}")]
+    Rules(String),
+    #[error("cannot read the events secret from SSM parameter {name}")]
+    Secret {
+        name: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Where the `/events` secret comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Secret {
+    /// `EVENTS_SECRET`: the secret itself (for local runs and tests).
+    Value(String),
+    /// `EVENTS_SECRET_PARAMETER`: an SSM Parameter Store name (a SecureString),
+    /// read once at cold start.
+    Parameter(String),
+}
+
+/// A function's configuration, from the environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `LEADS_TABLE`.
+    pub table: String,
+    /// `HANDOFF_TOPIC_ARN`.
+    pub topic_arn: String,
+    /// `EVENTS_SECRET` or `EVENTS_SECRET_PARAMETER` (HTTP functions only).
+    pub secret: Option<Secret>,
+    /// `ALLOWED_ORIGINS`: comma-separated origins for CORS and `_redirect`.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Config {
+    /// Reads the configuration through `var` (`std::env::var` in the functions).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, StartError> {
+        let need = |name: &'static str| var(name).filter(|v| !v.is_empty()).ok_or(StartError::Missing(name));
+        let secret = match (var("EVENTS_SECRET"), var("EVENTS_SECRET_PARAMETER")) {
+            (Some(v), _) if !v.is_empty() => Some(Secret::Value(v)),
+            (_, Some(p)) if !p.is_empty() => Some(Secret::Parameter(p)),
+            _ => None,
+        };
+        let allowed_origins = var("ALLOWED_ORIGINS")
+            .map(|list| list.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default();
+        Ok(Config { table: need("LEADS_TABLE")?, topic_arn: need("HANDOFF_TOPIC_ARN")?, secret, allowed_origins })
+    }
+
+    pub fn from_env() -> Result<Config, StartError> {
+        Config::from_vars(|name| std::env::var(name).ok())
+    }
+}
+
+/// The rules compiled into the binary.
+pub fn rules() -> Result<RuleSet, StartError> {
+    RuleSet::load(&RuleSources::from_texts(RULES)).map_err(|d| StartError::Rules(d.to_string()))
+}
+
+pub type Service = Leadflow<DynamoStore, SnsNotifier>;
+
+/// The service on DynamoDB and SNS, with clients built from `sdk`.
+pub fn service(config: &Config, sdk: &SdkConfig) -> Result<Arc<Service>, StartError> {
+    let started = Instant::now();
+    let rules = Arc::new(rules()?);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table);
+    let notifier = SnsNotifier::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn);
+    info!(rules_version = %rules.version, init_ms = started.elapsed().as_secs_f64() * 1000.0, "rules and clients ready");
+    Ok(Arc::new(Leadflow::new(rules, store, notifier)))
+}
+
+/// The HTTP API for the HTTP functions: the service and the events secret.
+pub async fn api(config: &Config, sdk: &SdkConfig) -> Result<Api<DynamoStore, SnsNotifier>, StartError> {
+    let service = service(config, sdk)?;
+    let events_secret = match &config.secret {
+        Some(Secret::Value(v)) => v.clone().into_bytes(),
+        Some(Secret::Parameter(name)) => {
+            let ssm = aws_sdk_ssm::Client::new(sdk);
+            let r = ssm
+                .get_parameter()
+                .name(name)
+                .with_decryption(true)
+                .send()
+                .await
+                .map_err(|e| StartError::Secret { name: name.clone(), source: Box::new(e) })?;
+            r.parameter.and_then(|p| p.value).unwrap_or_default().into_bytes()
+        }
+        None => return Err(StartError::Missing("EVENTS_SECRET_PARAMETER")),
+    };
+    Ok(Api::new(service, ApiConfig { events_secret, allowed_origins: config.allowed_origins.clone() }))
+}
+
+/// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+/// An API Gateway HTTP API request (payload 2.0), answered by the API.
+pub async fn http<S: Store, N: Notifier>(
+    api: &Api<S, N>,
+    request: Request,
+) -> Result<Response<Body>, lambda_http::Error> {
+    let (parts, body) = request.into_parts();
+    let bytes = match body {
+        Body::Empty => bytes::Bytes::new(),
+        Body::Text(t) => bytes::Bytes::from(t),
+        Body::Binary(b) => bytes::Bytes::from(b),
+        _ => bytes::Bytes::new(),
+    };
+    let response = api.handle(http::Request::from_parts(parts, bytes), Utc::now()).await;
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(parts, Body::Text(body)))
+}
+
+/// "Now" for a scheduled run: the schedule event's time.
+fn scheduled_at(event: &EventBridgeEvent) -> DateTime<Utc> {
+    event.time.unwrap_or_else(|| {
+        warn!("the schedule event has no time; using the clock");
+        Utc::now()
+    })
+}
+
+/// The SLA check, at the schedule event's time.
+pub async fn sla_check<S: Store, N: Notifier>(
+    service: &Leadflow<S, N>,
+    event: LambdaEvent<EventBridgeEvent>,
+) -> Result<SlaReport, lambda_runtime::Error> {
+    Ok(service.sla_check(scheduled_at(&event.payload)).await?)
+}
+
+/// The nightly clean-up, at the schedule event's time.
+pub async fn cleanup<S: Store, N: Notifier>(
+    service: &Leadflow<S, N>,
+    event: LambdaEvent<EventBridgeEvent>,
+) -> Result<CleanupReport, lambda_runtime::Error> {
+    Ok(service.cleanup(scheduled_at(&event.payload)).await?)
+}
+
+/// The AWS SDK's configuration from the Lambda environment (region,
+/// credentials, and `AWS_ENDPOINT_URL` for an emulator).
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}

@@ -1,0 +1,156 @@
+//! A lead's whole life through the Lambda handlers, fed API Gateway HTTP API
+//! (payload 2.0) and EventBridge Scheduler event JSON (`infra/events/`),
+//! against DynamoDB and SNS on moto, with an SQS queue and a phone per rep.
+
+use std::collections::BTreeSet;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Duration, Utc};
+use lambda_runtime::{Context, LambdaEvent};
+use leadflow_adapters::{DynamoStore, SnsNotifier};
+use leadflow_api::{Api, sign};
+use leadflow_lambda::Config;
+use serde_json::{Value, json};
+
+use crate::moto::{Inboxes, endpoint, new_table, sdk_config};
+use crate::support::repo_root;
+
+const SECRET: &str = "lambda-secret";
+
+fn fixture(name: &str) -> Value {
+    let text = std::fs::read_to_string(repo_root().join("infra/events").join(name)).expect("event fixture");
+    serde_json::from_str(&text).expect("fixture JSON")
+}
+
+/// The API Gateway event of a lead form post with `body`.
+fn form_post(query: &str, body: &Value) -> lambda_http::Request {
+    let mut event = fixture("post-leads.json");
+    event["rawQueryString"] = json!(query);
+    event["queryStringParameters"] = json!({});
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').expect("k=v");
+        event["queryStringParameters"][k] = json!(v);
+    }
+    event["body"] = json!(body.to_string());
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway request")
+}
+
+/// The API Gateway event of a signed `/events` post.
+fn events_post(events: &Value) -> lambda_http::Request {
+    let mut event = fixture("post-events.json");
+    let body = events.to_string();
+    let ts = Utc::now().timestamp();
+    event["headers"]["x-leadflow-timestamp"] = json!(ts.to_string());
+    event["headers"]["x-leadflow-signature"] = json!(sign(SECRET.as_bytes(), ts, body.as_bytes()));
+    event["body"] = json!(body);
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway request")
+}
+
+fn schedule(at: DateTime<Utc>) -> LambdaEvent<EventBridgeEvent> {
+    let mut event = fixture("schedule.json");
+    event["time"] = json!(at.to_rfc3339());
+    LambdaEvent::new(serde_json::from_value(event).expect("a schedule event"), Context::default())
+}
+
+async fn call(api: &Api<DynamoStore, SnsNotifier>, request: lambda_http::Request) -> (u16, Value) {
+    let response = leadflow_lambda::http(api, request).await.expect("handler");
+    let status = response.status().as_u16();
+    let body = match response.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).expect("JSON body"),
+        other => panic!("a text body, not {other:?}"),
+    };
+    (status, body)
+}
+
+async fn event(api: &Api<DynamoStore, SnsNotifier>, e: Value) -> Value {
+    let (status, body) = call(api, events_post(&json!({ "events": [e] }))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["ok"], true, "{body}");
+    body["results"][0]["lead"].clone()
+}
+
+#[test]
+fn a_function_without_its_configuration_fails_to_start_naming_the_variable() {
+    let missing = Config::from_vars(|name| (name == "LEADS_TABLE").then(|| "leads".to_owned())).unwrap_err();
+    assert_eq!(missing.to_string(), "the environment variable HANDOFF_TOPIC_ARN is not set");
+    let none = Config::from_vars(|_| None).unwrap_err();
+    assert_eq!(none.to_string(), "the environment variable LEADS_TABLE is not set");
+    assert!(leadflow_lambda::rules().is_ok(), "the compiled-in rules load");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_lives_its_whole_life_through_the_lambda_handlers() {
+    let sdk = sdk_config(&endpoint()).await;
+    let store = new_table(&sdk).await;
+    let reps = ["ana", "ben", "cho", "dan", "eve", "fay", "mia", "max"];
+    let inboxes = Inboxes::create(&sdk, &reps).await;
+    let vars = [
+        ("LEADS_TABLE", store.table().to_owned()),
+        ("HANDOFF_TOPIC_ARN", inboxes.topic_arn.clone()),
+        ("EVENTS_SECRET", SECRET.to_owned()),
+        ("ALLOWED_ORIGINS", "https://www.example.com".to_owned()),
+    ];
+    let config =
+        Config::from_vars(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())).expect("configuration");
+    let api = leadflow_lambda::api(&config, &sdk).await.expect("cold start");
+    let service = std::sync::Arc::clone(&api.service);
+
+    // Captured from the webinar form, then again from an ad: first touch kept.
+    let lee = json!({ "email": "lee@bigco.com", "first_name": "Lee", "employees": 2000, "country": "US" });
+    let (status, created) = call(&api, form_post("source=webinar", &lee)).await;
+    assert_eq!((status, &created["status"]), (201, &json!("nurturing")), "{created}");
+    let (status, again) = call(&api, form_post("source=ads", &json!({ "email": "lee@bigco.com" }))).await;
+    assert_eq!((status, &again["created"]), (200, &json!(false)));
+
+    // Engagement over the hand-off tier: routed, notified with the reasons.
+    event(&api, json!({ "email": "lee@bigco.com", "type": "pricing_page_view" })).await;
+    let handed = event(&api, json!({ "email": "lee@bigco.com", "type": "pricing_page_view" })).await;
+    assert_eq!(handed["status"], "assigned");
+    let first_owner = handed["owner"].as_str().expect("owner").to_owned();
+    let delivered = inboxes.delivered().await;
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert_eq!((delivered[0].kind.as_str(), delivered[0].rep.as_str()), ("handoff", first_owner.as_str()));
+
+    // A week later the SLA check runs from its schedule event: every step once.
+    let week = Utc::now() + Duration::days(7);
+    let report = leadflow_lambda::sla_check(&service, schedule(week)).await.expect("sla check");
+    assert_eq!((report.escalations, report.reassignments), (3, 1), "{report:?}");
+    let again = leadflow_lambda::sla_check(&service, schedule(week)).await.expect("sla check");
+    assert_eq!(again.escalations, 0, "each step fires once");
+    let kinds: BTreeSet<String> = inboxes.delivered().await.into_iter().map(|d| d.kind).collect();
+    assert_eq!(kinds, ["escalation", "handoff", "reassigned"].map(str::to_owned).into());
+
+    let working = event(&api, json!({ "email": "lee@bigco.com", "type": "contacted" })).await;
+    assert_eq!(working["status"], "working");
+    let owner = working["owner"].as_str().expect("owner").to_owned();
+    assert_ne!(owner, first_owner);
+
+    // Forty days on, the nightly clean-up makes it dormant; pricing wakes it up.
+    let cleanup = leadflow_lambda::cleanup(&service, schedule(Utc::now() + Duration::days(40))).await.expect("cleanup");
+    assert_eq!(cleanup.dormant, 1);
+    let awake = event(&api, json!({ "email": "lee@bigco.com", "type": "pricing_page_view" })).await;
+    assert_eq!((&awake["status"], &awake["owner"]), (&json!("assigned"), &json!(owner)));
+    let reactivations = inboxes.delivered().await.into_iter().filter(|d| d.kind == "reactivation").count();
+    assert_eq!(reactivations, 1);
+
+    event(&api, json!({ "email": "lee@bigco.com", "type": "contacted" })).await;
+    let bant = json!({ "budget": true, "need": true, "timeline": true });
+    let qualified = event(&api, json!({ "email": "lee@bigco.com", "type": "qualified", "bant": bant })).await;
+    assert_eq!(qualified["status"], "qualified");
+    let converted = event(&api, json!({ "email": "lee@bigco.com", "type": "converted" })).await;
+    assert_eq!(converted["status"], "converted");
+    let stored = leadflow_app::Leads::get(
+        &service.store,
+        &leadflow_domain::LeadId::parse(created["lead_id"].as_str().expect("id")).expect("lead id"),
+    )
+    .await
+    .expect("get")
+    .expect("lead");
+    assert_eq!(stored.profile.source.as_deref(), Some("webinar"));
+
+    // A bad request through API Gateway: its error, and nothing stored.
+    let (status, body) = call(&api, form_post("", &json!({ "email": "not-an-email" }))).await;
+    assert_eq!((status, &body["error"]["code"]), (422, &json!("invalid")));
+    let leads = leadflow_app::Leads::list(&service.store, &leadflow_app::LeadFilter::default()).await.expect("list");
+    assert_eq!(leads.len(), 1);
+}
