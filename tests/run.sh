@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # leadflow's one test command, from a fresh clone: `tests/run.sh`.
 #
-# Formatting and lints, then every Rust test in one build (unit and table-driven
+# Formatting and lints, the SAM template through cfn-lint and `sam validate
+# --lint`, then every Rust test in one build (unit and table-driven
 # tests, property tests, the integration tests in tests/integration, and each
 # benchmark once in test mode, which also checks the engine against its
 # hand-written reference; the store conformance suite on the embedded store and
@@ -17,6 +18,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 MOTO_VERSION="5.2.5"
+CFN_LINT_VERSION="1.58.0"
+SAM_CLI_VERSION="1.170.0"
 
 step "format: cargo fmt --check"
 cargo fmt --all -- --check
@@ -24,12 +27,18 @@ cargo fmt --all -- --check
 step "lint: cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "emulator: moto[server] $MOTO_VERSION in .venv"
-if ! .venv/bin/python -c "import moto.server" 2>/dev/null \
-    || [ "$(.venv/bin/python -c 'import moto; print(moto.__version__)')" != "$MOTO_VERSION" ]; then
+step "tools: moto[server] $MOTO_VERSION, cfn-lint $CFN_LINT_VERSION, aws-sam-cli $SAM_CLI_VERSION in .venv"
+if [ ! -x .venv/bin/pip ] || ! .venv/bin/pip freeze 2>/dev/null | grep -qx "moto==$MOTO_VERSION" \
+    || ! .venv/bin/pip freeze | grep -qx "cfn-lint==$CFN_LINT_VERSION" \
+    || ! .venv/bin/pip freeze | grep -qx "aws-sam-cli==$SAM_CLI_VERSION"; then
     python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    .venv/bin/pip install --quiet --disable-pip-version-check \
+        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "aws-sam-cli==$SAM_CLI_VERSION"
 fi
+
+step "template: cfn-lint and sam validate --lint"
+.venv/bin/cfn-lint template.yaml infra/subscriptions.yaml
+AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --template template.yaml
 port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p target
 .venv/bin/python infra/moto/serial_server.py -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &

@@ -63,7 +63,8 @@ pub struct Config {
     pub table: String,
     /// `HANDOFF_TOPIC_ARN`.
     pub topic_arn: String,
-    /// `EVENTS_SECRET` or `EVENTS_SECRET_PARAMETER` (HTTP functions only).
+    /// `EVENTS_SECRET` or `EVENTS_SECRET_PARAMETER` (score-update only; without
+    /// either, `/events` refuses every request).
     pub secret: Option<Secret>,
     /// `ALLOWED_ORIGINS`: comma-separated origins for CORS and `_redirect`.
     pub allowed_origins: Vec<String>,
@@ -122,7 +123,8 @@ pub async fn api(config: &Config, sdk: &SdkConfig) -> Result<Api<DynamoStore, Sn
                 .map_err(|e| StartError::Secret { name: name.clone(), source: Box::new(e) })?;
             r.parameter.and_then(|p| p.value).unwrap_or_default().into_bytes()
         }
-        None => return Err(StartError::Missing("EVENTS_SECRET_PARAMETER")),
+        // Without a secret the API refuses every event (form-submission needs none).
+        None => Vec::new(),
     };
     Ok(Api::new(service, ApiConfig { events_secret, allowed_origins: config.allowed_origins.clone() }))
 }
