@@ -350,3 +350,25 @@ async fn a_dormant_lead_that_views_pricing_goes_back_to_its_owner() {
     assert_eq!(reactivations.len(), 1);
     assert_eq!(reactivations[0]["to"], json!([owner]));
 }
+
+#[tokio::test]
+async fn three_unanswered_contact_attempts_make_a_lead_dormant_and_release_its_rep() {
+    let rig = rig();
+    let warm = json!({ "email": "ghost@initech.com", "job_title": "VP Sales", "employees": 2000, "country": "US" });
+    rig.lead_json(warm).await;
+    let owner = rig.lead("ghost@initech.com").await.owner.expect("owner");
+    for _ in 0..3 {
+        let tried = rig.events(json!({ "email": "ghost@initech.com", "type": "contact_attempt" })).await;
+        assert_eq!(tried.body["results"][0]["lead"]["status"], "assigned", "an attempt is not a contact");
+    }
+    assert_eq!(rig.lead("ghost@initech.com").await.unanswered, 3);
+    let report = rig.api.service.cleanup(rig.now + Duration::days(1)).await.expect("cleanup");
+    assert_eq!(report.dormant, 1, "{report:?}");
+    let lead = rig.lead("ghost@initech.com").await;
+    assert_eq!(
+        (lead.status, lead.owner, lead.previous_owner.as_deref()),
+        (Status::Dormant, None, Some(owner.as_str()))
+    );
+    let team = leadflow_app::Team::team_state(&rig.api.service.store, &[&owner], None).await.expect("team");
+    assert_eq!(team.open[&owner], 0);
+}

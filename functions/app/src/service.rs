@@ -618,7 +618,10 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         let mut next = lead.clone();
         next.version += 1;
         next.updated_at = now.max(lead.updated_at);
-        next.last_activity_at = now.max(lead.last_activity_at);
+        if !matches!(event, SalesEvent::ContactAttempt) {
+            // An attempt that got no answer is the rep's doing, not the lead's.
+            next.last_activity_at = now.max(lead.last_activity_at);
+        }
         next.status = t.to;
         next.bant = t.bant;
         *next.events.entry(event.kind().to_owned()).or_default() += 1;
@@ -824,10 +827,19 @@ fn managers(rules: &RuleSet) -> Vec<String> {
 }
 
 /// When idleness next changes an open lead: the day a decay step lowers its
-/// score, or the day it goes dormant; `None` when neither can happen.
+/// score, or the day it goes dormant (now, once its unanswered contact attempts
+/// reach the limit); `None` when neither can happen.
 pub fn hygiene_at(rules: &RuleSet, lead: &Lead, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if matches!(lead.status, Status::Converted | Status::Disqualified | Status::Dormant) {
         return None;
+    }
+    let dormancy = &rules.lifecycle.dormancy;
+    if let Some(limit) = dormancy.after_unanswered
+        && lead.unanswered >= limit
+        && dormancy.statuses.contains(&lead.status)
+    {
+        // Enough unanswered attempts: dormant at the next clean-up.
+        return Some(now);
     }
     let idle = idle_days(lead.last_activity_at, now);
     let mut days: Option<u32> = None;
