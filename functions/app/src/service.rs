@@ -500,15 +500,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                     from.as_deref().unwrap_or("nobody")
                 );
                 let to: Vec<String> = std::iter::once(rep).chain(from).collect();
-                let ctx = Context {
-                    kind: NotificationKind::Reassigned,
-                    to,
-                    explanation: None,
-                    chain: &[],
-                    note: Some(note),
-                    at: now,
-                };
-                parts.notify(message::render(rules, &next, parts.outbox.len(), ctx), now);
+                parts.alert(rules, &next, NotificationKind::Reassigned, to, note, now);
             }
             let mut to = Vec::new();
             for audience in &s.notify {
@@ -522,15 +514,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             }
             if !to.is_empty() {
                 let note = format!("Escalation step {} of the first-response SLA.", step + 1);
-                let ctx = Context {
-                    kind: NotificationKind::Escalation,
-                    to,
-                    explanation: None,
-                    chain: &[],
-                    note: Some(note),
-                    at: now,
-                };
-                parts.notify(message::render(rules, &next, parts.outbox.len(), ctx), now);
+                parts.alert(rules, &next, NotificationKind::Escalation, to, note, now);
             }
         }
         next.sla = Some(SlaClock { fired, ..clock });
@@ -782,6 +766,20 @@ impl Parts {
         if skipped > 0 {
             self.skip = Some((pool.to_owned(), skipped));
         }
+    }
+
+    /// A notification about the lead that carries a note instead of the scoring.
+    fn alert(
+        &mut self,
+        rules: &RuleSet,
+        lead: &Lead,
+        kind: NotificationKind,
+        to: Vec<String>,
+        note: String,
+        now: DateTime<Utc>,
+    ) {
+        let ctx = Context { kind, to, explanation: None, chain: &[], note: Some(note), at: now };
+        self.notify(message::render(rules, lead, self.outbox.len(), ctx), now);
     }
 
     fn notify(&mut self, notification: Notification, now: DateTime<Utc>) {
