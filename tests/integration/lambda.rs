@@ -153,4 +153,20 @@ async fn a_lead_lives_its_whole_life_through_the_lambda_handlers() {
     assert_eq!((status, &body["error"]["code"]), (422, &json!("invalid")));
     let leads = leadflow_app::Leads::list(&service.store, &leadflow_app::LeadFilter::default()).await.expect("list");
     assert_eq!(leads.len(), 1);
+
+    // The CLI reads the same table: `--store dynamodb:TABLE` with the SDK's endpoint setting.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_leadflow"))
+        .args(["leads", "list", "--json", "--status", "converted"])
+        .args(["--store", &format!("dynamodb:{}", store.table()), "--notify", &format!("sns:{}", inboxes.topic_arn)])
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .current_dir(repo_root())
+        .output()
+        .expect("leadflow leads list");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("JSON list");
+    assert_eq!(listed[0]["email"], "lee@bigco.com");
+    assert_eq!(listed[0]["status"], "converted");
 }
