@@ -26,8 +26,15 @@ struct Rig {
 }
 
 fn rig() -> Rig {
+    rig_with(|_| {})
+}
+
+/// A rig on the starter rules as changed by `change`.
+fn rig_with(change: impl FnOnce(&mut RuleSet)) -> Rig {
     let dir = tempfile::tempdir().expect("temp dir");
-    let rules = Arc::new(RuleSet::load_dir(&starter_rules()).expect("starter rules"));
+    let mut rules = RuleSet::load_dir(&starter_rules()).expect("starter rules");
+    change(&mut rules);
+    let rules = Arc::new(rules);
     let store = EmbeddedStore::open(&dir.path().join("leads.db")).expect("store");
     let log = dir.path().join("outbox.jsonl");
     let service = Arc::new(Leadflow::new(rules, store, LogNotifier::open(&log).expect("log")));
@@ -371,4 +378,32 @@ async fn three_unanswered_contact_attempts_make_a_lead_dormant_and_release_its_r
     );
     let team = leadflow_app::Team::team_state(&rig.api.service.store, &[&owner], None).await.expect("team");
     assert_eq!(team.open[&owner], 0);
+}
+
+#[tokio::test]
+async fn a_warm_lead_nobody_can_take_is_unassigned_and_the_managers_are_alerted() {
+    let rig = rig_with(|rules| rules.routing.reps.iter_mut().for_each(|r| r.active = false));
+    let warm = json!({ "email": "orphan@bigco.com", "job_title": "VP Sales", "employees": 2000, "country": "US" });
+    let answer = rig.lead_json(warm).await;
+    assert_eq!(answer.body["status"], "unassigned", "{}", answer.body);
+    let alerts: Vec<Value> = rig.notifications().into_iter().filter(|n| n["kind"] == "unassigned").collect();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["to"], json!(["mia", "max"]), "every manager hears of it");
+    assert!(rig.lead("orphan@bigco.com").await.sla.is_none(), "no clock without an owner");
+}
+
+#[tokio::test]
+async fn with_reroute_a_dormant_lead_that_wakes_up_is_routed_again() {
+    use leadflow_domain::rules::lifecycle::ReactivationAction;
+    let rig = rig_with(|rules| rules.lifecycle.reactivation_action = ReactivationAction::Reroute);
+    let warm = json!({ "email": "again@bigco.com", "job_title": "VP Sales", "employees": 2000, "country": "US" });
+    rig.lead_json(warm).await;
+    let owner = rig.lead("again@bigco.com").await.owner.expect("owner");
+    rig.api.service.cleanup(rig.now + Duration::days(31)).await.expect("cleanup");
+    let view = rig.events(json!({ "email": "again@bigco.com", "type": "demo_request" })).await;
+    let lead = &view.body["results"][0]["lead"];
+    assert_eq!(lead["status"], "assigned", "{}", view.body);
+    assert_eq!(lead["owner"], owner.as_str(), "sticky routing keeps the last owner while available");
+    let handoffs = rig.notifications().into_iter().filter(|n| n["kind"] == "handoff").count();
+    assert_eq!(handoffs, 2, "routed again: a new hand-off, not a re-activation note");
 }
