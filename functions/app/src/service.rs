@@ -181,21 +181,13 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             .filter_map(|k| rules.events.slot(k))
             .find_map(|slot| rules.lifecycle.reactivation(snapshot.status, slot));
         let back_to_owner = snapshot.previous_owner.clone().filter(|o| rules.routing.rep_index(o).is_some());
-        match (reactivation, back_to_owner) {
-            (Some(ReactivationAction::NotifyOwner), Some(owner)) => {
-                self.reactivate(&mut lead, tier, owner, &explanation, now, &mut change_parts);
-            }
-            (Some(_), _) => {
-                let a = self.route(&lead, now).await?;
-                self.hand_off(&mut lead, tier, &a, &explanation, now, &mut change_parts);
-                assignment = Some(a);
-            }
-            (None, _) if snapshot.status == Status::Nurturing && rules.scoring.is_handoff(tier) => {
-                let a = self.route(&lead, now).await?;
-                self.hand_off(&mut lead, tier, &a, &explanation, now, &mut change_parts);
-                assignment = Some(a);
-            }
-            (None, _) => {}
+        if let (Some(ReactivationAction::NotifyOwner), Some(owner)) = (reactivation, back_to_owner) {
+            self.reactivate(&mut lead, tier, owner, &explanation, now, &mut change_parts);
+        } else if reactivation.is_some() || (snapshot.status == Status::Nurturing && rules.scoring.is_handoff(tier)) {
+            // A new hand-off, or a woken lead routed again (or without a last owner to go back to).
+            let a = self.route(&lead, now).await?;
+            self.hand_off(&mut lead, tier, &a, &explanation, now, &mut change_parts);
+            assignment = Some(a);
         }
         lead.hygiene_at = hygiene_at(rules, &lead, now);
         let transition =
