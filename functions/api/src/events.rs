@@ -41,11 +41,9 @@ fn verify(secret: &[u8], request: &Request<Bytes>, now: DateTime<Utc>) -> Result
         return Err(ApiError::Unauthorized("this endpoint has no events secret configured"));
     }
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-    let timestamp: i64 = header(TIMESTAMP_HEADER)
-        .ok_or(ApiError::Unauthorized("X-Leadflow-Timestamp is missing"))?
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::Unauthorized("X-Leadflow-Timestamp is not Unix seconds"))?;
+    let sent = header(TIMESTAMP_HEADER).ok_or(ApiError::Unauthorized("X-Leadflow-Timestamp is missing"))?.trim();
+    let timestamp: i64 =
+        sent.parse().map_err(|_| ApiError::Unauthorized("X-Leadflow-Timestamp is not Unix seconds"))?;
     if (now.timestamp() - timestamp).abs() > WINDOW_SECONDS {
         return Err(ApiError::Unauthorized("the timestamp is more than 5 minutes away"));
     }
@@ -55,8 +53,9 @@ fn verify(secret: &[u8], request: &Request<Bytes>, now: DateTime<Utc>) -> Result
         .strip_prefix("sha256=")
         .and_then(|h| hex::decode(h).ok())
         .ok_or(ApiError::Unauthorized("X-Leadflow-Signature is not sha256=HEX"))?;
+    // The signature covers the timestamp exactly as sent.
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
-    mac.update(timestamp.to_string().as_bytes());
+    mac.update(sent.as_bytes());
     mac.update(b".");
     mac.update(request.body());
     mac.verify_slice(&signature).map_err(|_| ApiError::Unauthorized("the signature does not match"))
