@@ -308,34 +308,31 @@ impl DynamoStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#h = :p AND #r <= :now")
+            .expression_attribute_names("#h", hash)
+            .expression_attribute_names("#r", range)
+            .expression_attribute_values(":p", s(partition))
+            .expression_attribute_values(":now", s(due_bound(now)))
+            .limit(i32::try_from(limit.min(1000)).unwrap_or(1000))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .into_paginator()
+            .send();
         let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = i32::try_from(limit.saturating_sub(out.len()).min(1000)).unwrap_or(1000);
-            let r = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression("#h = :p AND #r <= :now")
-                .expression_attribute_names("#h", hash)
-                .expression_attribute_names("#r", range)
-                .expression_attribute_values(":p", s(partition))
-                .expression_attribute_values(":now", s(due_bound(now)))
-                .limit(page)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query", e))?;
+        while out.len() < limit
+            && let Some(page) = pages.next().await
+        {
+            let r = page.map_err(|e| unavailable("Query", e))?;
             let items = r.items.unwrap_or_default();
             self.meter(op, r.consumed_capacity.as_slice(), items.len());
             out.extend(items);
-            start = r.last_evaluated_key;
-            if start.is_none() || out.len() >= limit {
-                return Ok(out);
-            }
         }
+        out.truncate(limit);
+        Ok(out)
     }
 }
 
@@ -591,21 +588,19 @@ impl Leads for DynamoStore {
     /// Lists leads by scanning the table: for the CLI and small tables, never
     /// used by the functions.
     async fn list(&self, filter: &LeadFilter) -> Result<Vec<Lead>, StoreError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("#sk = :lead")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":lead", s(LEAD_SK))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .into_paginator()
+            .send();
         let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let r = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("#sk = :lead")
-                .expression_attribute_names("#sk", "sk")
-                .expression_attribute_values(":lead", s(LEAD_SK))
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| unavailable("Scan", e))?;
+        while let Some(page) = pages.next().await {
+            let r = page.map_err(|e| unavailable("Scan", e))?;
             let items = r.items.unwrap_or_default();
             self.meter("list", r.consumed_capacity.as_slice(), items.len());
             for item in &items {
@@ -615,10 +610,6 @@ impl Leads for DynamoStore {
                 {
                     out.push(lead);
                 }
-            }
-            start = r.last_evaluated_key;
-            if start.is_none() {
-                break;
             }
         }
         out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| a.id.cmp(&b.id)));
@@ -722,32 +713,27 @@ impl History for DynamoStore {
     }
 
     async fn history(&self, id: &LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :h)")
+            .expression_attribute_values(":pk", s(lead_pk(id)))
+            .expression_attribute_values(":h", s("H#"))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .into_paginator()
+            .send();
         let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let r = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :h)")
-                .expression_attribute_values(":pk", s(lead_pk(id)))
-                .expression_attribute_values(":h", s("H#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query", e))?;
+        while let Some(page) = pages.next().await {
+            let r = page.map_err(|e| unavailable("Query", e))?;
             let items = r.items.unwrap_or_default();
             self.meter("history", r.consumed_capacity.as_slice(), items.len());
             for item in &items {
                 out.push(get_json(item, "doc")?.ok_or_else(|| StoreError::Corrupt("history item without doc".into()))?);
             }
-            start = r.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
         }
+        Ok(out)
     }
 }
 

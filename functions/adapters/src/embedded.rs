@@ -170,6 +170,12 @@ fn limit_arg(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
+/// Leads whose time in `column` (an indexed time column) has come, earliest first.
+fn due(conn: &Connection, column: &'static str, now: DateTime<Utc>, limit: usize) -> Result<Vec<Lead>, StoreError> {
+    let sql = format!("SELECT doc FROM leads WHERE {column} IS NOT NULL AND {column} <= ?1 ORDER BY {column} LIMIT ?2");
+    leads_where(conn, &sql, &[&ts(now), &limit_arg(limit)])
+}
+
 impl Leads for EmbeddedStore {
     async fn capture(
         &self,
@@ -272,25 +278,11 @@ impl Leads for EmbeddedStore {
     }
 
     async fn sla_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Lead>, StoreError> {
-        self.read(move |c| {
-            leads_where(
-                c,
-                "SELECT doc FROM leads WHERE sla_due IS NOT NULL AND sla_due <= ?1 ORDER BY sla_due LIMIT ?2",
-                &[&ts(now), &limit_arg(limit)],
-            )
-        })
-        .await
+        self.read(move |c| due(c, "sla_due", now, limit)).await
     }
 
     async fn hygiene_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Lead>, StoreError> {
-        self.read(move |c| {
-            leads_where(
-                c,
-                "SELECT doc FROM leads WHERE hygiene_at IS NOT NULL AND hygiene_at <= ?1 ORDER BY hygiene_at LIMIT ?2",
-                &[&ts(now), &limit_arg(limit)],
-            )
-        })
-        .await
+        self.read(move |c| due(c, "hygiene_at", now, limit)).await
     }
 
     async fn list(&self, filter: &LeadFilter) -> Result<Vec<Lead>, StoreError> {

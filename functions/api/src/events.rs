@@ -28,11 +28,16 @@ pub const MAX_BATCH: usize = 100;
 /// The signature header value for `body` sent at `timestamp` (Unix seconds):
 /// `sha256=` and the hex HMAC-SHA256 of `"{timestamp}.{body}"`.
 pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    format!("sha256={}", hex::encode(mac(secret, &timestamp.to_string(), body).finalize().into_bytes()))
+}
+
+/// The HMAC-SHA256 of `"{timestamp}.{body}"`.
+fn mac(secret: &[u8], timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
-    mac.update(timestamp.to_string().as_bytes());
+    mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    mac
 }
 
 fn verify(secret: &[u8], request: &Request<Bytes>, now: DateTime<Utc>) -> Result<(), ApiError> {
@@ -54,11 +59,9 @@ fn verify(secret: &[u8], request: &Request<Bytes>, now: DateTime<Utc>) -> Result
         .and_then(|h| hex::decode(h).ok())
         .ok_or(ApiError::Unauthorized("X-Leadflow-Signature is not sha256=HEX"))?;
     // The signature covers the timestamp exactly as sent.
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
-    mac.update(sent.as_bytes());
-    mac.update(b".");
-    mac.update(request.body());
-    mac.verify_slice(&signature).map_err(|_| ApiError::Unauthorized("the signature does not match"))
+    mac(secret, sent, request.body())
+        .verify_slice(&signature)
+        .map_err(|_| ApiError::Unauthorized("the signature does not match"))
 }
 
 /// One event as posted.

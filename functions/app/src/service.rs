@@ -141,12 +141,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         let history: Vec<HistoryEntry> = events
             .into_iter()
             .enumerate()
-            .map(|(i, body)| HistoryEntry {
-                at: now,
-                seq: format!("{:010}#{i:02}#{:08x}", snapshot.version, fastrand::u32(..)),
-                kind: HistoryKind::Event,
-                body,
-            })
+            .map(|(i, body)| entry(now, snapshot.version, i, HistoryKind::Event, body))
             .collect();
         match self.save_derived(&snapshot, now, &history, kinds).await? {
             Saved::Done(lead, outbox) => {
@@ -200,12 +195,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             "transition": transition,
         });
         let mut history = events.to_vec();
-        history.push(HistoryEntry {
-            at: now,
-            seq: format!("{:010}#{:02}#{:08x}", snapshot.version, history.len(), fastrand::u32(..)),
-            kind: HistoryKind::Decision,
-            body: decision,
-        });
+        history.push(entry(now, snapshot.version, history.len(), HistoryKind::Decision, decision));
         let change = change_parts.into_change(lead.clone(), snapshot.version, history);
         match self.store.save(&change).await {
             Ok(()) => Ok(Saved::Done(Box::new(lead), change.outbox)),
@@ -514,17 +504,18 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         if steps.is_empty() && next.sla_due == lead.sla_due {
             return Ok(None);
         }
-        let history = vec![HistoryEntry {
-            at: now,
-            seq: format!("{:010}#00", lead.version),
-            kind: HistoryKind::Decision,
-            body: json!({
+        let history = vec![entry(
+            now,
+            lead.version,
+            0,
+            HistoryKind::Decision,
+            json!({
                 "rules_version": rules.version,
                 "escalation_steps": steps.iter().map(|s| s + 1).collect::<Vec<_>>(),
                 "owner": next.owner,
                 "reassigned": reassigned,
             }),
-        }];
+        )];
         let effect = Effect { escalations: steps.len(), reassigned, ..Effect::default() };
         Ok(Some((parts.into_change(next, lead.version, history), effect)))
     }
@@ -628,11 +619,12 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         next.score = explanation.score.score;
         next.tier.clone_from(&explanation.score.tier);
         next.hygiene_at = hygiene_at(rules, &next, now);
-        let history = vec![HistoryEntry {
-            at: now,
-            seq: format!("{:010}#00#{:08x}", lead.version, fastrand::u32(..)),
-            kind: HistoryKind::Event,
-            body: json!({
+        let history = vec![entry(
+            now,
+            lead.version,
+            0,
+            HistoryKind::Event,
+            json!({
                 "type": event.kind(),
                 "rules_version": rules.version,
                 "transition": { "from": t.from, "to": t.to },
@@ -640,7 +632,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 "reason": next.disqualify_reason,
                 "score": explanation.score.score,
             }),
-        }];
+        )];
         Ok((parts.into_change(next, lead.version, history), Effect::default()))
     }
 
@@ -678,19 +670,26 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             next.status = Status::Dormant;
         }
         next.hygiene_at = hygiene_at(rules, &next, now);
-        let history = vec![HistoryEntry {
-            at: now,
-            seq: format!("{:010}#00", lead.version),
-            kind: HistoryKind::Decision,
-            body: json!({
+        let history = vec![entry(
+            now,
+            lead.version,
+            0,
+            HistoryKind::Decision,
+            json!({
                 "rules_version": rules.version,
                 "cleanup": { "idle_days": idle, "score": { "from": lead.score, "to": next.score }, "dormant": cause },
                 "transition": cause.map(|_| json!({ "from": lead.status, "to": Status::Dormant })),
             }),
-        }];
+        )];
         let effect = Effect { rescored, dormant: cause.is_some(), ..Effect::default() };
         (parts.into_change(next, lead.version, history), effect)
     }
+}
+
+/// The `index`-th history entry of the change made from `version`. The random
+/// suffix keeps the keys of entries written by racing changes apart.
+fn entry(at: DateTime<Utc>, version: u64, index: usize, kind: HistoryKind, body: serde_json::Value) -> HistoryEntry {
+    HistoryEntry { at, seq: format!("{version:010}#{index:02}#{:08x}", fastrand::u32(..)), kind, body }
 }
 
 /// The changes decided on a lead as read, and saved on its version.
