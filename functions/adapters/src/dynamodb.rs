@@ -11,6 +11,12 @@
 //!   reps' counts, history and outbox items).
 //! - round-robin: one `UpdateItem` per turn, `ADD` on the pool's counter.
 //! - SLA check and clean-up: `Query` on the sparse indexes, never a scan.
+//!
+//! Every request is awaited boxed (`.send().boxed()`): an SDK request's future
+//! nests some sixty types (orchestrator, retries, timeouts, tracing), and a
+//! Lambda function's whole future (runtime, handler, service, store, SDK) would
+//! otherwise pass rustc's type-layout depth limit. The box costs one allocation
+//! per round trip.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -23,6 +29,7 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update, WriteRequest,
 };
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt as _;
 use leadflow_app::{Captured, Change, History, LeadFilter, Leads, Outbox, SaveError, StoreError, Team, TeamState};
 use leadflow_domain::lead::{FieldTarget, ProfileField};
 use leadflow_domain::{Email, HistoryEntry, Lead, LeadId, Notification, Pending, Profile, Status};
@@ -399,6 +406,7 @@ impl Leads for DynamoStore {
             .return_values(ReturnValue::AllNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
+            .boxed()
             .await
             .map_err(|e| unavailable("UpdateItem (capture)", e))?;
         self.meter("capture", r.consumed_capacity.as_slice(), 0);
@@ -449,6 +457,7 @@ impl Leads for DynamoStore {
             .return_values(ReturnValue::AllNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
+            .boxed()
             .await;
         match r {
             Ok(r) => {
@@ -471,6 +480,7 @@ impl Leads for DynamoStore {
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
+            .boxed()
             .await
             .map_err(|e| unavailable("GetItem", e))?;
         self.meter("get", r.consumed_capacity.as_slice(), usize::from(r.item.is_some()));
@@ -503,6 +513,7 @@ impl Leads for DynamoStore {
                 .set_expression_attribute_values(version.clone().map(|v| HashMap::from([(":expected".to_owned(), v)])))
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
+                .boxed()
                 .await;
             return match r {
                 Ok(r) => {
@@ -557,6 +568,7 @@ impl Leads for DynamoStore {
             .set_transact_items(Some(items))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
+            .boxed()
             .await;
         match r {
             Ok(r) => {
@@ -637,6 +649,7 @@ impl Team for DynamoStore {
                 .request_items(&self.table, request)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
+                .boxed()
                 .await
                 .map_err(|e| unavailable("BatchGetItem", e))?;
             let items = r.responses.as_ref().and_then(|m| m.get(&self.table)).cloned().unwrap_or_default();
@@ -671,6 +684,7 @@ impl Team for DynamoStore {
             .return_values(ReturnValue::UpdatedNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
+            .boxed()
             .await
             .map_err(|e| unavailable("UpdateItem", e))?;
         self.meter("take_turn", r.consumed_capacity.as_slice(), 0);
@@ -700,6 +714,7 @@ impl History for DynamoStore {
                 .request_items(&self.table, batch)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
+                .boxed()
                 .await
                 .map_err(|e| unavailable("BatchWriteItem", e))?;
             self.meter("history_append", r.consumed_capacity(), 0);
@@ -764,6 +779,7 @@ impl Outbox for DynamoStore {
             .expression_attribute_values(":doc", s(serde_json::to_string(&next).unwrap_or_default()))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
+            .boxed()
             .await;
         match r {
             Ok(r) => {
@@ -787,6 +803,7 @@ impl Outbox for DynamoStore {
             .expression_attribute_values(":at", s(ts(at)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
+            .boxed()
             .await;
         match r {
             Ok(r) => {

@@ -5,9 +5,11 @@
 //! `owner` (String.Array: the rep ids the message is for, so a filter policy
 //! `{"owner": ["ana"]}` matches every message for Ana, including escalations
 //! that go to her as a manager), `kind`, `tier`, and `notification` (its id, for consumers that deduplicate).
+//! The request is awaited boxed, as the DynamoDB store's are (see there).
 
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
+use futures_util::FutureExt as _;
 use leadflow_app::{Notifier, NotifyError};
 use leadflow_domain::Notification;
 
@@ -53,6 +55,7 @@ impl Notifier for SnsNotifier {
                 attribute("String", if n.tier.is_empty() { "none".into() } else { n.tier.clone() })?,
             )
             .send()
+            .boxed()
             .await
             .map_err(|e| NotifyError::new("SNS Publish failed", e))?;
         Ok(())
