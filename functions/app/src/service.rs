@@ -176,13 +176,19 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             .filter_map(|k| rules.events.slot(k))
             .find_map(|slot| rules.lifecycle.reactivation(snapshot.status, slot));
         let back_to_owner = snapshot.previous_owner.clone().filter(|o| rules.routing.rep_index(o).is_some());
+        let woken = reactivation.is_some();
         if let (Some(ReactivationAction::NotifyOwner), Some(owner)) = (reactivation, back_to_owner) {
             self.reactivate(&mut lead, tier, owner, &explanation, now, &mut change_parts);
-        } else if reactivation.is_some() || (snapshot.status == Status::Nurturing && rules.scoring.is_handoff(tier)) {
-            // A new hand-off, or a woken lead routed again (or without a last owner to go back to).
+        } else if (woken || snapshot.status == Status::Nurturing) && rules.scoring.is_handoff(tier) {
+            // A new hand-off; or a woken lead routed again as a new lead would be
+            // (with `reroute`, or with no last owner to go back to).
             let a = self.route(&lead, now).await?;
             self.hand_off(&mut lead, tier, &a, &explanation, now, &mut change_parts);
             assignment = Some(a);
+        } else if woken {
+            // Woken below the hand-off tier: back to marketing, as a new lead
+            // would be, and handed off when it crosses the tier.
+            lead.status = Status::Nurturing;
         }
         lead.hygiene_at = hygiene_at(rules, &lead, now);
         let transition =
