@@ -407,3 +407,46 @@ async fn with_reroute_a_dormant_lead_that_wakes_up_is_routed_again() {
     let handoffs = rig.notifications().into_iter().filter(|n| n["kind"] == "handoff").count();
     assert_eq!(handoffs, 2, "routed again: a new hand-off, not a re-activation note");
 }
+
+#[tokio::test]
+async fn a_woken_lead_below_the_handoff_tier_goes_back_to_nurturing_as_a_new_lead_would() {
+    use leadflow_domain::rules::lifecycle::ReactivationAction;
+    for action in [ReactivationAction::Reroute, ReactivationAction::NotifyOwner] {
+        let rig = rig_with(|rules| rules.lifecycle.reactivation_action = action);
+        let small = json!({ "email": "small@tinyco.io", "employees": 40, "country": "US" });
+        assert_eq!(rig.lead_json(small).await.body["status"], "nurturing");
+        let report = rig.api.service.cleanup(rig.now + Duration::days(31)).await.expect("cleanup");
+        assert_eq!(report.dormant, 1, "{action:?}: {report:?}");
+
+        let view = rig.events(json!({ "email": "small@tinyco.io", "type": "pricing_page_view" })).await;
+        let lead = &view.body["results"][0]["lead"];
+        assert_eq!(lead["status"], "nurturing", "{action:?}: {}", view.body);
+        assert_eq!(lead["owner"], Value::Null, "{action:?}");
+        assert!(rig.notifications().is_empty(), "{action:?}: below the hand-off tier nobody is told");
+        let stored = rig.lead("small@tinyco.io").await;
+        assert!(
+            stored.sla.is_none() && stored.hygiene_at.is_some(),
+            "{action:?}: no clock; the clean-up watches it again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_form_with_several_bad_fields_gets_every_error_at_once() {
+    let rig = rig_with(|rules| {
+        rules.capture.required.push(leadflow_domain::lead::FieldTarget::parse("company").expect("field"));
+    });
+    let form = "email=not-an-email&employees=lots&country=Germany&first_name=Jo";
+    let answer = rig.post("/leads", "application/x-www-form-urlencoded", form).await;
+    assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    let fields = answer.body["error"]["fields"].as_object().expect("fields");
+    let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["company", "country", "email", "employees"], "{}", answer.body);
+    assert_eq!(fields["company"], "is required");
+
+    let fixed = "email=jo@corp.com&employees=lots&company=Corp";
+    let answer = rig.post("/leads", "application/x-www-form-urlencoded", fixed).await;
+    assert_eq!(answer.body["error"]["fields"].as_object().map(|f| f.len()), Some(1), "{}", answer.body);
+    assert!(rig.stored().await.is_empty(), "nothing of a refused post is stored");
+}

@@ -1,6 +1,6 @@
 //! `POST /leads`: a web form post becomes a lead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -8,7 +8,7 @@ use http::header::{self, HeaderValue};
 use http::{Request, StatusCode, Uri};
 use leadflow_app::{Notifier, Store};
 use leadflow_domain::lead::{FieldTarget, ProfileField};
-use leadflow_domain::{Email, LeadId, Profile, Status};
+use leadflow_domain::{Email, Field, LeadId, Profile, Status};
 use serde_json::json;
 use tracing::{info, instrument};
 
@@ -91,7 +91,8 @@ pub(crate) async fn post<S: Store, N: Notifier>(
     let mut redirect = None;
     let mut honeypot = false;
     let mut email = None;
-    let mut values: Vec<(FieldTarget, String)> = Vec::new();
+    let mut fields: Vec<Field> = Vec::new();
+    let mut present: HashSet<FieldTarget> = HashSet::new();
     let mut invalid = BTreeMap::new();
     for (name, value) in posted {
         let value = value.trim();
@@ -110,7 +111,16 @@ pub(crate) async fn post<S: Store, N: Notifier>(
         }
         match capture.target_for(source.as_deref(), &name) {
             Some(FieldTarget::Profile(ProfileField::Email)) => email = Some(value.to_owned()),
-            Some(target) => values.push((target, value.to_owned())),
+            Some(target) => {
+                present.insert(target.clone());
+                let name = target.to_string();
+                match Field::parse(target, value) {
+                    Ok(field) => fields.extend(field),
+                    Err(e) => {
+                        invalid.insert(name, e.to_string());
+                    }
+                }
+            }
             None => {
                 invalid.insert(
                     name,
@@ -131,22 +141,18 @@ pub(crate) async fn post<S: Store, N: Notifier>(
         }
         Some(Ok(email)) => Some(email),
     };
-    let Some(email) = email else {
-        return Err(ApiError::Invalid(invalid));
-    };
-    let mut profile = Profile::new(email);
-    for (target, value) in &values {
-        if let Err(e) = profile.set(target, value) {
-            invalid.insert(target.to_string(), e.to_string());
-        }
-    }
     for required in &capture.required {
-        if !profile.has(required) {
+        if *required != FieldTarget::Profile(ProfileField::Email) && !present.contains(required) {
             invalid.entry(required.to_string()).or_insert_with(|| "is required".to_owned());
         }
     }
-    if !invalid.is_empty() {
+    // Every field's error at once, so that a form can show them all.
+    let Some(email) = email.filter(|_| invalid.is_empty()) else {
         return Err(ApiError::Invalid(invalid));
+    };
+    let mut profile = Profile::new(email);
+    for field in fields {
+        profile.apply(field);
     }
     if profile.source.is_none() {
         profile.source = source;

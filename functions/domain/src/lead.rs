@@ -403,6 +403,46 @@ fn parse_amount(value: &str) -> Result<f64, FieldError> {
         .ok_or_else(|| FieldError::AnnualRevenue { value: value.chars().take(80).collect() })
 }
 
+/// A captured value parsed for the field it goes to: only `Field::parse` makes
+/// one, so a profile built from fields holds valid values only.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field(Parsed);
+
+#[derive(Clone, Debug, PartialEq)]
+enum Parsed {
+    Email(Email),
+    Country(CountryCode),
+    Employees(i64),
+    AnnualRevenue(f64),
+    Text(ProfileField, String),
+    Custom(String, String),
+}
+
+impl Field {
+    /// Parses captured text for `target`; `None` for an empty value, which sets
+    /// nothing.
+    pub fn parse(target: FieldTarget, value: &str) -> Result<Option<Field>, FieldError> {
+        let field = match target {
+            FieldTarget::Custom(name) => return Ok(text_value(&name, value)?.map(|v| Field(Parsed::Custom(name, v)))),
+            FieldTarget::Profile(field) => field,
+        };
+        if value.trim().is_empty() {
+            return Ok(None);
+        }
+        let parsed = match field {
+            ProfileField::Email => Parsed::Email(Email::parse(value)?),
+            ProfileField::Country => Parsed::Country(CountryCode::parse(value)?),
+            ProfileField::Employees => Parsed::Employees(parse_employees(value)?),
+            ProfileField::AnnualRevenue => Parsed::AnnualRevenue(parse_amount(value)?),
+            text => match text_value(text.name(), value)? {
+                Some(v) => Parsed::Text(text, v),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Field(parsed)))
+    }
+}
+
 impl Profile {
     /// A profile with only an email.
     pub fn new(email: Email) -> Self {
@@ -430,38 +470,45 @@ impl Profile {
     /// Sets one field from its captured text; an empty value clears nothing and
     /// sets nothing.
     pub fn set(&mut self, target: &FieldTarget, value: &str) -> Result<(), FieldError> {
-        let field = match target {
-            FieldTarget::Custom(name) => {
-                if let Some(v) = text_value(name, value)? {
-                    self.custom.insert(name.clone(), v);
-                }
-                return Ok(());
-            }
-            FieldTarget::Profile(field) => *field,
-        };
-        let name = field.name();
-        if value.trim().is_empty() {
-            return Ok(());
-        }
-        match field {
-            ProfileField::Email => self.email = Email::parse(value)?,
-            ProfileField::Country => self.country = Some(CountryCode::parse(value)?),
-            ProfileField::Employees => self.employees = Some(parse_employees(value)?),
-            ProfileField::AnnualRevenue => self.annual_revenue = Some(parse_amount(value)?),
-            ProfileField::FirstName => self.first_name = text_value(name, value)?,
-            ProfileField::LastName => self.last_name = text_value(name, value)?,
-            ProfileField::Company => self.company = text_value(name, value)?,
-            ProfileField::JobTitle => self.job_title = text_value(name, value)?,
-            ProfileField::Phone => self.phone = text_value(name, value)?,
-            ProfileField::State => self.state = text_value(name, value)?,
-            ProfileField::Industry => self.industry = text_value(name, value)?,
-            ProfileField::Website => self.website = text_value(name, value)?,
-            ProfileField::Source => self.source = text_value(name, value)?,
-            ProfileField::UtmSource => self.utm_source = text_value(name, value)?,
-            ProfileField::UtmMedium => self.utm_medium = text_value(name, value)?,
-            ProfileField::UtmCampaign => self.utm_campaign = text_value(name, value)?,
+        if let Some(field) = Field::parse(target.clone(), value)? {
+            self.apply(field);
         }
         Ok(())
+    }
+
+    /// Sets one field from its parsed value.
+    pub fn apply(&mut self, field: Field) {
+        match field.0 {
+            Parsed::Email(email) => self.email = email,
+            Parsed::Country(country) => self.country = Some(country),
+            Parsed::Employees(n) => self.employees = Some(n),
+            Parsed::AnnualRevenue(amount) => self.annual_revenue = Some(amount),
+            Parsed::Custom(name, text) => {
+                self.custom.insert(name, text);
+            }
+            Parsed::Text(field, text) => {
+                let slot = match field {
+                    ProfileField::FirstName => &mut self.first_name,
+                    ProfileField::LastName => &mut self.last_name,
+                    ProfileField::Company => &mut self.company,
+                    ProfileField::JobTitle => &mut self.job_title,
+                    ProfileField::Phone => &mut self.phone,
+                    ProfileField::State => &mut self.state,
+                    ProfileField::Industry => &mut self.industry,
+                    ProfileField::Website => &mut self.website,
+                    ProfileField::Source => &mut self.source,
+                    ProfileField::UtmSource => &mut self.utm_source,
+                    ProfileField::UtmMedium => &mut self.utm_medium,
+                    ProfileField::UtmCampaign => &mut self.utm_campaign,
+                    // `Field::parse` makes these the typed variants above.
+                    ProfileField::Email
+                    | ProfileField::Country
+                    | ProfileField::Employees
+                    | ProfileField::AnnualRevenue => return,
+                };
+                *slot = Some(text);
+            }
+        }
     }
 
     /// Whether a field holds a value.
