@@ -436,13 +436,13 @@ async fn a_form_with_several_bad_fields_gets_every_error_at_once() {
     let rig = rig_with(|rules| {
         rules.capture.required.push(leadflow_domain::lead::FieldTarget::parse("company").expect("field"));
     });
-    let form = "email=not-an-email&employees=lots&country=Germany&first_name=Jo";
+    let form = "email=not-an-email&employees=lots&country=Germany&first_name=Jo&_redirect=https://evil.example/x";
     let answer = rig.post("/leads", "application/x-www-form-urlencoded", form).await;
     assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
     let fields = answer.body["error"]["fields"].as_object().expect("fields");
     let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
     names.sort_unstable();
-    assert_eq!(names, ["company", "country", "email", "employees"], "{}", answer.body);
+    assert_eq!(names, ["_redirect", "company", "country", "email", "employees"], "{}", answer.body);
     assert_eq!(fields["company"], "is required");
 
     let fixed = "email=jo@corp.com&employees=lots&company=Corp";

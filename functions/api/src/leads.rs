@@ -60,17 +60,14 @@ fn source(uri: &Uri) -> Option<String> {
     form_urlencoded::parse(uri.query()?.as_bytes()).find(|(k, _)| k == "source").map(|(_, v)| v.trim().to_owned())
 }
 
-/// The redirect target, when its origin is allowed.
-fn redirect_target<S, N>(api: &Api<S, N>, value: &str) -> Result<HeaderValue, ApiError> {
-    let refuse = || ApiError::invalid(REDIRECT_FIELD, "must be an http(s) address on an allowed origin");
-    let uri: Uri = value.trim().parse().map_err(|_| refuse())?;
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(refuse());
-    };
+/// The redirect target, when it is an http(s) address on an allowed origin.
+fn redirect_target<S, N>(api: &Api<S, N>, value: &str) -> Option<HeaderValue> {
+    let uri: Uri = value.trim().parse().ok()?;
+    let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
     if !matches!(scheme, "http" | "https") || !api.config.allows(&format!("{scheme}://{authority}")) {
-        return Err(refuse());
+        return None;
     }
-    HeaderValue::from_str(value.trim()).map_err(|_| refuse())
+    HeaderValue::from_str(value.trim()).ok()
 }
 
 #[instrument(skip_all, fields(source))]
@@ -98,7 +95,10 @@ pub(crate) async fn post<S: Store, N: Notifier>(
         let value = value.trim();
         if name == REDIRECT_FIELD {
             if !value.is_empty() {
-                redirect = Some(redirect_target(api, value)?);
+                redirect = redirect_target(api, value);
+                if redirect.is_none() {
+                    invalid.insert(name, "must be an http(s) address on an allowed origin".to_owned());
+                }
             }
             continue;
         }
