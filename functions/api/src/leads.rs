@@ -8,7 +8,7 @@ use http::header::{self, HeaderValue};
 use http::{Request, StatusCode, Uri};
 use leadflow_app::{Notifier, Store};
 use leadflow_domain::lead::{FieldTarget, ProfileField};
-use leadflow_domain::{Email, Field, LeadId, Profile, Status};
+use leadflow_domain::{Email, FieldValue, LeadId, Profile, Status};
 use serde_json::json;
 use tracing::{info, instrument};
 
@@ -88,7 +88,7 @@ pub(crate) async fn post<S: Store, N: Notifier>(
     let mut redirect = None;
     let mut honeypot = false;
     let mut email = None;
-    let mut fields: Vec<Field> = Vec::new();
+    let mut fields: Vec<FieldValue> = Vec::new();
     let mut present: HashSet<FieldTarget> = HashSet::new();
     let mut invalid = BTreeMap::new();
     for (name, value) in posted {
@@ -114,7 +114,7 @@ pub(crate) async fn post<S: Store, N: Notifier>(
             Some(target) => {
                 present.insert(target.clone());
                 let name = target.to_string();
-                match Field::parse(target, value) {
+                match FieldValue::parse(target, value) {
                     Ok(field) => fields.extend(field),
                     Err(e) => {
                         invalid.insert(name, e.to_string());

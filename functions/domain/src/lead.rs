@@ -403,10 +403,10 @@ fn parse_amount(value: &str) -> Result<f64, FieldError> {
         .ok_or_else(|| FieldError::AnnualRevenue { value: value.chars().take(80).collect() })
 }
 
-/// A captured value parsed for the field it goes to: only `Field::parse` makes
+/// A captured value parsed for the field it goes to: only `FieldValue::parse` makes
 /// one, so a profile built from fields holds valid values only.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Field(Parsed);
+pub struct FieldValue(Parsed);
 
 #[derive(Clone, Debug, PartialEq)]
 enum Parsed {
@@ -418,12 +418,14 @@ enum Parsed {
     Custom(String, String),
 }
 
-impl Field {
+impl FieldValue {
     /// Parses captured text for `target`; `None` for an empty value, which sets
     /// nothing.
-    pub fn parse(target: FieldTarget, value: &str) -> Result<Option<Field>, FieldError> {
+    pub fn parse(target: FieldTarget, value: &str) -> Result<Option<FieldValue>, FieldError> {
         let field = match target {
-            FieldTarget::Custom(name) => return Ok(text_value(&name, value)?.map(|v| Field(Parsed::Custom(name, v)))),
+            FieldTarget::Custom(name) => {
+                return Ok(text_value(&name, value)?.map(|v| FieldValue(Parsed::Custom(name, v))));
+            }
             FieldTarget::Profile(field) => field,
         };
         if value.trim().is_empty() {
@@ -439,7 +441,7 @@ impl Field {
                 None => return Ok(None),
             },
         };
-        Ok(Some(Field(parsed)))
+        Ok(Some(FieldValue(parsed)))
     }
 }
 
@@ -470,14 +472,14 @@ impl Profile {
     /// Sets one field from its captured text; an empty value clears nothing and
     /// sets nothing.
     pub fn set(&mut self, target: &FieldTarget, value: &str) -> Result<(), FieldError> {
-        if let Some(field) = Field::parse(target.clone(), value)? {
+        if let Some(field) = FieldValue::parse(target.clone(), value)? {
             self.apply(field);
         }
         Ok(())
     }
 
     /// Sets one field from its parsed value.
-    pub fn apply(&mut self, field: Field) {
+    pub fn apply(&mut self, field: FieldValue) {
         match field.0 {
             Parsed::Email(email) => self.email = email,
             Parsed::Country(country) => self.country = Some(country),
@@ -500,7 +502,7 @@ impl Profile {
                     ProfileField::UtmSource => &mut self.utm_source,
                     ProfileField::UtmMedium => &mut self.utm_medium,
                     ProfileField::UtmCampaign => &mut self.utm_campaign,
-                    // `Field::parse` makes these the typed variants above.
+                    // `FieldValue::parse` makes these the typed variants above.
                     ProfileField::Email
                     | ProfileField::Country
                     | ProfileField::Employees

@@ -7,6 +7,6 @@ pub mod lead;
 pub mod record;
 pub mod rules;
 
-pub use lead::{Bant, CountryCode, Email, Field, Profile, Status};
+pub use lead::{Bant, CountryCode, Email, FieldValue, Profile, Status};
 pub use record::{HistoryEntry, HistoryKind, Lead, LeadId, Notification, NotificationKind, Pending, SlaClock};
 pub use rules::{Diagnostic, Diagnostics, RuleError, RuleSet, RuleSources};
