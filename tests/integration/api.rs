@@ -259,6 +259,35 @@ async fn events_need_a_fresh_valid_signature() {
 }
 
 #[tokio::test]
+async fn oversized_or_non_json_event_posts_are_refused_and_change_nothing() {
+    let rig = rig();
+    rig.lead_json(json!({ "email": "size@corp.com" })).await;
+    let before = rig.lead("size@corp.com").await;
+    let signed = |content_type: &str, raw: String| {
+        let ts = rig.now.timestamp();
+        Request::post("/events")
+            .header("content-type", content_type)
+            .header(TIMESTAMP_HEADER, ts.to_string())
+            .header(SIGNATURE_HEADER, sign(SECRET, ts, raw.as_bytes()))
+            .body(Bytes::from(raw))
+            .expect("request")
+    };
+    let padding = "x".repeat(600 * 1024);
+    let big = json!({ "email": "size@corp.com", "type": "email_click", "properties": { "note": padding } });
+    let answer = rig.send(signed("application/json", big.to_string())).await;
+    assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    let unsigned_big =
+        Request::post("/events").header("content-type", "application/json").body(Bytes::from(big.to_string()));
+    assert_error(&rig.send(unsigned_big.expect("request")).await, StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    let form = "email=size@corp.com&type=email_click".to_owned();
+    let answer = rig.send(signed("application/x-www-form-urlencoded", form)).await;
+    assert_error(&answer, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    let answer = rig.send(signed("application/json", "{\"events\": []}".to_owned())).await;
+    assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert_eq!(rig.lead("size@corp.com").await, before, "no refused post changes the lead");
+}
+
+#[tokio::test]
 async fn a_batch_gets_a_result_per_event_and_bad_events_change_nothing() {
     let rig = rig();
     rig.lead_json(json!({ "email": "batch@corp.com", "employees": 500 })).await;

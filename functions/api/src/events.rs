@@ -154,10 +154,11 @@ pub(crate) async fn post<S: Store, N: Notifier>(
     request: &Request<Bytes>,
     now: DateTime<Utc>,
 ) -> Result<HttpResponse, ApiError> {
-    verify(&api.config.events_secret, request, now)?;
+    // The size first: a body over the limit is not worth hashing.
     if request.body().len() > MAX_EVENTS_BYTES {
         return Err(ApiError::TooLarge { limit: MAX_EVENTS_BYTES });
     }
+    verify(&api.config.events_secret, request, now)?;
     if media_type(request).as_deref() != Some("application/json") {
         return Err(ApiError::UnsupportedMediaType("events are posted as application/json".into()));
     }
