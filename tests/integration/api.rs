@@ -22,6 +22,9 @@ struct Rig {
     api: Api<EmbeddedStore, LogNotifier>,
     log: std::path::PathBuf,
     now: DateTime<Utc>,
+    /// Requests signed so far: each is signed a second earlier, as separate
+    /// requests from one sender are.
+    signed: std::sync::atomic::AtomicI64,
     _dir: tempfile::TempDir,
 }
 
@@ -41,7 +44,7 @@ fn rig_with(change: impl FnOnce(&mut RuleSet)) -> Rig {
     let config = ApiConfig { events_secret: SECRET.to_vec(), allowed_origins: vec![ORIGIN.to_owned()] };
     // A Tuesday, 10:00 in New York: business hours.
     let now = "2026-03-03T15:00:00Z".parse().expect("time");
-    Rig { api: Api::new(service, config), log, now, _dir: dir }
+    Rig { api: Api::new(service, config), log, now, signed: 0.into(), _dir: dir }
 }
 
 struct Answer {
@@ -80,7 +83,8 @@ impl Rig {
     }
 
     async fn events(&self, body: Value) -> Answer {
-        self.events_at(&body, self.now.timestamp()).await
+        let earlier = self.signed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.events_at(&body, self.now.timestamp() - earlier).await
     }
 
     async fn stored(&self) -> Vec<Lead> {

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
-use leadflow_app::{Change, History, LeadFilter, Leadflow, Leads, Notifier, NotifyError, SaveError, Team};
-use leadflow_domain::{Email, LeadId, Notification, Profile, RuleSet, Status};
+use leadflow_app::{Change, History, LeadFilter, Leadflow, Leads, Notifier, NotifyError, SaveError, StoreError, Team};
+use leadflow_domain::machine::LoadChange;
+use leadflow_domain::{Email, LeadId, Notification, Pending, Profile, RuleSet, Status};
 
 use crate::support::repo_root;
 
@@ -108,7 +109,7 @@ pub async fn fifty_concurrent_captures_of_one_email_give_one_lead_with_no_field_
     assert_eq!(lead.events["form_submission"], 50);
     assert!(lead.profile.source.as_deref().is_some_and(|s| s.starts_with("source-")));
     let history = app.store.history(&lead.id).await.expect("history");
-    let submissions = history.iter().filter(|h| h.body["type"] == "form_submission").count();
+    let submissions = history.iter().filter(|h| h.record.event_type() == Some("form_submission")).count();
     assert_eq!(submissions, 50, "every submission is in the history");
 }
 
@@ -155,7 +156,7 @@ pub async fn a_hundred_concurrent_events_on_one_lead_give_the_exact_score<R: Rig
     assert_eq!(stored.tier, "hot");
     assert_eq!(stored.status, Status::Assigned, "crossing the hand-off tier hands the lead off");
     let history = app.store.history(&lead.id).await.expect("history");
-    assert_eq!(history.iter().filter(|h| h.body["type"] == "email_click").count(), 100);
+    assert_eq!(history.iter().filter(|h| h.record.event_type() == Some("email_click")).count(), 100);
 
     let delivered = rig.delivered().await;
     let handoffs: Vec<_> = delivered.iter().filter(|d| d.kind == "handoff").collect();
@@ -216,7 +217,7 @@ pub async fn concurrent_turns_are_each_taken_once_and_a_skip_moves_the_counter_o
     let mut next = lead.clone();
     next.version += 1;
     let mut change = Change::of(next, lead.version);
-    change.skip = Some(("solo".into(), 2));
+    change.team.skip = Some(("solo".into(), 2));
     app.store.save(&change).await.expect("save");
     assert_eq!(app.store.take_turn("solo").await.expect("turn"), 202);
 }
@@ -246,9 +247,9 @@ pub async fn a_save_on_a_stale_version_changes_nothing<R: Rig>(rig: R) {
 
     let mut assignment = Change::of(next, lead.version - 1);
     assignment.lead.version = lead.version;
-    assignment.skip = Some(("trio".into(), 2));
-    assignment.load = vec![("rio".into(), 1)];
-    assignment.account = Some(("example.com".into(), "rio".into()));
+    assignment.team.skip = Some(("trio".into(), 2));
+    assignment.team.load = vec![LoadChange { rep: "rio".into(), delta: 1, capacity: None }];
+    assignment.team.account = Some(("example.com".into(), "rio".into()));
     assert!(matches!(app.store.save(&assignment).await, Err(SaveError::LeadChanged)));
 
     let stored = app.store.get(&lead.id).await.expect("get").expect("lead");
@@ -346,6 +347,332 @@ pub async fn a_missing_lead_takes_no_events<R: Rig>(rig: R) {
     assert!(app.store.get(&id).await.expect("get").is_none());
 }
 
+/// Polls `f` at most `limit` times, then drops it: `None` when it had not
+/// finished. Every poll that returns `Pending` is a point where a client that
+/// hangs up, a Lambda timeout or a crash can stop an operation.
+pub async fn cut<F: Future>(f: F, limit: usize) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut polls = 0;
+    std::future::poll_fn(|cx| {
+        if polls == limit {
+            return std::task::Poll::Ready(None);
+        }
+        polls += 1;
+        f.as_mut().poll(cx).map(Some)
+    })
+    .await
+}
+
+/// Waits for writes left running by a dropped operation, then checks every
+/// invariant of the store at `now`: `leadflow doctor` finds nothing.
+pub async fn assert_sound<S: leadflow_app::Store, N: Notifier>(app: &Leadflow<S, N>, now: DateTime<Utc>, when: &str) {
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let findings = app.doctor(now, false).await.expect("doctor");
+    assert!(findings.is_empty(), "{when}: {findings:#?}");
+}
+
+fn nurturing(email: &str) -> Profile {
+    let mut p = profile(email);
+    p.company = Some("Initech".into());
+    p
+}
+
+pub async fn an_operation_dropped_at_any_await_point_leaves_every_invariant_whole<R: Rig>(rig: R) {
+    let app = rig.app();
+    let mut points = 0;
+    // A capture that hands off, stopped after each possible number of polls.
+    for limit in 0.. {
+        let done = cut(app.capture(vp(&format!("cut{limit}@corp{limit}.com")), at(T0)), limit).await;
+        assert_sound(app, at(T0), &format!("capture dropped after {limit} polls")).await;
+        if let Some(outcome) = done {
+            assert_eq!(outcome.expect("capture").lead.status, Status::Assigned);
+            points += limit;
+            break;
+        }
+    }
+    // Engagement that crosses the hand-off tier.
+    for limit in 0.. {
+        let lead = app.capture(nurturing(&format!("warm{limit}@corp.com")), at(T0)).await.expect("capture").lead;
+        app.engage(&lead.id, &[("email_click".to_owned(), 45)], at(T0)).await.expect("engage");
+        let done = cut(app.engage(&lead.id, &[("email_click".to_owned(), 10)], at(T0)), limit).await;
+        assert_sound(app, at(T0), &format!("engagement dropped after {limit} polls")).await;
+        if let Some(outcome) = done {
+            assert_eq!(outcome.expect("engage").expect("lead").status, Status::Assigned);
+            points += limit;
+            break;
+        }
+    }
+    // The SLA check reassigning every lead handed off so far.
+    let later = at("2026-03-02T16:30:00Z");
+    for limit in 0.. {
+        let done = cut(app.sla_check(later), limit).await;
+        // Notifications dropped before delivery are due for a retry at `later`
+        // (the next check sends them, below); every other invariant holds.
+        assert_sound(app, at(T0), &format!("SLA check dropped after {limit} polls")).await;
+        if let Some(report) = done {
+            report.expect("sla check");
+            points += limit;
+            break;
+        }
+    }
+    // Whatever was dropped between a save and its delivery is delivered once,
+    // after its lease, by the next SLA check.
+    app.sla_check(at("2026-03-02T16:40:00Z")).await.expect("sla check");
+    let leads = app.store.list(&LeadFilter::default()).await.expect("list");
+    let handed: usize = leads.iter().filter(|l| l.owner.is_some()).count();
+    let delivered = rig.delivered().await;
+    let mut ids = BTreeSet::new();
+    for d in &delivered {
+        assert!(ids.insert((d.id.clone(), d.rep.clone())), "delivered twice: {d:?}");
+    }
+    let handoffs = delivered.iter().filter(|d| d.kind == "handoff").count();
+    assert_eq!(handoffs, handed, "one hand-off delivered per lead handed off");
+    assert_sound(app, at("2026-03-02T16:40:00Z"), "at the end").await;
+    println!("cancellation points exercised: {points}");
+    assert!(points >= 6, "each operation awaits at least twice: {points}");
+}
+
+pub async fn concurrent_hand_offs_never_take_a_rep_past_capacity<R: Rig>(rig: R) {
+    let mut rules = (*conformance_rules()).clone();
+    for (rep, capacity) in [("rio", Some(60)), ("sam", Some(60))] {
+        let i = rules.routing.rep_index(rep).expect("rep");
+        rules.routing.reps[i].capacity = capacity;
+    }
+    let tia = rules.routing.rep_index("tia").expect("tia");
+    rules.routing.reps[tia].active = false;
+    let app = Arc::new(Leadflow::new(Arc::new(rules), rig.app().store.clone(), Nowhere));
+    let tasks: Vec<_> = (0..150)
+        .map(|i| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move { app.capture(vp(&format!("cap{i}@corp{i}.com")), at(T0)).await })
+        })
+        .collect();
+    let mut owners: BTreeMap<String, usize> = BTreeMap::new();
+    let mut unassigned = 0;
+    for t in tasks {
+        let lead = t.await.expect("task").expect("capture").lead;
+        match lead.owner {
+            Some(owner) => *owners.entry(owner).or_default() += 1,
+            None => {
+                assert_eq!(lead.status, Status::Unassigned);
+                unassigned += 1;
+            }
+        }
+    }
+    assert_eq!(
+        owners,
+        BTreeMap::from([("rio".to_owned(), 60), ("sam".to_owned(), 60)]),
+        "filled to capacity, no further"
+    );
+    assert_eq!(unassigned, 30);
+    let team = app.store.team_state(&["rio", "sam"], None).await.expect("team");
+    assert_eq!((team.open["rio"], team.open["sam"]), (60, 60));
+    assert_sound(&app, at(T0), "after 150 concurrent hand-offs").await;
+}
+
+pub async fn an_engagement_and_a_contact_attempt_at_once_never_lose_the_hand_off<R: Rig>(rig: R) {
+    let app = Arc::clone(rig.app());
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let lead = app.capture(nurturing(&format!("race{i}@corp.com")), at(T0)).await.expect("capture").lead;
+        app.engage(&lead.id, &[("email_click".to_owned(), 45)], at(T0)).await.expect("engage");
+        ids.push(lead.id);
+    }
+    let mut tasks = Vec::new();
+    for id in &ids {
+        let (a, b) = (Arc::clone(&app), Arc::clone(&app));
+        let (x, y) = (id.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            a.engage(&x, &[("pricing_page_view".to_owned(), 1)], at(T0)).await.expect("engage");
+        }));
+        tasks.push(tokio::spawn(async move {
+            let attempt = leadflow_domain::rules::lifecycle::SalesEvent::ContactAttempt;
+            b.sales_event(&y, &attempt, at(T0)).await.expect("attempt");
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    for id in &ids {
+        let lead = app.store.get(id).await.expect("get").expect("lead");
+        assert_eq!(lead.score, 55);
+        assert_eq!(lead.status, Status::Assigned, "{id}: the hand-off is never dropped");
+        assert!(lead.owner.is_some());
+        assert_eq!(lead.events["contact_attempt"], 1);
+    }
+    let handoffs = rig.delivered().await.into_iter().filter(|d| d.kind == "handoff").count();
+    assert_eq!(handoffs, 30, "one hand-off per lead");
+    assert_sound(&app, at(T0), "after the races").await;
+}
+
+pub async fn an_event_that_happened_a_day_ago_starts_the_clock_when_it_arrives<R: Rig>(rig: R) {
+    let app = rig.app();
+    let two_days_ago = at("2026-02-28T14:00:00Z");
+    let lead = app.capture(nurturing("late@corp.com"), two_days_ago).await.expect("capture").lead;
+    app.engage(&lead.id, &[("email_click".to_owned(), 45)], two_days_ago).await.expect("engage");
+    let happened = at("2026-03-01T14:00:00Z");
+    let counts = [("email_click".to_owned(), 10)];
+    let what = leadflow_app::Happening::Engagement(&counts);
+    let recorded = app.record(&lead.id, what, happened, Some("sync-1"), at(T0)).await.expect("record").expect("lead");
+    assert_eq!(recorded.result.status, Status::Assigned);
+    let stored = app.store.get(&lead.id).await.expect("get").expect("lead");
+    assert_eq!(stored.last_activity_at, happened, "activity is when it happened");
+    let clock = stored.sla.expect("clock");
+    assert_eq!((clock.handed_off_at, clock.deadline), (at(T0), at("2026-03-02T15:00:00Z")), "clocks run from arrival");
+    assert_eq!(stored.updated_at, at(T0));
+    let check = app.sla_check(at("2026-03-02T14:05:00Z")).await.expect("sla check");
+    assert_eq!((check.escalations, check.reassignments), (0, 0), "nothing is late yet");
+
+    // An event from further ahead than the clock skew allows is refused.
+    let ahead = at(T0) + chrono::Duration::minutes(10);
+    let refused = app.record(&lead.id, what, ahead, Some("future-1"), at(T0)).await;
+    assert!(matches!(refused, Err(leadflow_app::ServiceError::Refused(_))), "{refused:?}");
+    assert_eq!(app.store.get(&lead.id).await.expect("get").expect("lead").events["email_click"], 55);
+    assert_sound(app, at(T0), "after a late event").await;
+}
+
+pub async fn an_event_id_is_applied_once_however_often_it_is_sent<R: Rig>(rig: R) {
+    let app = Arc::clone(rig.app());
+    let lead = app.capture(nurturing("once@corp.com"), at(T0)).await.expect("capture").lead;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let app = Arc::clone(&app);
+            let id = lead.id.clone();
+            tokio::spawn(async move {
+                let counts = [("email_click".to_owned(), 1)];
+                let what = leadflow_app::Happening::Engagement(&counts);
+                app.record(&id, what, at(T0), Some("click-42"), at(T0)).await.expect("record").expect("lead")
+            })
+        })
+        .collect();
+    let mut firsts = 0;
+    for t in tasks {
+        let r = t.await.expect("task");
+        firsts += usize::from(!r.repeat);
+        assert_eq!(r.result.score, 1, "every answer is the first one");
+    }
+    assert_eq!(firsts, 1, "one of twenty applied it");
+    let stored = app.store.get(&lead.id).await.expect("get").expect("lead");
+    assert_eq!(stored.events["email_click"], 1);
+    let history = app.store.history(&lead.id).await.expect("history");
+    assert_eq!(history.iter().filter(|h| h.record.event_type() == Some("email_click")).count(), 1);
+    assert_sound(&app, at(T0), "after repeats").await;
+}
+
+pub async fn an_event_answered_unavailable_after_it_was_saved_is_applied_once_when_sent_again<R: Rig>(rig: R) {
+    let store = LosesAnswers { inner: rig.app().store.clone(), lose_next_save: Arc::new(AtomicBool::new(false)) };
+    let app = Leadflow::new(conformance_rules(), store.clone(), Nowhere);
+    let lead = app.capture(nurturing("retry@corp.com"), at(T0)).await.expect("capture").lead;
+    let counts = [("email_click".to_owned(), 3)];
+    let what = leadflow_app::Happening::Engagement(&counts);
+    store.lose_next_save.store(true, Ordering::SeqCst);
+    let first = app.record(&lead.id, what, at(T0), Some("batch-7"), at(T0)).await;
+    assert!(matches!(first, Err(leadflow_app::ServiceError::Store(_))), "answered unavailable: {first:?}");
+    let again = app.record(&lead.id, what, at(T0), Some("batch-7"), at(T0)).await.expect("retry").expect("lead");
+    assert!(again.repeat, "the retry finds the first application");
+    assert_eq!(again.result.score, 3);
+    let stored = app.store.get(&lead.id).await.expect("get").expect("lead");
+    assert_eq!(stored.events["email_click"], 3, "counted once");
+    assert_sound(&app, at(T0), "after a retried unavailable").await;
+}
+
+/// A store that saves, then loses the answer once: the write happened, the
+/// caller hears that the store is unavailable (a timeout after the commit).
+#[derive(Clone, Debug)]
+pub struct LosesAnswers<S> {
+    pub inner: S,
+    pub lose_next_save: Arc<AtomicBool>,
+}
+
+impl<S: leadflow_app::Store> Leads for LosesAnswers<S> {
+    async fn read(&self, id: &LeadId, event_id: Option<&str>) -> Result<leadflow_app::Snapshot, StoreError> {
+        self.inner.read(id, event_id).await
+    }
+    async fn get(&self, id: &LeadId) -> Result<Option<leadflow_domain::Lead>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn save(&self, change: &Change) -> Result<(), SaveError> {
+        self.inner.save(change).await?;
+        if self.lose_next_save.swap(false, Ordering::SeqCst) {
+            return Err(SaveError::Store(StoreError::Unavailable { message: "timed out".into(), source: None }));
+        }
+        Ok(())
+    }
+    async fn sla_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<leadflow_domain::Lead>, StoreError> {
+        self.inner.sla_due(now, limit).await
+    }
+    async fn hygiene_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<leadflow_domain::Lead>, StoreError> {
+        self.inner.hygiene_due(now, limit).await
+    }
+    async fn list(&self, filter: &LeadFilter) -> Result<Vec<leadflow_domain::Lead>, StoreError> {
+        self.inner.list(filter).await
+    }
+}
+
+impl<S: leadflow_app::Store> Team for LosesAnswers<S> {
+    async fn team_state(&self, reps: &[&str], account: Option<&str>) -> Result<leadflow_app::TeamState, StoreError> {
+        self.inner.team_state(reps, account).await
+    }
+    async fn set_open_leads(&self, rep: &str, open: u32) -> Result<(), StoreError> {
+        self.inner.set_open_leads(rep, open).await
+    }
+    async fn take_turn(&self, pool: &str) -> Result<u64, StoreError> {
+        self.inner.take_turn(pool).await
+    }
+}
+
+impl<S: leadflow_app::Store> History for LosesAnswers<S> {
+    async fn history(&self, id: &LeadId) -> Result<Vec<leadflow_domain::HistoryEntry>, StoreError> {
+        self.inner.history(id).await
+    }
+}
+
+impl<S: leadflow_app::Store> leadflow_app::Outbox for LosesAnswers<S> {
+    async fn due_notifications(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Pending>, StoreError> {
+        self.inner.due_notifications(now, limit).await
+    }
+    async fn claim(&self, pending: &Pending, lease_until: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.claim(pending, lease_until).await
+    }
+    async fn give_up(&self, n: &Notification, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.give_up(n, at).await
+    }
+    async fn dead_letters(&self) -> Result<Vec<Pending>, StoreError> {
+        self.inner.dead_letters().await
+    }
+    async fn mark_sent(&self, n: &Notification, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.mark_sent(n, at).await
+    }
+}
+
+pub async fn a_notification_that_keeps_failing_becomes_a_dead_letter_and_alerts_the_managers_once<R: Rig>(rig: R) {
+    let app = rig.app();
+    app.notifier.failing.store(true, Ordering::SeqCst);
+    let lead = app.capture(vp("unreachable@corp.com"), at(T0)).await.expect("capture").lead;
+    assert_eq!(lead.status, Status::Assigned);
+    let mut dead = 0;
+    for minute in (3..=40).step_by(3) {
+        let now = at(T0) + chrono::Duration::minutes(minute);
+        let report = app.sla_check(now).await.expect("sla check");
+        dead += report.dead_letters;
+        if minute == 30 {
+            // Delivery works again; only the dead-letter alert goes out.
+            app.notifier.failing.store(false, Ordering::SeqCst);
+        }
+    }
+    assert_eq!(dead, 1, "one notification gave up");
+    let letters = leadflow_app::Outbox::dead_letters(&app.store).await.expect("dead letters");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].notification.kind, leadflow_domain::NotificationKind::Handoff);
+    assert!(
+        leadflow_app::Outbox::due_notifications(&app.store, at("2026-03-03T00:00:00Z"), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    assert!(rig.delivered().await.iter().all(|d| d.kind != "handoff"), "a dead letter is never sent");
+}
+
 /// Declares one test per conformance case for a rig made by `$make`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -362,6 +689,13 @@ macro_rules! conformance_tests {
             each_escalation_step_fires_once_and_reassignment_picks_another_rep,
             the_clean_up_reads_only_the_leads_whose_idleness_matters,
             a_missing_lead_takes_no_events,
+            an_operation_dropped_at_any_await_point_leaves_every_invariant_whole,
+            concurrent_hand_offs_never_take_a_rep_past_capacity,
+            an_engagement_and_a_contact_attempt_at_once_never_lose_the_hand_off,
+            an_event_that_happened_a_day_ago_starts_the_clock_when_it_arrives,
+            an_event_id_is_applied_once_however_often_it_is_sent,
+            an_event_answered_unavailable_after_it_was_saved_is_applied_once_when_sent_again,
+            a_notification_that_keeps_failing_becomes_a_dead_letter_and_alerts_the_managers_once,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -2,13 +2,13 @@
 //! transactions, every request asking for its consumed capacity so that the cost
 //! of each operation can be measured (`DynamoStore::usage`).
 //!
-//! - capture: one `UpdateItem` that creates or merges the lead (keep-first fields
-//!   with `if_not_exists`), counts the submission and returns the new item; then
-//!   one save. Two round trips, no read-modify-write.
-//! - engagement: one `UpdateItem` that adds the counts atomically; then one save.
-//! - save: `PutItem` on the expected version, or, with history, notifications or
-//!   an assignment, one `TransactWriteItems` (lead on its version, `ADD` to the
-//!   reps' counts, history and outbox items).
+//! - every decision: one strongly consistent read (`GetItem`, or `BatchGetItem`
+//!   of the lead and the event's id record), then one `TransactWriteItems`: the
+//!   lead on its version (or only if absent), the event id only if absent, `ADD`
+//!   to the reps' open-lead counts each conditional on the rep's capacity, the
+//!   pool counter, history and outbox items. Two round trips for a capture or an
+//!   event that does not hand off; a cancelled transaction's reasons are mapped
+//!   item by item (lead changed, rep at capacity, duplicate event, conflict).
 //! - round-robin: one `UpdateItem` per turn, `ADD` on the pool's counter.
 //! - SLA check and clean-up: `Query` on the sparse indexes, never a scan.
 //!
@@ -25,12 +25,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConsumedCapacity, KeysAndAttributes, Put, PutRequest, ReturnConsumedCapacity, ReturnValue,
-    TransactWriteItem, Update, WriteRequest,
+    AttributeValue, ConsumedCapacity, KeysAndAttributes, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem,
+    Update,
 };
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt as _;
-use leadflow_app::{Captured, Change, History, LeadFilter, Leads, Outbox, SaveError, StoreError, Team, TeamState};
+use leadflow_app::{Change, History, LeadFilter, Leads, Outbox, SaveError, Snapshot, StoreError, Team, TeamState};
 use leadflow_domain::lead::{FieldTarget, ProfileField};
 use leadflow_domain::{Email, HistoryEntry, Lead, LeadId, Notification, Pending, Profile, Status};
 
@@ -79,6 +79,12 @@ const ACCOUNT_SK: &str = "OWNER";
 const SLA_PARTITION: &str = "SLA";
 const OUTBOX_PARTITION: &str = "OUTBOX";
 const IDLE_PARTITION: &str = "OPEN";
+const DEAD_PARTITION: &str = "DEAD";
+
+/// The sort key of an event id recorded under its lead.
+fn event_sk(event_id: &str) -> String {
+    format!("EVENT#{event_id}")
+}
 
 /// The attribute of a profile field (custom fields as `custom.<name>`).
 fn field_attribute(target: &FieldTarget) -> String {
@@ -278,23 +284,33 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// A transaction item that adds `delta` to a number attribute (created at 0).
+    /// A transaction item that adds `delta` to a number attribute (created at
+    /// 0); with `at_most`, only while the attribute is at most that before.
     fn add(
         &self,
         pk: String,
         sk: &str,
         attribute: &str,
         delta: AttributeValue,
+        at_most: Option<i64>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(pk))
             .key("sk", s(sk))
             .update_expression("ADD #a :d")
             .expression_attribute_names("#a", attribute)
-            .expression_attribute_values(":d", delta)
-            .build()
-            .map_err(|e| unavailable("TransactWriteItems", e))?;
+            .expression_attribute_values(":d", delta);
+        if let Some(limit) = at_most {
+            update = update
+                .condition_expression(if limit >= 0 {
+                    "attribute_not_exists(#a) OR #a <= :limit"
+                } else {
+                    "#a <= :limit"
+                })
+                .expression_attribute_values(":limit", n(limit));
+        }
+        let update = update.build().map_err(|e| unavailable("TransactWriteItems", e))?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -348,126 +364,45 @@ fn is_conditional_failure(e: &SdkError<UpdateItemError>) -> bool {
 }
 
 impl Leads for DynamoStore {
-    async fn capture(
-        &self,
-        incoming: &Profile,
-        keep_first: &[FieldTarget],
-        at: DateTime<Utc>,
-    ) -> Result<Captured, StoreError> {
-        let id = LeadId::for_email(&incoming.email);
-        let mut sets = vec![
-            "#id = :id".to_owned(),
-            "#email = :email".to_owned(),
-            "created_at = if_not_exists(created_at, :at)".to_owned(),
-            "updated_at = :at".to_owned(),
-            "last_activity_at = :at".to_owned(),
-            "#status = if_not_exists(#status, :nurturing)".to_owned(),
-            "#score = if_not_exists(#score, :zero)".to_owned(),
-            "#tier = if_not_exists(#tier, :empty)".to_owned(),
-            "unanswered = :zero".to_owned(),
-        ];
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(lead_pk(&id)))
-            .key("sk", s(LEAD_SK))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#id", "id")
-            .expression_attribute_names("#email", "email")
-            .expression_attribute_names("#score", "score")
-            .expression_attribute_names("#tier", "tier")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#submissions", event_attribute("form_submission"))
-            .expression_attribute_values(":id", s(id.as_str()))
-            .expression_attribute_values(":email", s(incoming.email.as_str()))
-            .expression_attribute_values(":at", s(ts(at)))
-            .expression_attribute_values(":nurturing", s(Status::Nurturing.as_str()))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":empty", s(""));
-        for (i, field) in incoming.present_fields().iter().enumerate() {
-            if *field == FieldTarget::Profile(ProfileField::Email) {
-                continue;
+    async fn read(&self, id: &LeadId, event_id: Option<&str>) -> Result<Snapshot, StoreError> {
+        let Some(event_id) = event_id else {
+            return Ok(Snapshot { lead: self.get(id).await?, seen: None });
+        };
+        // The lead and the event's record, in one strongly consistent read.
+        let key = |sk: String| HashMap::from([("pk".to_owned(), s(lead_pk(id))), ("sk".to_owned(), s(sk))]);
+        let mut pending = vec![key(LEAD_SK.to_owned()), key(event_sk(event_id))];
+        let mut snapshot = Snapshot::default();
+        while !pending.is_empty() {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| unavailable("BatchGetItem", e))?;
+            let r = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .boxed()
+                .await
+                .map_err(|e| unavailable("BatchGetItem", e))?;
+            let items = r.responses.as_ref().and_then(|m| m.get(&self.table)).cloned().unwrap_or_default();
+            self.meter("read", r.consumed_capacity(), items.len());
+            for item in &items {
+                if get_s(item, "sk") == Some(LEAD_SK) {
+                    snapshot.lead = Some(lead_from_item(item)?);
+                } else {
+                    snapshot.seen = get_json(item, "result")?;
+                }
             }
-            let Some(value) = field_value(incoming, field) else { continue };
-            let (name, placeholder) = (format!("#f{i}"), format!(":f{i}"));
-            sets.push(if keep_first.contains(field) {
-                format!("{name} = if_not_exists({name}, {placeholder})")
-            } else {
-                format!("{name} = {placeholder}")
-            });
-            req = req
-                .expression_attribute_names(&name, field_attribute(field))
-                .expression_attribute_values(&placeholder, value);
-        }
-        let r = req
-            .update_expression(format!("SET {} ADD #version :one, #submissions :one", sets.join(", ")))
-            .return_values(ReturnValue::AllNew)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .boxed()
-            .await
-            .map_err(|e| unavailable("UpdateItem (capture)", e))?;
-        self.meter("capture", r.consumed_capacity.as_slice(), 0);
-        let lead =
-            lead_from_item(r.attributes.as_ref().ok_or_else(|| StoreError::Corrupt("no item returned".into()))?)?;
-        Ok(Captured { created: lead.version == 1, lead })
-    }
-
-    async fn record_events(
-        &self,
-        id: &LeadId,
-        counts: &[(String, u32)],
-        at: DateTime<Utc>,
-    ) -> Result<Option<Lead>, StoreError> {
-        let mut adds = vec!["#version :one".to_owned()];
-        let mut sets = vec!["updated_at = :at".to_owned()];
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(lead_pk(id)))
-            .key("sk", s(LEAD_SK))
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":at", s(ts(at)));
-        let mut merged: BTreeMap<&str, u32> = BTreeMap::new();
-        for (kind, count) in counts {
-            *merged.entry(kind.as_str()).or_default() += count;
-        }
-        let inbound = merged.keys().any(|k| leadflow_domain::record::is_inbound(k));
-        for (i, (kind, count)) in merged.iter().enumerate() {
-            adds.push(format!("#e{i} :n{i}"));
-            req = req
-                .expression_attribute_names(format!("#e{i}"), event_attribute(kind))
-                .expression_attribute_values(format!(":n{i}"), n(count));
-        }
-        if inbound {
-            sets.push("last_activity_at = :at".into());
-            sets.push("unanswered = :zero".into());
-            req = req.expression_attribute_values(":zero", n(0));
-        } else if let Some(attempts) = merged.get("contact_attempt") {
-            adds.push("unanswered :attempts".into());
-            req = req.expression_attribute_values(":attempts", n(attempts));
-        }
-        let r = req
-            .update_expression(format!("SET {} ADD {}", sets.join(", "), adds.join(", ")))
-            .return_values(ReturnValue::AllNew)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .boxed()
-            .await;
-        match r {
-            Ok(r) => {
-                self.meter("record_events", r.consumed_capacity.as_slice(), 0);
-                let item = r.attributes.ok_or_else(|| StoreError::Corrupt("no item returned".into()))?;
-                Ok(Some(lead_from_item(&item)?))
+            if let Some(mut rest) = r.unprocessed_keys
+                && let Some(k) = rest.remove(&self.table)
+            {
+                pending = k.keys;
             }
-            Err(e) if is_conditional_failure(&e) => Ok(None),
-            Err(e) => Err(unavailable("UpdateItem (events)", e)),
         }
+        Ok(snapshot)
     }
 
     async fn get(&self, id: &LeadId) -> Result<Option<Lead>, StoreError> {
@@ -497,41 +432,6 @@ impl Leads for DynamoStore {
             ("#version = :expected", Some(n(change.expected_version)))
         };
         let version_name = version.as_ref().map(|_| HashMap::from([("#version".to_owned(), "version".to_owned())]));
-        let simple = change.history.is_empty()
-            && change.outbox.is_empty()
-            && change.skip.is_none()
-            && change.load.is_empty()
-            && change.account.is_none();
-        if simple {
-            let r = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(lead_item(&change.lead)))
-                .condition_expression(condition)
-                .set_expression_attribute_names(version_name.clone())
-                .set_expression_attribute_values(version.clone().map(|v| HashMap::from([(":expected".to_owned(), v)])))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .boxed()
-                .await;
-            return match r {
-                Ok(r) => {
-                    self.meter("save", r.consumed_capacity.as_slice(), 0);
-                    Ok(())
-                }
-                Err(e)
-                    if matches!(
-                        e.as_service_error(),
-                        Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
-                    ) =>
-                {
-                    Err(SaveError::LeadChanged)
-                }
-                Err(e) => Err(unavailable("PutItem", e).into()),
-            };
-        }
-
         let lead = Put::builder()
             .table_name(&self.table)
             .set_item(Some(lead_item(&change.lead)))
@@ -540,27 +440,51 @@ impl Leads for DynamoStore {
             .set_expression_attribute_values(version.map(|v| HashMap::from([(":expected".to_owned(), v)])))
             .build()
             .map_err(|e| unavailable("TransactWriteItems", e))?;
-        // The lead goes first: a cancellation reason at index 0 is its condition.
+        // What each item of the transaction is, to name a cancellation reason.
+        let mut parts = vec![Part::Lead];
         let mut items = vec![TransactWriteItem::builder().put(lead).build()];
-        if let Some((pool, skipped)) = &change.skip {
-            items.push(self.add(format!("POOL#{pool}"), POOL_SK, "taken", n(skipped))?);
+        if let Some(mark) = &change.event {
+            let item = HashMap::from([
+                ("pk".to_owned(), s(lead_pk(&change.lead.id))),
+                ("sk".to_owned(), s(event_sk(&mark.event_id))),
+                ("result".to_owned(), s(serde_json::to_string(&mark.result).unwrap_or_default())),
+                (TTL_ATTRIBUTE.to_owned(), n(mark.expires_at.timestamp())),
+            ]);
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|e| unavailable("TransactWriteItems", e))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+            parts.push(Part::Event(&mark.event_id));
         }
-        for (rep, delta) in &change.load {
-            items.push(self.add(format!("REP#{rep}"), REP_SK, "open", n(delta))?);
+        let team = &change.team;
+        if let Some((pool, skipped)) = &team.skip {
+            items.push(self.add(format!("POOL#{pool}"), POOL_SK, "taken", n(skipped), None)?);
+            parts.push(Part::Other("pool turn counter"));
         }
-        if let Some((domain, owner)) = &change.account {
+        for load in &team.load {
+            let capacity = load.capacity.filter(|_| load.delta > 0).map(|c| i64::from(c) - load.delta);
+            items.push(self.add(format!("REP#{}", load.rep), REP_SK, "open", n(load.delta), capacity)?);
+            parts.push(Part::Rep(&load.rep));
+        }
+        if let Some((domain, owner)) = &team.account {
             let item = HashMap::from([
                 ("pk".to_owned(), s(format!("ACCOUNT#{domain}"))),
                 ("sk".to_owned(), s(ACCOUNT_SK)),
                 ("owner".to_owned(), s(owner.clone())),
             ]);
             items.push(self.put(item)?);
+            parts.push(Part::Other("account owner"));
         }
         for item in change.history.iter().map(|e| history_item(&change.lead.id, e)) {
             items.push(self.put(item)?);
+            parts.push(Part::Other("history entry"));
         }
         for item in change.outbox.iter().map(outbox_item) {
             items.push(self.put(item)?);
+            parts.push(Part::Other("outbox entry"));
         }
         let r = self
             .client
@@ -572,17 +496,23 @@ impl Leads for DynamoStore {
             .await;
         match r {
             Ok(r) => {
-                self.meter("save_transaction", r.consumed_capacity(), 0);
+                self.meter("save", r.consumed_capacity(), 0);
                 Ok(())
             }
             Err(e) => {
                 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
-                if let Some(E::TransactionCanceledException(c)) = e.as_service_error()
-                    && c.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed")
-                {
-                    return Err(SaveError::LeadChanged);
-                }
-                Err(unavailable("TransactWriteItems", e).into())
+                let Some(E::TransactionCanceledException(c)) = e.as_service_error() else {
+                    return Err(unavailable("TransactWriteItems", e).into());
+                };
+                let reasons: Vec<(usize, &str)> = c
+                    .cancellation_reasons()
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| r.code().filter(|code| *code != "None").map(|code| (i, code)))
+                    .collect();
+                Err(cancelled(&parts, &reasons).unwrap_or_else(|message| {
+                    SaveError::Store(StoreError::Unavailable { message, source: Some(Box::new(e)) })
+                }))
             }
         }
     }
@@ -634,7 +564,8 @@ impl Team for DynamoStore {
         let key = |pk: String, sk: &str| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]);
         let mut keys: Vec<Item> = reps.iter().map(|r| key(format!("REP#{r}"), REP_SK)).collect();
         keys.extend(account.map(|d| key(format!("ACCOUNT#{d}"), ACCOUNT_SK)));
-        let mut state = TeamState { open: reps.iter().map(|r| ((*r).to_owned(), 0)).collect(), account_owner: None };
+        let mut state =
+            TeamState { open: reps.iter().map(|r| ((*r).to_owned(), 0)).collect(), account_owner: None, turn: None };
         let mut pending = keys;
         while !pending.is_empty() {
             let batch: Vec<Item> = pending.drain(..pending.len().min(100)).collect();
@@ -671,6 +602,25 @@ impl Team for DynamoStore {
         Ok(state)
     }
 
+    async fn set_open_leads(&self, rep: &str, open: u32) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("REP#{rep}")))
+            .key("sk", s(REP_SK))
+            .update_expression("SET #open = :open")
+            .expression_attribute_names("#open", "open")
+            .expression_attribute_values(":open", n(open))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .boxed()
+            .await
+            .map_err(|e| unavailable("UpdateItem (open leads)", e))?;
+        self.meter("set_open_leads", r.consumed_capacity.as_slice(), 0);
+        Ok(())
+    }
+
     async fn take_turn(&self, pool: &str) -> Result<u64, StoreError> {
         let r = self
             .client
@@ -696,37 +646,52 @@ impl Team for DynamoStore {
     }
 }
 
-impl History for DynamoStore {
-    async fn append(&self, id: &LeadId, entries: &[HistoryEntry]) -> Result<(), StoreError> {
-        let mut requests: Vec<WriteRequest> = entries
-            .iter()
-            .map(|e| {
-                let put = PutRequest::builder().set_item(Some(history_item(id, e))).build();
-                put.map(|p| WriteRequest::builder().put_request(p).build())
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|e| unavailable("BatchWriteItem", e))?;
-        while !requests.is_empty() {
-            let batch: Vec<WriteRequest> = requests.drain(..requests.len().min(25)).collect();
-            let r = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, batch)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .boxed()
-                .await
-                .map_err(|e| unavailable("BatchWriteItem", e))?;
-            self.meter("history_append", r.consumed_capacity(), 0);
-            if let Some(mut rest) = r.unprocessed_items
-                && let Some(left) = rest.remove(&self.table)
-            {
-                requests.extend(left);
-            }
-        }
-        Ok(())
-    }
+/// An item of a save's transaction, to name the reason it was cancelled.
+#[derive(Clone, Copy, Debug)]
+enum Part<'a> {
+    Lead,
+    Event(&'a str),
+    Rep(&'a str),
+    Other(&'static str),
+}
 
+/// What a cancelled save means, from its reasons (index into `parts`, code):
+/// the lead's version, a rep's capacity or an event id already recorded are
+/// races to decide again; `TransactionConflict` is a concurrent write to the
+/// same items. Anything else is an error whose message names every reason.
+fn cancelled(parts: &[Part<'_>], reasons: &[(usize, &str)]) -> Result<SaveError, String> {
+    for &(i, code) in reasons {
+        match (parts.get(i), code) {
+            (Some(Part::Lead), "ConditionalCheckFailed") => return Ok(SaveError::LeadChanged),
+            (Some(Part::Event(id)), "ConditionalCheckFailed") => {
+                return Ok(SaveError::Duplicate { event_id: (*id).to_owned() });
+            }
+            (Some(Part::Rep(rep)), "ConditionalCheckFailed") => {
+                return Ok(SaveError::AtCapacity { rep: (*rep).to_owned() });
+            }
+            _ => {}
+        }
+    }
+    if !reasons.is_empty() && reasons.iter().all(|(_, code)| *code == "TransactionConflict") {
+        return Ok(SaveError::Conflict);
+    }
+    let named: Vec<String> = reasons
+        .iter()
+        .map(|&(i, code)| {
+            let what = match parts.get(i) {
+                Some(Part::Lead) => "the lead".to_owned(),
+                Some(Part::Event(id)) => format!("event id {id}"),
+                Some(Part::Rep(rep)) => format!("rep {rep}'s open-lead count"),
+                Some(Part::Other(what)) => (*what).to_owned(),
+                None => format!("item {i}"),
+            };
+            format!("{what}: {code}")
+        })
+        .collect();
+    Err(format!("DynamoDB cancelled the save ({})", named.join(", ")))
+}
+
+impl History for DynamoStore {
     async fn history(&self, id: &LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut pages = self
             .client
@@ -789,6 +754,42 @@ impl Outbox for DynamoStore {
             Err(e) if is_conditional_failure(&e) => Ok(false),
             Err(e) => Err(unavailable("UpdateItem (claim)", e)),
         }
+    }
+
+    async fn give_up(&self, notification: &Notification, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(lead_pk(&notification.lead_id)))
+            .key("sk", s(format!("OUTBOX#{}", notification.id)))
+            .update_expression("SET dead_at = :at, gsi1pk = :dead, gsi1sk = :key")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(sent_at)")
+            .expression_attribute_values(":at", s(ts(at)))
+            .expression_attribute_values(":dead", s(DEAD_PARTITION))
+            .expression_attribute_values(":key", s(format!("{}#{}", ts(at), notification.id)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .boxed()
+            .await;
+        match r {
+            Ok(r) => {
+                self.meter("give_up", r.consumed_capacity.as_slice(), 0);
+                Ok(())
+            }
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable("UpdateItem (dead letter)", e)),
+        }
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<Pending>, StoreError> {
+        let far = DateTime::<Utc>::MAX_UTC;
+        let items =
+            self.query_due("dead_letters", DUE_INDEX, ("gsi1pk", "gsi1sk"), DEAD_PARTITION, far, usize::MAX).await?;
+        items
+            .iter()
+            .map(|i| get_json(i, "doc")?.ok_or_else(|| StoreError::Corrupt("outbox item without doc".into())))
+            .collect()
     }
 
     async fn mark_sent(&self, notification: &Notification, at: DateTime<Utc>) -> Result<(), StoreError> {

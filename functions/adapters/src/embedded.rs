@@ -5,17 +5,17 @@
 //! same file, each change in its own transaction (WAL mode, so readers never
 //! wait for the writer). Every change is one `BEGIN IMMEDIATE` transaction,
 //! which gives the same guarantees the DynamoDB store gets from conditional
-//! writes and transactions: captures and event counts are atomic, a save applies
-//! only on the expected version, counts move with assignments, and a pool's
-//! turn counter is advanced atomically.
+//! writes and transactions: a save applies only on the expected version (or,
+//! for a new lead, only if there is none), open-lead counts move with
+//! assignments and never past a rep's capacity, an event id is recorded once,
+//! and a pool's turn counter is advanced atomically.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use leadflow_app::{Captured, Change, History, LeadFilter, Leads, Outbox, SaveError, StoreError, Team, TeamState};
-use leadflow_domain::lead::FieldTarget;
-use leadflow_domain::{HistoryEntry, Lead, LeadId, Notification, Pending, Profile};
+use leadflow_app::{Change, History, LeadFilter, Leads, Outbox, SaveError, Snapshot, StoreError, Team, TeamState};
+use leadflow_domain::{HistoryEntry, Lead, LeadId, Notification, Pending};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 const SCHEMA: &str = "
@@ -42,13 +42,24 @@ CREATE TABLE IF NOT EXISTS outbox (
     lead_id TEXT NOT NULL,
     lease_until TEXT NOT NULL,
     sent_at TEXT,
+    dead_at TEXT,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (lease_until) WHERE sent_at IS NULL;
 CREATE TABLE IF NOT EXISTS pool_turns (pool TEXT PRIMARY KEY, taken INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rep_load (rep TEXT PRIMARY KEY, open INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (domain TEXT PRIMARY KEY, owner TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS event_ids (
+    lead_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    result TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (lead_id, event_id)
+);
 ";
+
+/// Columns added since the first schema, for databases made before them.
+const MIGRATIONS: [&str; 1] = ["ALTER TABLE outbox ADD COLUMN dead_at TEXT"];
 
 /// leadflow's store in one SQLite file.
 #[derive(Clone, Debug)]
@@ -82,6 +93,14 @@ impl EmbeddedStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_error)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_error)?;
         conn.execute_batch(SCHEMA).map_err(sql_error)?;
+        for migration in MIGRATIONS {
+            // A column that exists already is what the migration wants.
+            match conn.execute_batch(migration) {
+                Ok(()) => {}
+                Err(e) if e.to_string().contains("duplicate column") => {}
+                Err(e) => return Err(sql_error(e)),
+            }
+        }
         Ok(EmbeddedStore { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -106,7 +125,7 @@ impl EmbeddedStore {
         .map_err(|e| StoreError::unavailable("the embedded database task failed", e))?
     }
 
-    async fn read<T: Send + 'static>(
+    async fn query<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -177,55 +196,32 @@ fn due(conn: &Connection, column: &'static str, now: DateTime<Utc>, limit: usize
 }
 
 impl Leads for EmbeddedStore {
-    async fn capture(
-        &self,
-        incoming: &Profile,
-        keep_first: &[FieldTarget],
-        at: DateTime<Utc>,
-    ) -> Result<Captured, StoreError> {
-        let incoming = incoming.clone();
-        let keep_first = keep_first.to_vec();
-        let captured = self
-            .write(move |tx| {
-                let id = LeadId::for_email(&incoming.email);
-                let (mut lead, created) = match load(tx, id.as_str())? {
-                    Some(mut lead) => {
-                        lead.merge_capture(&incoming, &|f| keep_first.contains(f));
-                        (lead, false)
-                    }
-                    None => (Lead::new(incoming, at), true),
-                };
-                lead.version += 1;
-                lead.count_events(&[("form_submission".to_owned(), 1)], at);
-                upsert(tx, &lead)?;
-                Ok(Captured { lead, created })
-            })
-            .await;
-        captured.map_err(into_store_error)
-    }
-
-    async fn record_events(
-        &self,
-        id: &LeadId,
-        counts: &[(String, u32)],
-        at: DateTime<Utc>,
-    ) -> Result<Option<Lead>, StoreError> {
+    async fn read(&self, id: &LeadId, event_id: Option<&str>) -> Result<Snapshot, StoreError> {
         let id = id.clone();
-        let counts = counts.to_vec();
-        self.write(move |tx| {
-            let Some(mut lead) = load(tx, id.as_str())? else { return Ok(None) };
-            lead.version += 1;
-            lead.count_events(&counts, at);
-            upsert(tx, &lead)?;
-            Ok(Some(lead))
+        let event_id = event_id.map(str::to_owned);
+        self.query(move |c| {
+            let lead = load(c, id.as_str())?;
+            let seen = match event_id {
+                Some(event_id) => c
+                    .query_row(
+                        "SELECT result FROM event_ids WHERE lead_id = ?1 AND event_id = ?2",
+                        params![id.as_str(), event_id],
+                        |r| r.get::<_, String>(0),
+                    )
+                    .optional()
+                    .map_err(sql_error)?
+                    .map(|r| serde_json::from_str(&r).map_err(json_error))
+                    .transpose()?,
+                None => None,
+            };
+            Ok(Snapshot { lead, seen })
         })
         .await
-        .map_err(into_store_error)
     }
 
     async fn get(&self, id: &LeadId) -> Result<Option<Lead>, StoreError> {
         let id = id.clone();
-        self.read(move |c| load(c, id.as_str())).await
+        self.query(move |c| load(c, id.as_str())).await
     }
 
     async fn save(&self, change: &Change) -> Result<(), SaveError> {
@@ -239,7 +235,21 @@ impl Leads for EmbeddedStore {
             {
                 return Err(SaveError::LeadChanged);
             }
-            if let Some((pool, skipped)) = &change.skip {
+            if let Some(mark) = &change.event {
+                let result = serde_json::to_string(&mark.result).map_err(json_error)?;
+                let inserted = tx
+                    .execute(
+                        "INSERT INTO event_ids (lead_id, event_id, result, expires_at) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT DO NOTHING",
+                        params![change.lead.id.as_str(), mark.event_id, result, ts(mark.expires_at)],
+                    )
+                    .map_err(sql_error)?;
+                if inserted == 0 {
+                    return Err(SaveError::Duplicate { event_id: mark.event_id.clone() });
+                }
+            }
+            let team = &change.team;
+            if let Some((pool, skipped)) = &team.skip {
                 tx.execute(
                     "INSERT INTO pool_turns (pool, taken) VALUES (?1, ?2)
                      ON CONFLICT (pool) DO UPDATE SET taken = taken + ?2",
@@ -247,15 +257,26 @@ impl Leads for EmbeddedStore {
                 )
                 .map_err(sql_error)?;
             }
-            for (rep, delta) in &change.load {
+            for load in &team.load {
+                let open: i64 = tx
+                    .query_row("SELECT open FROM rep_load WHERE rep = ?1", [&load.rep], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_error)?
+                    .unwrap_or(0);
+                if load.delta > 0
+                    && let Some(capacity) = load.capacity
+                    && open + load.delta > i64::from(capacity)
+                {
+                    return Err(SaveError::AtCapacity { rep: load.rep.clone() });
+                }
                 tx.execute(
                     "INSERT INTO rep_load (rep, open) VALUES (?1, ?2)
                      ON CONFLICT (rep) DO UPDATE SET open = open + ?2",
-                    params![rep, delta],
+                    params![load.rep, load.delta],
                 )
                 .map_err(sql_error)?;
             }
-            if let Some((domain, owner)) = &change.account {
+            if let Some((domain, owner)) = &team.account {
                 tx.execute(
                     "INSERT INTO accounts (domain, owner) VALUES (?1, ?2) ON CONFLICT (domain) DO UPDATE SET owner = ?2",
                     params![domain, owner],
@@ -278,17 +299,17 @@ impl Leads for EmbeddedStore {
     }
 
     async fn sla_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Lead>, StoreError> {
-        self.read(move |c| due(c, "sla_due", now, limit)).await
+        self.query(move |c| due(c, "sla_due", now, limit)).await
     }
 
     async fn hygiene_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Lead>, StoreError> {
-        self.read(move |c| due(c, "hygiene_at", now, limit)).await
+        self.query(move |c| due(c, "hygiene_at", now, limit)).await
     }
 
     async fn list(&self, filter: &LeadFilter) -> Result<Vec<Lead>, StoreError> {
         let status = filter.status.map(|s| s.as_str().to_owned());
         let owner = filter.owner.clone();
-        self.read(move |c| {
+        self.query(move |c| {
             leads_where(
                 c,
                 "SELECT doc FROM leads WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR owner = ?2)
@@ -311,7 +332,7 @@ impl Team for EmbeddedStore {
     async fn team_state(&self, reps: &[&str], account: Option<&str>) -> Result<TeamState, StoreError> {
         let reps: Vec<String> = reps.iter().map(|s| (*s).to_owned()).collect();
         let account = account.map(str::to_owned);
-        self.read(move |c| {
+        self.query(move |c| {
             let mut state = TeamState::default();
             for rep in reps {
                 let open: Option<i64> = c
@@ -329,6 +350,20 @@ impl Team for EmbeddedStore {
             Ok(state)
         })
         .await
+    }
+
+    async fn set_open_leads(&self, rep: &str, open: u32) -> Result<(), StoreError> {
+        let rep = rep.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO rep_load (rep, open) VALUES (?1, ?2) ON CONFLICT (rep) DO UPDATE SET open = ?2",
+                params![rep, i64::from(open)],
+            )
+            .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+        .map_err(into_store_error)
     }
 
     async fn take_turn(&self, pool: &str) -> Result<u64, StoreError> {
@@ -350,15 +385,9 @@ impl Team for EmbeddedStore {
 }
 
 impl History for EmbeddedStore {
-    async fn append(&self, id: &LeadId, entries: &[HistoryEntry]) -> Result<(), StoreError> {
-        let id = id.clone();
-        let entries = entries.to_vec();
-        self.write(move |tx| Ok(put_history(tx, &id, &entries)?)).await.map_err(into_store_error)
-    }
-
     async fn history(&self, id: &LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
         let id = id.clone();
-        self.read(move |c| {
+        self.query(move |c| {
             let mut stmt =
                 c.prepare_cached("SELECT doc FROM history WHERE lead_id = ?1 ORDER BY key").map_err(sql_error)?;
             let docs = stmt.query_map([id.as_str()], |r| r.get::<_, String>(0)).map_err(sql_error)?;
@@ -370,10 +399,11 @@ impl History for EmbeddedStore {
 
 impl Outbox for EmbeddedStore {
     async fn due_notifications(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Pending>, StoreError> {
-        self.read(move |c| {
+        self.query(move |c| {
             let mut stmt = c
                 .prepare_cached(
-                    "SELECT doc FROM outbox WHERE sent_at IS NULL AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2",
+                    "SELECT doc FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND lease_until <= ?1
+                     ORDER BY lease_until LIMIT ?2",
                 )
                 .map_err(sql_error)?;
             let docs =
@@ -392,7 +422,7 @@ impl Outbox for EmbeddedStore {
             let doc = serde_json::to_string(&next).map_err(json_error)?;
             let changed = tx
                 .execute(
-                    "UPDATE outbox SET lease_until = ?1, doc = ?2 WHERE id = ?3 AND sent_at IS NULL AND lease_until = ?4",
+                    "UPDATE outbox SET lease_until = ?1, doc = ?2 WHERE id = ?3 AND sent_at IS NULL AND dead_at IS NULL AND lease_until = ?4",
                     params![ts(next.lease_until), doc, next.notification.id, old],
                 )
                 .map_err(sql_error)?;
@@ -400,6 +430,28 @@ impl Outbox for EmbeddedStore {
         })
         .await
         .map_err(into_store_error)
+    }
+
+    async fn give_up(&self, notification: &Notification, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let id = notification.id.clone();
+        self.write(move |tx| {
+            tx.execute("UPDATE outbox SET dead_at = ?1 WHERE id = ?2 AND sent_at IS NULL", params![ts(at), id])
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+        .map_err(into_store_error)
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<Pending>, StoreError> {
+        self.query(move |c| {
+            let mut stmt = c
+                .prepare_cached("SELECT doc FROM outbox WHERE dead_at IS NOT NULL ORDER BY dead_at")
+                .map_err(sql_error)?;
+            let docs = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(sql_error)?;
+            docs.map(|d| serde_json::from_str(&d.map_err(sql_error)?).map_err(json_error)).collect()
+        })
+        .await
     }
 
     async fn mark_sent(&self, notification: &Notification, at: DateTime<Utc>) -> Result<(), StoreError> {

@@ -10,6 +10,9 @@ use tracing::error;
 
 use crate::{HttpResponse, json};
 
+/// How long a client should wait before sending again after a 503.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 #[derive(Debug, Error)]
 pub enum ApiError {
     /// The body cannot be read as the request says it is.
@@ -79,14 +82,20 @@ impl ApiError {
         if let ApiError::Invalid(fields) = &self {
             body["error"]["fields"] = json!(fields);
         }
-        json(self.status(), &body)
+        let mut response = json(self.status(), &body);
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
     }
 }
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::Rejected(reason) => ApiError::invalid("type", reason.to_string()),
+            ServiceError::Refused(reason) => ApiError::invalid("type", reason.to_string()),
             other => ApiError::Internal(other),
         }
     }

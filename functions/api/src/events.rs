@@ -5,11 +5,11 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use http::{Request, StatusCode};
-use leadflow_app::{Notifier, ServiceError, Store};
+use leadflow_app::{EventResult, Happening, Notifier, Recorded, ServiceError, Store};
 use leadflow_domain::lead::Bant;
 use leadflow_domain::rules::field::valid_event_name;
 use leadflow_domain::rules::lifecycle::SalesEvent;
-use leadflow_domain::{Email, Lead, LeadId};
+use leadflow_domain::{Email, LeadId, Refusal};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -40,7 +40,8 @@ fn mac(secret: &[u8], timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
     mac
 }
 
-fn verify(secret: &[u8], request: &Request<Bytes>, now: DateTime<Utc>) -> Result<(), ApiError> {
+/// Checks the signature; returns it (hex), which names the request for replays.
+fn verify(secret: &[u8], request: &Request<Bytes>, now: DateTime<Utc>) -> Result<String, ApiError> {
     if secret.is_empty() {
         // Without a secret every signature could be forged: take no events at all.
         return Err(ApiError::Unauthorized("this endpoint has no events secret configured"));
@@ -61,13 +62,17 @@ fn verify(secret: &[u8], request: &Request<Bytes>, now: DateTime<Utc>) -> Result
     // The signature covers the timestamp exactly as sent.
     mac(secret, sent, request.body())
         .verify_slice(&signature)
-        .map_err(|_| ApiError::Unauthorized("the signature does not match"))
+        .map_err(|_| ApiError::Unauthorized("the signature does not match"))?;
+    Ok(hex::encode(signature))
 }
 
 /// One event as posted.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Posted {
+    /// The sender's id for the event: a repeat changes nothing.
+    #[serde(default)]
+    id: Option<String>,
     #[serde(default)]
     email: Option<String>,
     #[serde(default)]
@@ -144,8 +149,30 @@ fn lead_id_of(posted: &Posted) -> Result<LeadId, Refused> {
     }
 }
 
-fn summary(lead: &Lead) -> Value {
-    json!({ "lead_id": lead.id, "status": lead.status, "score": lead.score, "tier": lead.tier, "owner": lead.owner })
+fn summary(r: &EventResult) -> Value {
+    json!({ "lead_id": r.lead_id, "status": r.status, "score": r.score, "tier": r.tier, "owner": r.owner })
+}
+
+/// The longest event id a sender may give.
+const MAX_EVENT_ID_CHARS: usize = 128;
+
+/// The id an event is deduplicated by: the sender's own, or, without one, the
+/// request's signature and the event's place in it, so that a request replayed
+/// verbatim changes nothing.
+fn event_id_of(posted: &Posted, signature: &str, index: usize) -> Result<String, Refused> {
+    match &posted.id {
+        Some(id) => {
+            let id = id.trim();
+            let printable = id.chars().all(|c| c.is_ascii_graphic());
+            if id.is_empty() || id.chars().count() > MAX_EVENT_ID_CHARS || !printable {
+                return Err(Refused::invalid(format!(
+                    "`id` must be 1 to {MAX_EVENT_ID_CHARS} printable ASCII characters without spaces"
+                )));
+            }
+            Ok(format!("id:{id}"))
+        }
+        None => Ok(format!("sig:{}#{index}", &signature[..signature.len().min(32)])),
+    }
 }
 
 #[instrument(skip_all, fields(events))]
@@ -158,7 +185,7 @@ pub(crate) async fn post<S: Store, N: Notifier>(
     if request.body().len() > MAX_EVENTS_BYTES {
         return Err(ApiError::TooLarge { limit: MAX_EVENTS_BYTES });
     }
-    verify(&api.config.events_secret, request, now)?;
+    let signature = verify(&api.config.events_secret, request, now)?;
     if media_type(request).as_deref() != Some("application/json") {
         return Err(ApiError::UnsupportedMediaType("events are posted as application/json".into()));
     }
@@ -183,40 +210,65 @@ pub(crate) async fn post<S: Store, N: Notifier>(
     let mut results = Vec::with_capacity(events.len());
     let mut unavailable = false;
     for (index, event) in events.into_iter().enumerate() {
-        let outcome = apply(api, event, now).await;
+        let outcome = apply(api, event, &signature, index, now).await;
         let result = match outcome {
-            Ok(lead) => json!({ "index": index, "ok": true, "lead": summary(&lead) }),
+            Ok(recorded) => {
+                let mut r = json!({ "index": index, "ok": true, "lead": summary(&recorded.result) });
+                if recorded.repeat {
+                    r["repeat"] = json!(true);
+                }
+                r
+            }
             Err(refused) => {
-                unavailable |= refused.code == "unavailable";
+                unavailable |= matches!(refused.code, "unavailable" | "busy");
                 json!({ "index": index, "ok": false, "error": { "code": refused.code, "message": refused.message } })
             }
         };
         results.push(result);
     }
-    // A store outage answers 503 so that the sender retries; the results say
-    // which events were applied before it.
+    // A store outage or a lead too busy answers 503 so that the sender retries;
+    // the results say which events were applied, and their ids make a retry safe.
     let status = if unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    Ok(json(status, &json!({ "results": results })))
+    let mut response = json(status, &json!({ "results": results }));
+    if unavailable {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static(crate::error::RETRY_AFTER_SECONDS));
+    }
+    Ok(response)
 }
 
-async fn apply<S: Store, N: Notifier>(api: &Api<S, N>, event: Value, now: DateTime<Utc>) -> Result<Lead, Refused> {
+async fn apply<S: Store, N: Notifier>(
+    api: &Api<S, N>,
+    event: Value,
+    signature: &str,
+    index: usize,
+    now: DateTime<Utc>,
+) -> Result<Recorded, Refused> {
     let posted: Posted = serde_json::from_value(event).map_err(|e| Refused::invalid(e.to_string()))?;
     let id = lead_id_of(&posted)?;
     let kind = kind_of(&posted)?;
-    // An event's own time counts for activity, never later than now.
-    let at = posted.at.map_or(now, |at| at.min(now));
-    let service = &api.service;
-    let outcome = match &kind {
-        Kind::Engagement(name) => service.engage(&id, &[(name.clone(), 1)], at).await,
-        Kind::Sales(event) => service.sales_event(&id, event, at).await,
+    let event_id = event_id_of(&posted, signature, index)?;
+    // When it happened drives activity; the clocks run from now.
+    let happened_at = posted.at.unwrap_or(now);
+    let counts;
+    let what = match &kind {
+        Kind::Engagement(name) => {
+            counts = [(name.clone(), 1)];
+            Happening::Engagement(&counts)
+        }
+        Kind::Sales(event) => Happening::Sales(event),
     };
-    match outcome {
-        Ok(Some(lead)) => {
-            info!(lead_id = %id, event = %posted.kind, status = lead.status.as_str(), "event applied");
-            Ok(lead)
+    match api.service.record(&id, what, happened_at, Some(&event_id), now).await {
+        Ok(Some(recorded)) => {
+            info!(lead_id = %id, event = %posted.kind, repeat = recorded.repeat, status = recorded.result.status.as_str(), "event applied");
+            Ok(recorded)
         }
         Ok(None) => Err(Refused { code: "unknown_lead", message: "no lead has this email or id".into() }),
-        Err(ServiceError::Rejected(e)) => Err(Refused { code: "rejected", message: e.to_string() }),
+        Err(ServiceError::Refused(Refusal::FromTheFuture { at })) => {
+            Err(Refused::invalid(format!("`at` ({at}) is in the future")))
+        }
+        Err(ServiceError::Refused(e)) => Err(Refused { code: "rejected", message: e.to_string() }),
         Err(ServiceError::Busy) => {
             Err(Refused { code: "busy", message: "the lead kept changing; send it again".into() })
         }

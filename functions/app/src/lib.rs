@@ -1,14 +1,14 @@
 //! leadflow's service: the small traits the stores and notifiers implement, and
-//! the commands written once against them (capture, engagement, hand-off,
-//! delivery, the SLA check and the nightly clean-up). No AWS and no clock: every
-//! command takes "now".
+//! the commands written once against them. Each command reads, asks the
+//! domain's state machine, saves the decision in one write and delivers. No
+//! AWS and no clock: every command takes "now".
 
-pub mod message;
 pub mod ports;
 pub mod service;
 
+pub use leadflow_domain::TeamState;
 pub use ports::{
-    Captured, Change, History, LeadFilter, Leads, Notifier, NotifyError, Outbox, SaveError, Store, StoreError, Team,
-    TeamState,
+    Change, EventMark, EventResult, History, LeadFilter, Leads, Notifier, NotifyError, Outbox, SaveError, Snapshot,
+    Store, StoreError, Team,
 };
-pub use service::{CaptureOutcome, CleanupReport, Leadflow, ServiceError, SlaReport};
+pub use service::{CaptureOutcome, CleanupReport, Finding, Happening, Leadflow, Recorded, ServiceError, SlaReport};

@@ -2,13 +2,11 @@
 //! embedded store implement the storage traits with the same semantics, and one
 //! conformance suite (tests/integration/conformance.rs) holds both to them.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use leadflow_domain::lead::FieldTarget;
-use leadflow_domain::rules::routing::Workload;
-use leadflow_domain::{HistoryEntry, Lead, LeadId, Notification, Pending, Profile, Status};
+use leadflow_domain::machine::TeamChanges;
+use leadflow_domain::{Decision, HistoryEntry, Lead, LeadId, Notification, Pending, Status, TeamState};
 use thiserror::Error;
 
 /// A store that could not do what it was asked. The source is kept for the logs.
@@ -30,30 +28,63 @@ impl StoreError {
     }
 }
 
-/// Why a change was not saved.
+/// Why a change was not saved. Nothing of it was.
 #[derive(Debug, Error)]
 pub enum SaveError {
     /// The lead changed since it was read: its version is no longer the expected one.
     #[error("the lead changed since it was read")]
     LeadChanged,
+    /// An open-lead increment would take this rep past their capacity.
+    #[error("rep `{rep}` is at capacity")]
+    AtCapacity { rep: String },
+    /// The event id was already recorded for this lead (a concurrent duplicate).
+    #[error("event `{event_id}` was already applied")]
+    Duplicate { event_id: String },
+    /// Another write to one of the same items was in progress (DynamoDB's
+    /// `TransactionConflict`); deciding again is safe.
+    #[error("a concurrent write to the same items was in progress")]
+    Conflict,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// The result of a capture's atomic write.
-#[derive(Clone, Debug)]
-pub struct Captured {
-    /// The lead after the write.
-    pub lead: Lead,
-    /// Whether this capture created it.
-    pub created: bool,
+/// The answer recorded for an event with an id, returned for every repeat.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EventResult {
+    pub lead_id: LeadId,
+    pub status: Status,
+    pub score: i64,
+    pub tier: String,
+    pub owner: Option<String>,
+}
+
+impl EventResult {
+    pub fn of(lead: &Lead) -> EventResult {
+        EventResult {
+            lead_id: lead.id.clone(),
+            status: lead.status,
+            score: lead.score,
+            tier: lead.tier.clone(),
+            owner: lead.owner.clone(),
+        }
+    }
+}
+
+/// An event id recorded with the change that applied the event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventMark {
+    pub event_id: String,
+    pub result: EventResult,
+    /// When the record may be forgotten (DynamoDB TTL).
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Everything that changes with one decision about a lead, saved atomically:
-/// the lead (only if its version is still `expected_version`), its history
-/// entries, the notifications it causes, and for an assignment the reps'
-/// open-lead counts, the account's owner and any positions the pool's turn
-/// counter moves past unavailable members.
+/// the lead (only if its version is still `expected_version`; 0: only if it
+/// does not exist), its history entries, the notifications it causes, the reps'
+/// open-lead counts (each increment only while under its capacity), the pool's
+/// turn counter, the account's owner, and the id of the event it applied
+/// (only if not recorded yet).
 #[derive(Clone, Debug)]
 pub struct Change {
     /// The new state; its `version` must be `expected_version + 1`.
@@ -61,14 +92,8 @@ pub struct Change {
     pub expected_version: u64,
     pub history: Vec<HistoryEntry>,
     pub outbox: Vec<Pending>,
-    /// For a round-robin or weighted assignment that passed over unavailable
-    /// members: the pool, and how many positions its turn counter moves on
-    /// beyond the turn taken (see [`Team::take_turn`]).
-    pub skip: Option<(String, u64)>,
-    /// Open-lead count changes by rep id.
-    pub load: Vec<(String, i64)>,
-    /// A company email domain and the rep who now owns it (for `account_match`).
-    pub account: Option<(String, String)>,
+    pub team: TeamChanges,
+    pub event: Option<EventMark>,
 }
 
 impl Change {
@@ -78,11 +103,29 @@ impl Change {
             expected_version,
             history: Vec::new(),
             outbox: Vec::new(),
-            skip: None,
-            load: Vec::new(),
-            account: None,
+            team: TeamChanges::default(),
+            event: None,
         }
     }
+
+    pub fn from_decision(d: Decision, event: Option<EventMark>) -> Change {
+        Change {
+            lead: d.lead,
+            expected_version: d.expected_version,
+            history: d.history,
+            outbox: d.outbox,
+            team: d.team,
+            event,
+        }
+    }
+}
+
+/// A lead as read for a decision, with the answer already recorded for the
+/// event being applied (if it was).
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub lead: Option<Lead>,
+    pub seen: Option<EventResult>,
 }
 
 /// Which leads to list.
@@ -92,27 +135,11 @@ pub struct LeadFilter {
     pub owner: Option<String>,
 }
 
-/// Leads: create-or-update by email, atomic event counts, and conditional saves.
+/// Leads: one read and one conditional save per decision.
 pub trait Leads: Send + Sync {
-    /// Creates the lead of `incoming.email` or merges `incoming` into it (a field
-    /// for which `keep_first` holds keeps a stored value; other present fields
-    /// replace), counts one `form_submission` and marks activity at `at`, in
-    /// one atomic write. Concurrent captures of one email never lose a field.
-    fn capture(
-        &self,
-        incoming: &Profile,
-        keep_first: &[FieldTarget],
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Captured, StoreError>> + Send;
-
-    /// Adds event counts to a lead in one atomic write (see `Lead::count_events`);
-    /// `None` when there is no such lead.
-    fn record_events(
-        &self,
-        id: &LeadId,
-        counts: &[(String, u32)],
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<Lead>, StoreError>> + Send;
+    /// The lead and, with `event_id`, the answer recorded for that event, in
+    /// one strongly consistent read.
+    fn read(&self, id: &LeadId, event_id: Option<&str>) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
 
     /// The lead as last written (a strongly consistent read).
     fn get(&self, id: &LeadId) -> impl Future<Output = Result<Option<Lead>, StoreError>> + Send;
@@ -134,20 +161,6 @@ pub trait Leads: Send + Sync {
     fn list(&self, filter: &LeadFilter) -> impl Future<Output = Result<Vec<Lead>, StoreError>> + Send;
 }
 
-/// What routing reads about the team, in one read: open-lead counts and the
-/// owner of a company's other leads.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TeamState {
-    pub open: BTreeMap<String, u32>,
-    pub account_owner: Option<String>,
-}
-
-impl Workload for TeamState {
-    fn open_leads(&self, rep: &str) -> u32 {
-        self.open.get(rep).copied().unwrap_or(0)
-    }
-}
-
 /// Per-rep open-lead counts, account owners, and one turn counter per pool.
 ///
 /// Counts and owners change only inside a [`Change`], with the assignment that
@@ -161,6 +174,10 @@ pub trait Team: Send + Sync {
         account: Option<&str>,
     ) -> impl Future<Output = Result<TeamState, StoreError>> + Send;
 
+    /// Sets a rep's open-lead count (`leadflow doctor --repair`, when the count
+    /// disagrees with the leads).
+    fn set_open_leads(&self, rep: &str, open: u32) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Advances the pool's turn counter by one, atomically, and returns the
     /// position it was at (0 for a pool that has never assigned).
     fn take_turn(&self, pool: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -168,9 +185,6 @@ pub trait Team: Send + Sync {
 
 /// A lead's events and decisions.
 pub trait History: Send + Sync {
-    /// Adds entries outside a change (events whose derived change was superseded).
-    fn append(&self, id: &LeadId, entries: &[HistoryEntry]) -> impl Future<Output = Result<(), StoreError>> + Send;
-
     /// The whole history, oldest first.
     fn history(&self, id: &LeadId) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
 }
@@ -191,6 +205,17 @@ pub trait Outbox: Send + Sync {
         pending: &Pending,
         lease_until: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Moves a notification that failed its last allowed attempt to the dead
+    /// letters: it is never retried, and stays listed.
+    fn give_up(
+        &self,
+        notification: &Notification,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The dead letters, oldest first.
+    fn dead_letters(&self) -> impl Future<Output = Result<Vec<Pending>, StoreError>> + Send;
 
     /// Records that a notification was published; it is never published again.
     fn mark_sent(

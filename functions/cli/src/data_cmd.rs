@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use leadflow_adapters::{EmbeddedStore, LogNotifier};
-use leadflow_app::{History, LeadFilter, Leadflow, Leads, Notifier, Store};
+use leadflow_app::{History, LeadFilter, Leadflow, Leads, Notifier, Outbox, Store};
 use leadflow_domain::{Email, LeadId, RuleSet, Status};
 
 /// Where leads are stored.
@@ -152,6 +152,56 @@ pub fn cleanup(backend: &Backend, now: DateTime<Utc>) -> Result<ExitCode> {
         with_app!(backend, |app| {
             let report = app.cleanup(now).await?;
             print_json(&report)?;
+        });
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `leadflow doctor [--repair]`.
+pub fn doctor(backend: &Backend, repair: bool, now: DateTime<Utc>, as_json: bool) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        let unrepaired: usize;
+        with_app!(backend, |app| {
+            let findings = app.doctor(now, repair).await?;
+            unrepaired = findings.iter().filter(|f| !f.repaired).count();
+            if as_json {
+                print_json(&findings)?;
+            } else {
+                for f in &findings {
+                    let state = if f.repaired { "repaired" } else { "found" };
+                    println!("{state:<8}  {:<7}  {}  {}", f.subject, f.id, f.problem);
+                }
+                eprintln!("{} problems, {} repaired", findings.len(), findings.len() - unrepaired);
+            }
+        });
+        Ok(if unrepaired == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    })
+}
+
+/// `leadflow outbox`.
+pub fn outbox(backend: &Backend, now: DateTime<Utc>, as_json: bool) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        with_app!(backend, |app| {
+            let pending = app.store.due_notifications(now, usize::MAX).await?;
+            let dead = app.store.dead_letters().await?;
+            if as_json {
+                print_json(&serde_json::json!({ "pending": pending, "dead": dead }))?;
+            } else {
+                println!("{:<8}  {:<40}  {:<12}  {:>8}  to", "state", "notification", "kind", "attempts");
+                for (state, list) in [("pending", &pending), ("dead", &dead)] {
+                    for p in list {
+                        let n = &p.notification;
+                        println!(
+                            "{state:<8}  {:<40}  {:<12}  {:>8}  {}",
+                            n.id,
+                            n.kind.as_str(),
+                            p.attempts,
+                            n.to.join(",")
+                        );
+                    }
+                }
+                eprintln!("{} pending past their lease, {} dead letters", pending.len(), dead.len());
+            }
         });
         Ok(ExitCode::SUCCESS)
     })

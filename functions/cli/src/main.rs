@@ -47,6 +47,42 @@ enum Command {
         #[arg(long, value_name = "TIME")]
         now: DateTime<Utc>,
     },
+    /// Check the store's invariants; with --repair, fix what can be fixed.
+    ///
+    /// Reports every lead without derived state (no valid tier), every lead
+    /// nurturing with no owner at the hand-off tier, open leads without an
+    /// owner, running clocks the SLA check cannot find, versions with no
+    /// history, reps' open-lead counts that disagree with the leads, and
+    /// notifications unsent past their lease. --repair derives broken leads
+    /// again (handing them off), sets the counts to what the leads say and
+    /// retries the notifications. Exits 1 when a problem is left unrepaired.
+    Doctor {
+        #[command(flatten)]
+        backend: Backend,
+        /// Fix what can be fixed.
+        #[arg(long)]
+        repair: bool,
+        /// The time to check at (RFC 3339); default now.
+        #[arg(long, value_name = "TIME")]
+        now: Option<DateTime<Utc>>,
+        /// Print the findings as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List notifications waiting to be published and the dead letters.
+    ///
+    /// A notification that failed every allowed attempt (8) is a dead letter:
+    /// never retried, listed here, and the managers were alerted once.
+    Outbox {
+        #[command(flatten)]
+        backend: Backend,
+        /// The time to list pending notifications at (RFC 3339); default now.
+        #[arg(long, value_name = "TIME")]
+        now: Option<DateTime<Utc>>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// List or show stored leads.
     #[command(subcommand)]
     Leads(LeadsCommand),
@@ -192,6 +228,10 @@ fn main() -> ExitCode {
             data_cmd::list(&backend, status, owner, json)
         }
         Command::Leads(LeadsCommand::Show { backend, lead, json }) => data_cmd::show(&backend, &lead, json),
+        Command::Doctor { backend, repair, now, json } => {
+            data_cmd::doctor(&backend, repair, now.unwrap_or_else(Utc::now), json)
+        }
+        Command::Outbox { backend, now, json } => data_cmd::outbox(&backend, now.unwrap_or_else(Utc::now), json),
     };
     match result {
         Ok(code) => code,

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// How often the SLA check runs, in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub sla_every: u64,
+    /// How often the clean-up (decay, dormancy) runs, in seconds. It reads only
+    /// the leads whose idleness matters by then, so hourly costs little.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    pub cleanup_every: u64,
 }
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
@@ -76,8 +80,10 @@ async fn run<S: Store + 'static, N: Notifier + 'static>(app: Arc<Leadflow<S, N>>
     println!("leadflow listening on http://{}", listener.local_addr()?);
 
     let timer = tokio::spawn(sla_timer(Arc::clone(&app), Duration::from_secs(args.sla_every.max(1))));
+    let nightly = tokio::spawn(cleanup_timer(Arc::clone(&app), Duration::from_secs(args.cleanup_every.max(1))));
     axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
     timer.abort();
+    nightly.abort();
     info!("stopped");
     Ok(())
 }
@@ -105,6 +111,16 @@ async fn sla_timer<S: Store, N: Notifier>(app: Arc<Leadflow<S, N>>, every: Durat
         ticks.tick().await;
         if let Err(e) = app.sla_check(Utc::now()).await {
             error!(error = %e, "the SLA check failed; it runs again at the next tick");
+        }
+    }
+}
+
+async fn cleanup_timer<S: Store, N: Notifier>(app: Arc<Leadflow<S, N>>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = app.cleanup(Utc::now()).await {
+            error!(error = %e, "the clean-up failed; it runs again at the next tick");
         }
     }
 }

@@ -1,12 +1,15 @@
-//! leadflow's domain: leads, the rule engine, lifecycle transitions and
-//! explanations. No AWS, no Lambda, and no clock: every function that depends on
-//! time takes it as an argument.
+//! leadflow's domain: leads, the rule engine, the lead's life as a state
+//! machine, notifications and explanations. No AWS, no Lambda, and no clock:
+//! every function that depends on time takes it as an argument.
 
 pub mod duration;
 pub mod lead;
+pub mod machine;
+pub mod message;
 pub mod record;
 pub mod rules;
 
 pub use lead::{Bant, CountryCode, Email, FieldValue, Profile, Status};
-pub use record::{HistoryEntry, HistoryKind, Lead, LeadId, Notification, NotificationKind, Pending, SlaClock};
+pub use machine::{Decision, Input, Need, Outcome, Refusal, TeamState, decide};
+pub use record::{HistoryEntry, Lead, LeadId, Notification, NotificationKind, Pending, Record, SlaClock};
 pub use rules::{Diagnostic, Diagnostics, RuleError, RuleSet, RuleSources};

@@ -12,6 +12,9 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::lead::{Bant, Email, Profile, Status};
+use crate::rules::Explanation;
+use crate::rules::lifecycle::DormancyCause;
+use crate::rules::routing::Assignment;
 
 /// A lead's id: derived from its normalised email, so that a capture finds an
 /// existing lead with no lookup and two concurrent captures of one email can
@@ -186,31 +189,87 @@ pub fn is_inbound(kind: &str) -> bool {
     !matches!(kind, "contacted" | "contact_attempt" | "qualified" | "converted" | "disqualified" | "nurture")
 }
 
-/// One entry of a lead's history: an event it had or a decision made about it.
+/// One entry of a lead's history: an event it had or something decided about it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
+    /// When leadflow learned of it or decided it.
     pub at: DateTime<Utc>,
     /// Orders entries of one instant and keeps keys unique: the lead version the
     /// entry belongs to and its place among that version's entries.
     pub seq: String,
-    pub kind: HistoryKind,
-    /// The event (type, count, properties) or the decision (rules version,
-    /// explanation, assignment, transition), as JSON.
-    pub body: serde_json::Value,
+    #[serde(flatten)]
+    pub record: Record,
 }
 
 impl HistoryEntry {
+    /// The `index`-th entry of the change that made `version`.
+    pub fn new(at: DateTime<Utc>, version: u64, index: usize, record: Record) -> HistoryEntry {
+        HistoryEntry { at, seq: format!("{version:010}#{index:02}"), record }
+    }
+
     /// The sort key of an entry: time first, so the history reads in order.
     pub fn key(&self) -> String {
         format!("{}#{}", self.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"), self.seq)
     }
+
+    /// The lead version this entry was written with, when its `seq` names one.
+    pub fn version(&self) -> Option<u64> {
+        self.seq.split('#').next()?.parse().ok()
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HistoryKind {
-    Event,
-    Decision,
+/// Everything a lead's history can hold, one variant per kind of record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// Events the lead had: a form submission, engagement, a sales event.
+    Event {
+        #[serde(rename = "type")]
+        kind: String,
+        count: u32,
+        /// When it happened, as the sender said (activity and decay run from it).
+        happened_at: DateTime<Utc>,
+        /// The sender's id for it (idempotency), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+    },
+    /// The score and route the rules gave, with the explanation.
+    Scored { rules_version: String, explanation: Box<Explanation> },
+    /// The lead's status changed.
+    Transition {
+        from: Status,
+        to: Status,
+        /// What made it change (the event type, `handoff`, `dormancy`, ...).
+        cause: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dormancy: Option<DormancyCause>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Who got the lead and why (or that nobody was available).
+    Assignment { rules_version: String, assignment: Box<Assignment> },
+    /// The lead moved from one rep to another.
+    Reassignment { from: Option<String>, to: String, why: String },
+    /// First-response escalation steps that fired (1-based).
+    Escalation { rules_version: String, steps: Vec<usize>, owner: Option<String> },
+    /// A notification was written to the outbox.
+    Notification { id: String, kind: NotificationKind, to: Vec<String> },
+    /// The nightly clean-up rescored the lead.
+    Rescored { rules_version: String, idle_days: u32, from: i64, to: i64 },
+    /// `leadflow doctor --repair` or the SLA check fixed a broken invariant.
+    Repair { problem: String },
+}
+
+impl Record {
+    /// The event type, for event records.
+    pub fn event_type(&self) -> Option<&str> {
+        match self {
+            Record::Event { kind, .. } => Some(kind),
+            _ => None,
+        }
+    }
 }
 
 /// What a notification is about.

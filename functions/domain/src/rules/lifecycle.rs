@@ -87,7 +87,7 @@ pub enum LifecycleError {
 }
 
 /// Why a lead went dormant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cause", rename_all = "snake_case")]
 pub enum DormancyCause {
     Idle { days: u32 },

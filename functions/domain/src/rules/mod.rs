@@ -282,14 +282,14 @@ pub struct Evaluation {
 }
 
 /// The routing rule that matched and the target it names.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RouteExplanation {
     pub rule: String,
     pub target: TargetName,
 }
 
 /// Why the rules decided what they did about a lead.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Explanation {
     pub rules_version: String,
     pub score: ScoreExplanation,

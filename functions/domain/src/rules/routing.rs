@@ -32,7 +32,7 @@ impl Rep {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     RoundRobin,
@@ -101,7 +101,7 @@ pub trait PoolCursors {
 }
 
 /// Why a rep cannot take a lead now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Unavailable {
     Inactive,
@@ -116,7 +116,7 @@ pub struct RouteMatch {
 }
 
 /// A target as written in the rules, by name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum TargetName {
     Pool { pool: String },
@@ -124,21 +124,21 @@ pub enum TargetName {
 }
 
 /// One member chosen from a pool.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Pick {
     pub rep: usize,
     /// For round-robin and weighted pools: the cursor before and after.
     pub cursor: Option<CursorMove>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CursorMove {
     pub from: u64,
     pub to: u64,
 }
 
 /// One step on the way from the matched rule to the rep.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     /// The lead's current or previous owner keeps it.
@@ -177,7 +177,7 @@ pub enum Step {
 }
 
 /// Who gets a lead, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Assignment {
     /// The routing rule that matched, or `default`.
     pub rule: String,

@@ -416,7 +416,7 @@ fn bounds(doc: &mut Doc<'_>, node: &Node, path: &str) -> Bounds {
 }
 
 /// Why a lead scored what it did.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct ScoreExplanation {
     pub score: i64,
     pub tier: String,
@@ -435,13 +435,13 @@ pub struct ScoreExplanation {
     pub total_clamped: Option<Clamp>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FitHit {
     pub rule: String,
     pub points: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct EngagementLine {
     pub event: String,
     pub count: u32,
@@ -450,13 +450,13 @@ pub struct EngagementLine {
     pub capped: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Clamp {
     pub from: i64,
     pub to: i64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct DecayTrace {
     pub idle_days: u32,
     pub weeks: u32,

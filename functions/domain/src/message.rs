@@ -3,10 +3,11 @@
 
 use std::fmt::Write;
 
+use crate::record::{Lead, Notification, NotificationKind};
+use crate::rules::Explanation;
+use crate::rules::RuleSet;
+use crate::rules::routing::Step;
 use chrono::{DateTime, Utc};
-use leadflow_domain::rules::Explanation;
-use leadflow_domain::rules::routing::Step;
-use leadflow_domain::{Lead, Notification, NotificationKind, RuleSet};
 
 /// The longest SMS: one GSM segment.
 pub const SMS_MAX_CHARS: usize = 160;
@@ -136,8 +137,8 @@ fn describe(step: &Step) -> String {
     }
 }
 
-fn unavailable(why: &leadflow_domain::rules::routing::Unavailable) -> String {
-    use leadflow_domain::rules::routing::Unavailable as U;
+fn unavailable(why: &crate::rules::routing::Unavailable) -> String {
+    use crate::rules::routing::Unavailable as U;
     match why {
         U::Inactive => "inactive".to_owned(),
         U::Away => "away".to_owned(),
