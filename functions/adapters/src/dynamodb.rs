@@ -783,7 +783,8 @@ impl Outbox for DynamoStore {
     }
 
     async fn dead_letters(&self) -> Result<Vec<Pending>, StoreError> {
-        let far = DateTime::<Utc>::MAX_UTC;
+        // The last instant of year 9999: every dead letter's key sorts before it.
+        let far = DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default();
         let items =
             self.query_due("dead_letters", DUE_INDEX, ("gsi1pk", "gsi1sk"), DEAD_PARTITION, far, usize::MAX).await?;
         items
