@@ -611,8 +611,13 @@ pub struct LosesAnswers<S> {
 }
 
 impl<S: leadflow_app::Store> Leads for LosesAnswers<S> {
-    async fn read(&self, id: &LeadId, event_id: Option<&str>) -> Result<leadflow_app::Snapshot, StoreError> {
-        self.inner.read(id, event_id).await
+    async fn read(
+        &self,
+        id: &LeadId,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<leadflow_app::Snapshot, StoreError> {
+        self.inner.read(id, event_id, now).await
     }
     async fn get(&self, id: &LeadId) -> Result<Option<leadflow_domain::Lead>, StoreError> {
         self.inner.get(id).await

@@ -63,10 +63,18 @@ async fn each_operation_takes_the_round_trips_it_is_designed_for() {
     app.capture(profile("new@example.com", false), t0).await.expect("capture");
     let new = take(&app.store);
     report("capture, new lead", &new);
-    assert_eq!((new["get"].round_trips, new["save"].round_trips), (1, 1), "one read, one write");
+    assert_eq!((new["read"].round_trips, new["save"].round_trips), (1, 1), "one read, one write");
     assert_eq!(round_trips(&new), 2);
 
-    let repeat = app.capture(profile("new@example.com", false), t0 + Duration::minutes(5)).await.expect("capture");
+    let double = app.capture(profile("new@example.com", false), t0 + Duration::seconds(1)).await.expect("capture");
+    assert_eq!(double.lead.version, 1, "a double submit is one submission");
+    let double_usage = take(&app.store);
+    report("capture, the same form again (double submit)", &double_usage);
+    assert_eq!(round_trips(&double_usage), 1, "one read, no write");
+
+    let mut changed = profile("new@example.com", false);
+    changed.company = Some("Initech".into());
+    let repeat = app.capture(changed, t0 + Duration::minutes(5)).await.expect("capture");
     assert!(!repeat.created);
     let repeat_usage = take(&app.store);
     report("capture, repeat", &repeat_usage);
@@ -95,9 +103,9 @@ async fn each_operation_takes_the_round_trips_it_is_designed_for() {
 
     let handed = app.capture(profile("vp@corp.com", true), t0).await.expect("capture").lead;
     assert_eq!(handed.status, Status::Assigned);
-    let mut assignment = take(&app.store);
+    let assignment = take(&app.store);
     report("capture with assignment", &assignment);
-    for op in ["get", "team_state", "take_turn", "save", "mark_sent"] {
+    for op in ["read", "team_state", "take_turn", "save", "mark_sent"] {
         assert_eq!(assignment[op].round_trips, 1, "{op}");
     }
     assert_eq!(round_trips(&assignment), 5);

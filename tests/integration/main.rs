@@ -4,6 +4,7 @@ mod api;
 mod conformance;
 mod cost;
 mod embedded;
+mod faults;
 mod infra;
 mod lambda;
 mod moto;

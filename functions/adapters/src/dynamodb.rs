@@ -364,7 +364,7 @@ fn is_conditional_failure(e: &SdkError<UpdateItemError>) -> bool {
 }
 
 impl Leads for DynamoStore {
-    async fn read(&self, id: &LeadId, event_id: Option<&str>) -> Result<Snapshot, StoreError> {
+    async fn read(&self, id: &LeadId, event_id: Option<&str>, now: DateTime<Utc>) -> Result<Snapshot, StoreError> {
         let Some(event_id) = event_id else {
             return Ok(Snapshot { lead: self.get(id).await?, seen: None });
         };
@@ -392,7 +392,8 @@ impl Leads for DynamoStore {
             for item in &items {
                 if get_s(item, "sk") == Some(LEAD_SK) {
                     snapshot.lead = Some(lead_from_item(item)?);
-                } else {
+                } else if get_n::<i64>(item, TTL_ATTRIBUTE).is_some_and(|t| t > now.timestamp()) {
+                    // TTL deletes expired items lazily: an expired record no longer counts.
                     snapshot.seen = get_json(item, "result")?;
                 }
             }
@@ -453,7 +454,9 @@ impl Leads for DynamoStore {
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
+                .condition_expression("attribute_not_exists(pk) OR #expires <= :now")
+                .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+                .expression_attribute_values(":now", n(mark.now.timestamp()))
                 .build()
                 .map_err(|e| unavailable("TransactWriteItems", e))?;
             items.push(TransactWriteItem::builder().put(put).build());

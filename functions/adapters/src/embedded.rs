@@ -196,7 +196,7 @@ fn due(conn: &Connection, column: &'static str, now: DateTime<Utc>, limit: usize
 }
 
 impl Leads for EmbeddedStore {
-    async fn read(&self, id: &LeadId, event_id: Option<&str>) -> Result<Snapshot, StoreError> {
+    async fn read(&self, id: &LeadId, event_id: Option<&str>, now: DateTime<Utc>) -> Result<Snapshot, StoreError> {
         let id = id.clone();
         let event_id = event_id.map(str::to_owned);
         self.query(move |c| {
@@ -204,8 +204,8 @@ impl Leads for EmbeddedStore {
             let seen = match event_id {
                 Some(event_id) => c
                     .query_row(
-                        "SELECT result FROM event_ids WHERE lead_id = ?1 AND event_id = ?2",
-                        params![id.as_str(), event_id],
+                        "SELECT result FROM event_ids WHERE lead_id = ?1 AND event_id = ?2 AND expires_at > ?3",
+                        params![id.as_str(), event_id, ts(now)],
                         |r| r.get::<_, String>(0),
                     )
                     .optional()
@@ -240,8 +240,10 @@ impl Leads for EmbeddedStore {
                 let inserted = tx
                     .execute(
                         "INSERT INTO event_ids (lead_id, event_id, result, expires_at) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT DO NOTHING",
-                        params![change.lead.id.as_str(), mark.event_id, result, ts(mark.expires_at)],
+                         ON CONFLICT (lead_id, event_id) DO UPDATE SET result = excluded.result,
+                             expires_at = excluded.expires_at
+                         WHERE event_ids.expires_at <= ?5",
+                        params![change.lead.id.as_str(), mark.event_id, result, ts(mark.expires_at), ts(mark.now)],
                     )
                     .map_err(sql_error)?;
                 if inserted == 0 {

@@ -70,13 +70,16 @@ impl EventResult {
     }
 }
 
-/// An event id recorded with the change that applied the event.
+/// An event id recorded with the change that applied the event. It is saved
+/// only if no unexpired record of the id exists (an expired one is replaced).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventMark {
     pub event_id: String,
     pub result: EventResult,
-    /// When the record may be forgotten (DynamoDB TTL).
+    /// When the record stops counting (and DynamoDB's TTL may delete it).
     pub expires_at: DateTime<Utc>,
+    /// The time of the save: a record that expired by then is replaced.
+    pub now: DateTime<Utc>,
 }
 
 /// Everything that changes with one decision about a lead, saved atomically:
@@ -137,9 +140,14 @@ pub struct LeadFilter {
 
 /// Leads: one read and one conditional save per decision.
 pub trait Leads: Send + Sync {
-    /// The lead and, with `event_id`, the answer recorded for that event, in
-    /// one strongly consistent read.
-    fn read(&self, id: &LeadId, event_id: Option<&str>) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
+    /// The lead and, with `event_id`, the answer recorded for that event (unless
+    /// it expired by `now`), in one strongly consistent read.
+    fn read(
+        &self,
+        id: &LeadId,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
 
     /// The lead as last written (a strongly consistent read).
     fn get(&self, id: &LeadId) -> impl Future<Output = Result<Option<Lead>, StoreError>> + Send;

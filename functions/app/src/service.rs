@@ -31,6 +31,13 @@ pub const MAX_ATTEMPTS: u32 = 12;
 /// How long an event id is remembered: a repeat within it changes nothing.
 pub const EVENT_ID_RETENTION: chrono::Duration = chrono::Duration::days(7);
 
+/// How long a form post counts as a repeat of an identical one: a double
+/// click, or a client that resends after losing the answer, is one submission.
+pub const FORM_REPEAT_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+
+/// The id prefix of form posts (event ids from `/events` start `id:` or `sig:`).
+const FORM_ID_PREFIX: &str = "form:";
+
 /// How many times a notification is tried before it goes to the dead letters.
 pub const DEFAULT_MAX_DELIVERIES: u32 = 8;
 
@@ -116,7 +123,8 @@ enum Applied {
     /// The change saved, what it did, and how many of its notifications failed to publish.
     Changed(Box<Change>, Effect, usize),
     Unchanged(Option<Lead>),
-    Repeat(EventResult),
+    /// The event id was applied before: its first answer, and the lead as it is now.
+    Repeat(EventResult, Option<Lead>),
 }
 
 impl<S: Store, N: Notifier> Leadflow<S, N> {
@@ -126,12 +134,17 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
 
     /// Captures a lead: create-or-update by email, score, route and hand off,
     /// in one write.
+    /// An identical post within [`FORM_REPEAT_WINDOW`] is the same submission:
+    /// it changes nothing and answers with the lead as it is.
     pub async fn capture(&self, profile: Profile, now: DateTime<Utc>) -> Result<CaptureOutcome, ServiceError> {
         let id = LeadId::for_email(&profile.email);
-        match self.apply(&id, &Input::FormPost { profile: &profile }, None, None, now).await? {
+        let form_id = form_id(&profile);
+        match self.apply(&id, &Input::FormPost { profile: &profile }, Some(&form_id), None, now).await? {
             Applied::Changed(change, effect, _) => Ok(CaptureOutcome { lead: change.lead, created: effect.created }),
-            // A form post always changes the lead.
-            Applied::Unchanged(_) | Applied::Repeat(_) => Err(ServiceError::Busy),
+            Applied::Repeat(_, Some(lead)) | Applied::Unchanged(Some(lead)) => {
+                Ok(CaptureOutcome { lead, created: false })
+            }
+            Applied::Repeat(_, None) | Applied::Unchanged(None) => Err(ServiceError::Busy),
         }
     }
 
@@ -154,7 +167,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             Ok(Applied::Changed(change, ..)) => {
                 Ok(Some(Recorded { result: EventResult::of(&change.lead), repeat: false }))
             }
-            Ok(Applied::Repeat(result)) => Ok(Some(Recorded { result, repeat: true })),
+            Ok(Applied::Repeat(result, _)) => Ok(Some(Recorded { result, repeat: true })),
             Ok(Applied::Unchanged(lead)) => Ok(lead.map(|l| Recorded { result: EventResult::of(&l), repeat: false })),
             Err(ServiceError::Refused(Refusal::UnknownLead)) => Ok(None),
             Err(e) => Err(e),
@@ -190,7 +203,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         match self.apply(id, input, None, None, now).await {
             Ok(Applied::Changed(change, ..)) => Ok(Some(change.lead)),
             Ok(Applied::Unchanged(lead)) => Ok(lead),
-            Ok(Applied::Repeat(_)) => Err(ServiceError::Busy),
+            Ok(Applied::Repeat(..)) => Err(ServiceError::Busy),
             Err(ServiceError::Refused(Refusal::UnknownLead)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -217,9 +230,9 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             let lead = match first.take() {
                 Some(lead) => Some(lead),
                 None => {
-                    let snapshot = self.store.read(id, event_id).await?;
+                    let snapshot = self.store.read(id, event_id, now).await?;
                     if let Some(seen) = snapshot.seen {
-                        return Ok(Applied::Repeat(seen));
+                        return Ok(Applied::Repeat(seen, snapshot.lead));
                     }
                     snapshot.lead
                 }
@@ -231,7 +244,9 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             let mark = event_id.map(|event_id| EventMark {
                 event_id: event_id.to_owned(),
                 result: EventResult::of(&decision.lead),
-                expires_at: now + EVENT_ID_RETENTION,
+                expires_at: now
+                    + if event_id.starts_with(FORM_ID_PREFIX) { FORM_REPEAT_WINDOW } else { EVENT_ID_RETENTION },
+                now,
             });
             let change = Change::from_decision(decision, mark);
             match self.store.save(&change).await {
@@ -485,6 +500,14 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         }
         Ok(findings)
     }
+}
+
+/// A form post's id: a digest of everything it holds.
+fn form_id(profile: &Profile) -> String {
+    use sha2::Digest;
+    let doc = serde_json::to_vec(profile).unwrap_or_default();
+    let digest = sha2::Sha256::digest(&doc);
+    format!("{FORM_ID_PREFIX}{}", hex::encode(&digest[..16]))
 }
 
 /// Waits before another attempt: full jitter over an exponential ceiling
