@@ -833,17 +833,28 @@ pub fn problems(rules: &RuleSet, lead: &Lead) -> Vec<String> {
     if tier.is_none() {
         out.push(format!("no derived state: tier `{}` is not a tier of the rules", lead.tier));
     }
-    if lead.status == Status::Nurturing && tier.is_some_and(|t| rules.scoring.is_handoff(t)) && lead.owner.is_none() {
-        out.push(format!("nurturing with no owner at the hand-off tier ({})", lead.tier));
+    // A lead a rep sent back to nurture keeps them as its previous owner: that
+    // is a decision, not a hand-off that never happened.
+    if lead.status == Status::Nurturing
+        && tier.is_some_and(|t| rules.scoring.is_handoff(t))
+        && lead.owner.is_none()
+        && lead.previous_owner.is_none()
+    {
+        out.push(format!("nurturing at the hand-off tier ({}) and never handed off", lead.tier));
     }
     if lead.status.is_open() && lead.owner.is_none() {
         out.push(format!("{} with no owner", lead.status));
     }
-    if lead.status == Status::Assigned && lead.sla.is_some() && lead.sla_due.is_none() {
-        let clock = lead.sla.expect("checked");
-        if rules.sla.next_due(clock.deadline, clock.fired).is_some() {
-            out.push("assigned with a running clock that the SLA check cannot find".to_owned());
-        }
+    if lead.status == Status::Assigned
+        && lead.sla_due.is_none()
+        && let Some(clock) = lead.sla
+        && rules.sla.next_due(clock.deadline, clock.fired).is_some()
+    {
+        out.push("assigned with a running clock that the SLA check cannot find".to_owned());
     }
     out
 }
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;
