@@ -164,9 +164,8 @@ fn run(case: &Case) -> Result<(), String> {
     let form;
     let counts: Vec<(String, u32)>;
     let sales;
-    let spec: InputSpec = serde_json::to_value(&case.input)
-        .and_then(serde_json::from_value)
-        .map_err(|e| format!("input: {e}"))?;
+    let spec: InputSpec =
+        serde_json::to_value(&case.input).and_then(serde_json::from_value).map_err(|e| format!("input: {e}"))?;
     let (input, now) = match &spec {
         InputSpec::FormPost(fields) => {
             let email = fields.get("email").ok_or("a form post needs an email")?;
@@ -256,7 +255,8 @@ fn run(case: &Case) -> Result<(), String> {
             "last_activity" => check(key, next.last_activity_at.to_string(), at(minutes(want)).to_string()),
             "clock" => {
                 let got = next.sla.map(|c| (c.handed_off_at, c.deadline));
-                let want = (!want.is_null()).then(|| (at(minutes(&want["handed_off_at"])), at(minutes(&want["deadline"]))));
+                let want =
+                    (!want.is_null()).then(|| (at(minutes(&want["handed_off_at"])), at(minutes(&want["deadline"]))));
                 check(key, format!("{got:?}"), format!("{want:?}"));
             }
             "load" => {
@@ -280,7 +280,9 @@ fn run(case: &Case) -> Result<(), String> {
                 let got: Vec<String> = decision
                     .history
                     .iter()
-                    .map(|h| serde_json::to_value(&h.record).expect("record")["record"].as_str().unwrap_or("").to_owned())
+                    .map(|h| {
+                        serde_json::to_value(&h.record).expect("record")["record"].as_str().unwrap_or("").to_owned()
+                    })
                     .collect();
                 check(key, format!("{got:?}"), format!("{:?}", strings(want)));
             }
