@@ -263,6 +263,70 @@ async fn events_need_a_fresh_valid_signature() {
 }
 
 #[tokio::test]
+async fn a_signed_request_replayed_verbatim_changes_nothing_and_gets_the_first_answer() {
+    let rig = rig();
+    rig.lead_json(json!({ "email": "replay@corp.com" })).await;
+    let body = json!({ "events": [
+        { "email": "replay@corp.com", "type": "pricing_page_view" },
+        { "email": "replay@corp.com", "type": "email_click" },
+    ] });
+    let ts = (rig.now - Duration::minutes(1)).timestamp();
+    let first = rig.events_at(&body, ts).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let after_first = rig.lead("replay@corp.com").await;
+    for _ in 0..3 {
+        let replay = rig.events_at(&body, ts).await;
+        assert_eq!(replay.status, StatusCode::OK, "{}", replay.body);
+        for i in 0..2 {
+            assert_eq!(replay.body["results"][i]["repeat"], true, "{}", replay.body);
+            assert_eq!(replay.body["results"][i]["lead"], first.body["results"][i]["lead"]);
+        }
+    }
+    assert_eq!(rig.lead("replay@corp.com").await, after_first, "a replay changes nothing");
+    // The same events signed anew are new events.
+    let resigned = rig.events_at(&body, ts + 1).await;
+    assert!(resigned.body["results"][0]["repeat"].is_null(), "{}", resigned.body);
+    assert_eq!(rig.lead("replay@corp.com").await.events["pricing_page_view"], 2);
+}
+
+#[tokio::test]
+async fn an_event_id_makes_a_retry_safe_and_bad_ids_or_future_times_are_refused_per_event() {
+    let rig = rig();
+    rig.lead_json(json!({ "email": "ids@corp.com" })).await;
+    let event = json!({ "id": "crm-991", "email": "ids@corp.com", "type": "demo_request" });
+    let first = rig.events(event.clone()).await;
+    assert_eq!(first.body["results"][0]["ok"], true, "{}", first.body);
+    let again = rig.events(event).await;
+    assert_eq!(again.body["results"][0]["repeat"], true, "{}", again.body);
+    assert_eq!(rig.lead("ids@corp.com").await.events["demo_request"], 1, "sent twice, counted once");
+
+    let ahead = (rig.now + Duration::hours(1)).to_rfc3339();
+    let batch = json!({ "events": [
+        { "id": "", "email": "ids@corp.com", "type": "email_click" },
+        { "id": "has space", "email": "ids@corp.com", "type": "email_click" },
+        { "id": "x".repeat(129), "email": "ids@corp.com", "type": "email_click" },
+        { "id": "future-1", "email": "ids@corp.com", "type": "email_click", "at": ahead },
+        { "id": "fine-1", "email": "ids@corp.com", "type": "email_click", "at": (rig.now - Duration::days(2)).to_rfc3339() },
+    ] });
+    let answer = rig.events(batch).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    for i in 0..4 {
+        assert_eq!(answer.body["results"][i]["error"]["code"], "invalid", "{i}: {}", answer.body);
+    }
+    assert_eq!(answer.body["results"][4]["ok"], true, "{}", answer.body);
+    let lead = rig.lead("ids@corp.com").await;
+    assert_eq!(lead.events.get("email_click"), Some(&1), "only the valid event counted");
+}
+
+#[test]
+fn busy_answers_503_with_retry_after() {
+    let response = leadflow_api::ApiError::Internal(leadflow_app::ServiceError::Busy).into_response();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert!(response.body().contains("\"busy\""), "{}", response.body());
+}
+
+#[tokio::test]
 async fn oversized_or_non_json_event_posts_are_refused_and_change_nothing() {
     let rig = rig();
     rig.lead_json(json!({ "email": "size@corp.com" })).await;
