@@ -361,7 +361,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         let mut alert = dead.clone();
         alert.id = format!("{}-undelivered", dead.id);
         alert.to = leadflow_domain::machine::managers(&self.rules);
-        alert.subject = format!("Undelivered: {}", dead.subject).chars().take(100).collect();
+        alert.subject = leadflow_domain::message::sns_subject(&format!("Undelivered: {}", dead.subject));
         alert.sms = format!("leadflow could not deliver a {} for lead {}", dead.kind.as_str(), dead.lead_id);
         alert.email = format!(
             "leadflow could not deliver this {} after {} attempts. It is listed by `leadflow outbox`.\n\n{}",

@@ -9,8 +9,20 @@ use crate::rules::RuleSet;
 use crate::rules::routing::Step;
 use chrono::{DateTime, Utc};
 
-/// The longest SMS: one GSM segment.
-pub const SMS_MAX_CHARS: usize = 160;
+/// SNS sends an SMS of up to 160 GSM 03.38 characters as one message (70 when
+/// any character is outside that alphabet and UCS-2 is used), and splits
+/// longer ones. A hand-off fits one message.
+pub const SMS_MAX_GSM: usize = 160;
+pub const SMS_MAX_UCS2: usize = 70;
+
+/// SNS's limit on a subject: ASCII, no line breaks or control characters,
+/// under 100 characters.
+pub const SUBJECT_MAX_CHARS: usize = 99;
+
+/// The GSM 03.38 basic alphabet; the characters of its extension table
+/// (`^{}\[~]|€` and form feed) count twice.
+const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\u{1b}ÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+const GSM_EXTENSION: &str = "^{}\\[~]|€";
 
 /// What a notification says, beyond the lead itself.
 #[derive(Debug)]
@@ -49,8 +61,8 @@ pub fn render(rules: &RuleSet, lead: &Lead, n: usize, ctx: Context<'_>) -> Notif
     if let Some(d) = &deadline {
         let _ = write!(sms, ", respond by {d}");
     }
-    let sms = truncate(&sms, SMS_MAX_CHARS);
-    let subject = format!("{headline}: {name} ({company}), {} lead", lead.tier);
+    let sms = fit_sms(&sms);
+    let subject = sns_subject(&format!("{headline}: {name} ({company}), {} lead", lead.tier));
 
     let mut email = String::new();
     let _ = writeln!(email, "{headline}: {name} at {company}.");
@@ -146,6 +158,45 @@ fn unavailable(why: &crate::rules::routing::Unavailable) -> String {
     }
 }
 
+/// An SMS body cut to one message: 160 GSM units, or 70 characters when any
+/// character needs UCS-2. Line breaks and control characters become spaces.
+pub fn fit_sms(s: &str) -> String {
+    let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let gsm = s.chars().all(|c| GSM_BASIC.contains(c) || GSM_EXTENSION.contains(c));
+    if !gsm {
+        return truncate(&s, SMS_MAX_UCS2);
+    }
+    let units = |c: char| if GSM_EXTENSION.contains(c) { 2 } else { 1 };
+    if s.chars().map(units).sum::<usize>() <= SMS_MAX_GSM {
+        return s;
+    }
+    // Cut to leave room for the ellipsis ("..." is GSM; "…" is not).
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        if used + units(c) > SMS_MAX_GSM - 3 {
+            break;
+        }
+        used += units(c);
+        out.push(c);
+    }
+    out.push_str("...");
+    out
+}
+
+/// A subject SNS accepts: transliterated to ASCII, one line, under 100 characters.
+pub fn sns_subject(s: &str) -> String {
+    let ascii = deunicode::deunicode(s);
+    let line: String = ascii.chars().map(|c| if c.is_ascii_control() { ' ' } else { c }).collect();
+    let line = line.trim();
+    if line.chars().count() <= SUBJECT_MAX_CHARS {
+        return line.to_owned();
+    }
+    let mut out: String = line.chars().take(SUBJECT_MAX_CHARS - 3).collect();
+    out.push_str("...");
+    out
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_owned();
@@ -160,10 +211,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn long_sms_is_cut_to_one_segment() {
-        let s = truncate(&"x".repeat(300), SMS_MAX_CHARS);
-        assert_eq!(s.chars().count(), SMS_MAX_CHARS);
-        assert!(s.ends_with('…'));
-        assert_eq!(truncate("short", SMS_MAX_CHARS), "short");
+    fn a_long_gsm_sms_is_cut_to_one_message_of_160_units() {
+        let s = fit_sms(&"x".repeat(300));
+        assert_eq!(s.chars().count(), SMS_MAX_GSM);
+        assert!(s.ends_with("..."));
+        assert_eq!(fit_sms("short"), "short");
+        // Extension characters count twice.
+        let braces = fit_sms(&"{".repeat(100));
+        assert_eq!(braces.chars().filter(|c| *c == '{').count(), (SMS_MAX_GSM - 3) / 2);
+    }
+
+    #[test]
+    fn an_sms_with_a_character_outside_gsm_fits_70() {
+        let s = fit_sms(&format!("New lead: 王小明 {}", "y".repeat(100)));
+        assert_eq!(s.chars().count(), SMS_MAX_UCS2);
+        assert_eq!(fit_sms("Lead: José Müller"), "Lead: José Müller", "é and ü are GSM");
+    }
+
+    #[test]
+    fn line_breaks_never_reach_an_sms_or_a_subject() {
+        assert_eq!(fit_sms("Jo\nScore 150\r\nhttp://x"), "Jo Score 150  http://x");
+        assert_eq!(sns_subject("New lead: Jo\nScore 150"), "New lead: Jo Score 150");
+    }
+
+    #[test]
+    fn subjects_are_ascii_and_under_100_characters() {
+        assert_eq!(sns_subject("New lead: José Ñúñez (Zürich AG)"), "New lead: Jose Nunez (Zurich AG)");
+        let long = sns_subject(&format!("New lead: {}", "王".repeat(200)));
+        assert!(long.is_ascii() && long.chars().count() <= SUBJECT_MAX_CHARS, "{long}");
     }
 }
