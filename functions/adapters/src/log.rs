@@ -16,7 +16,7 @@ pub struct LogNotifier {
     file: Arc<Mutex<File>>,
 }
 
-/// One line of the log: the fields DESIGN.md promises, then the rest.
+/// One line of the log: the fields every notification has (kind, lead_id, owner, to, tier, sms, email), then the rest.
 #[derive(Serialize)]
 struct Line<'a> {
     kind: &'a str,

@@ -4,14 +4,16 @@
 //! | --- | --- | --- |
 //! | lead | `LEAD#<id>` | `LEAD` |
 //! | history entry | `LEAD#<id>` | `H#<time>#<version>#<n>` |
-//! | pending notification | `LEAD#<id>` | `OUTBOX#<notification id>` |
-//! | pool cursor | `POOL#<pool>` | `CURSOR` |
+//! | notification (pending, sent or dead) | `LEAD#<id>` | `OUTBOX#<notification id>` |
+//! | event id applied (with its answer; TTL) | `LEAD#<id>` | `EVENT#<event id>` |
+//! | pool turn counter | `POOL#<pool>` | `TURNS` |
 //! | rep's open leads | `REP#<rep>` | `LOAD` |
 //! | company owner | `ACCOUNT#<domain>` | `OWNER` |
 //!
 //! Two sparse indexes: `due` (`gsi1pk`, `gsi1sk`) holds leads whose SLA clock
-//! runs (`SLA`, keyed by the next step's time) and unsent notifications
-//! (`OUTBOX`, keyed by the end of their lease); `idle` (`gsi2pk`, `gsi2sk`)
+//! runs (`SLA`, keyed by the next step's time), unsent notifications
+//! (`OUTBOX`, keyed by the end of their lease) and dead letters (`DEAD`, keyed
+//! by when they were given up); `idle` (`gsi2pk`, `gsi2sk`)
 //! holds open leads keyed by the time their idleness next matters, derived from
 //! their last activity. Items leave an index when the attributes are removed,
 //! so neither job ever reads a lead it has nothing to do for. `expires_at`

@@ -66,7 +66,7 @@ pub struct Scoring {
     pub handoff: usize,
 }
 
-/// The numbers of one scoring, step by step (see RULES.md, scoring.yaml).
+/// The numbers of one scoring, step by step (the evaluation order in rules/scoring.yaml).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Score {
     pub fit_raw: i64,
