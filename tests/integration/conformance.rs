@@ -644,8 +644,8 @@ impl<S: leadflow_app::Store> Team for LosesAnswers<S> {
     async fn team_state(&self, reps: &[&str], account: Option<&str>) -> Result<leadflow_app::TeamState, StoreError> {
         self.inner.team_state(reps, account).await
     }
-    async fn set_open_leads(&self, rep: &str, open: u32) -> Result<(), StoreError> {
-        self.inner.set_open_leads(rep, open).await
+    async fn set_open_leads(&self, rep: &str, expected: u32, open: u32) -> Result<bool, StoreError> {
+        self.inner.set_open_leads(rep, expected, open).await
     }
     async fn take_turn(&self, pool: &str) -> Result<u64, StoreError> {
         self.inner.take_turn(pool).await
@@ -704,6 +704,44 @@ pub async fn a_notification_that_keeps_failing_becomes_a_dead_letter_and_alerts_
     assert!(rig.delivered().await.iter().all(|d| d.kind != "handoff"), "a dead letter is never sent");
 }
 
+pub async fn doctor_finds_and_repairs_what_an_older_version_left_behind<R: Rig>(rig: R) {
+    let app = rig.app();
+    // A VP stored by an older version's first write, never scored or routed.
+    let mut broken = leadflow_domain::Lead::new(vp("stranded@corp.com"), at(T0));
+    broken.version = 1;
+    broken.events.insert("form_submission".into(), 1);
+    let mut change = Change::of(broken.clone(), 0);
+    let old_entry = r#"{"at":"2026-03-02T14:00:00Z","seq":"0000000000#00#0badc0de","kind":"event","body":{"type":"form_submission","count":1}}"#;
+    change.history = vec![serde_json::from_str(old_entry).expect("legacy entry")];
+    app.store.save(&change).await.expect("seed");
+    // A rep's count that disagrees with the leads.
+    assert!(app.store.set_open_leads("sam", 0, 7).await.expect("skew"));
+    // A lead nobody could take, then contacted by a manager: working, no owner, sound.
+    let mut rules = (*conformance_rules()).clone();
+    for rep in ["rio", "sam", "tia"] {
+        let i = rules.routing.rep_index(rep).expect("rep");
+        rules.routing.reps[i].active = false;
+    }
+    let nobody = Leadflow::new(Arc::new(rules), app.store.clone(), Nowhere);
+    let orphan = nobody.capture(vp("orphan@corp.com"), at(T0)).await.expect("capture").lead;
+    assert_eq!(orphan.status, Status::Unassigned);
+    let contacted = leadflow_domain::rules::lifecycle::SalesEvent::Contacted;
+    nobody.sales_event(&orphan.id, &contacted, at(T0)).await.expect("contacted");
+
+    let found = app.doctor(at(T0), false).await.expect("doctor");
+    let subjects: BTreeSet<(&str, String)> = found.iter().map(|f| (f.subject, f.id.clone())).collect();
+    assert!(subjects.contains(&("lead", broken.id.to_string())), "{found:#?}");
+    assert!(subjects.contains(&("rep", "sam".to_owned())), "{found:#?}");
+    assert!(!subjects.contains(&("lead", orphan.id.to_string())), "a contacted orphan is not broken: {found:#?}");
+    assert!(found.iter().all(|f| !f.repaired));
+
+    let repaired = app.doctor(at(T0), true).await.expect("doctor --repair");
+    assert!(repaired.iter().all(|f| f.repaired), "{repaired:#?}");
+    let lead = app.store.get(&broken.id).await.expect("get").expect("lead");
+    assert_eq!((lead.status, lead.tier.as_str()), (Status::Assigned, "warm"), "derived again and handed off");
+    assert_sound(app, at(T0), "after doctor --repair").await;
+}
+
 /// Declares one test per conformance case for a rig made by `$make`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -727,6 +765,7 @@ macro_rules! conformance_tests {
             an_event_id_is_applied_once_however_often_it_is_sent,
             an_event_answered_unavailable_after_it_was_saved_is_applied_once_when_sent_again,
             a_notification_that_keeps_failing_becomes_a_dead_letter_and_alerts_the_managers_once,
+            doctor_finds_and_repairs_what_an_older_version_left_behind,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

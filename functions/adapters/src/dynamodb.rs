@@ -537,6 +537,7 @@ impl Leads for DynamoStore {
             .client
             .scan()
             .table_name(&self.table)
+            .consistent_read(true)
             .filter_expression("#sk = :lead")
             .expression_attribute_names("#sk", "sk")
             .expression_attribute_values(":lead", s(LEAD_SK))
@@ -605,7 +606,9 @@ impl Team for DynamoStore {
         Ok(state)
     }
 
-    async fn set_open_leads(&self, rep: &str, open: u32) -> Result<(), StoreError> {
+    async fn set_open_leads(&self, rep: &str, expected: u32, open: u32) -> Result<bool, StoreError> {
+        let condition =
+            if expected == 0 { "attribute_not_exists(#open) OR #open = :expected" } else { "#open = :expected" };
         let r = self
             .client
             .update_item()
@@ -613,33 +616,55 @@ impl Team for DynamoStore {
             .key("pk", s(format!("REP#{rep}")))
             .key("sk", s(REP_SK))
             .update_expression("SET #open = :open")
+            .condition_expression(condition)
             .expression_attribute_names("#open", "open")
             .expression_attribute_values(":open", n(open))
+            .expression_attribute_values(":expected", n(expected))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .boxed()
-            .await
-            .map_err(|e| unavailable("UpdateItem (open leads)", e))?;
-        self.meter("set_open_leads", r.consumed_capacity.as_slice(), 0);
-        Ok(())
+            .await;
+        match r {
+            Ok(r) => {
+                self.meter("set_open_leads", r.consumed_capacity.as_slice(), 0);
+                Ok(true)
+            }
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("UpdateItem (open leads)", e)),
+        }
     }
 
     async fn take_turn(&self, pool: &str) -> Result<u64, StoreError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("POOL#{pool}")))
-            .key("sk", s(POOL_SK))
-            .update_expression("ADD #taken :one")
-            .expression_attribute_names("#taken", "taken")
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .boxed()
-            .await
-            .map_err(|e| unavailable("UpdateItem", e))?;
+        // The counter is also written inside hand-off transactions (a pick that
+        // skipped members); DynamoDB refuses a plain update to an item in a
+        // transaction in progress, which is worth a few quick retries.
+        let mut attempt = 0;
+        let r = loop {
+            attempt += 1;
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("POOL#{pool}")))
+                .key("sk", s(POOL_SK))
+                .update_expression("ADD #taken :one")
+                .expression_attribute_names("#taken", "taken")
+                .expression_attribute_values(":one", n(1))
+                .return_values(ReturnValue::UpdatedNew)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .boxed()
+                .await;
+            match r {
+                Err(e)
+                    if attempt < 5
+                        && matches!(e.as_service_error(), Some(UpdateItemError::TransactionConflictException(_))) =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(5..=20 * attempt))).await;
+                }
+                other => break other.map_err(|e| unavailable("UpdateItem", e))?,
+            }
+        };
         self.meter("take_turn", r.consumed_capacity.as_slice(), 0);
         let taken: u64 =
             r.attributes.as_ref().and_then(|a| get_n(a, "taken")).ok_or_else(|| {
@@ -675,7 +700,15 @@ fn cancelled(parts: &[Part<'_>], reasons: &[(usize, &str)]) -> Result<SaveError,
             _ => {}
         }
     }
-    if !reasons.is_empty() && reasons.iter().all(|(_, code)| *code == "TransactionConflict") {
+    // A concurrent write or throttling on an item: nothing was written, and
+    // deciding again is safe.
+    let transient = |code: &str| {
+        matches!(
+            code,
+            "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded"
+        )
+    };
+    if !reasons.is_empty() && reasons.iter().all(|(_, code)| transient(code)) {
         return Ok(SaveError::Conflict);
     }
     let named: Vec<String> = reasons

@@ -354,15 +354,23 @@ impl Team for EmbeddedStore {
         .await
     }
 
-    async fn set_open_leads(&self, rep: &str, open: u32) -> Result<(), StoreError> {
+    async fn set_open_leads(&self, rep: &str, expected: u32, open: u32) -> Result<bool, StoreError> {
         let rep = rep.to_owned();
         self.write(move |tx| {
+            let stored: i64 = tx
+                .query_row("SELECT open FROM rep_load WHERE rep = ?1", [&rep], |r| r.get(0))
+                .optional()
+                .map_err(sql_error)?
+                .unwrap_or(0);
+            if stored != i64::from(expected) {
+                return Ok(false);
+            }
             tx.execute(
                 "INSERT INTO rep_load (rep, open) VALUES (?1, ?2) ON CONFLICT (rep) DO UPDATE SET open = ?2",
                 params![rep, i64::from(open)],
             )
             .map_err(sql_error)?;
-            Ok(())
+            Ok(true)
         })
         .await
         .map_err(into_store_error)

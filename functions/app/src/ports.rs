@@ -182,9 +182,15 @@ pub trait Team: Send + Sync {
         account: Option<&str>,
     ) -> impl Future<Output = Result<TeamState, StoreError>> + Send;
 
-    /// Sets a rep's open-lead count (`leadflow doctor --repair`, when the count
-    /// disagrees with the leads).
-    fn set_open_leads(&self, rep: &str, open: u32) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Sets a rep's open-lead count to `open` if it is still `expected`
+    /// (`leadflow doctor --repair`, when the count disagrees with the leads);
+    /// false when it moved meanwhile.
+    fn set_open_leads(
+        &self,
+        rep: &str,
+        expected: u32,
+        open: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Advances the pool's turn counter by one, atomically, and returns the
     /// position it was at (0 for a pool that has never assigned).

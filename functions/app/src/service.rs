@@ -18,7 +18,8 @@ use chrono::{DateTime, Utc};
 use leadflow_domain::machine::{DELIVERY_LEASE, Effect, problems};
 use leadflow_domain::rules::lifecycle::SalesEvent;
 use leadflow_domain::{
-    Input, Lead, LeadId, Need, Notification, Outcome, Pending, Profile, Refusal, RuleSet, TeamState, decide,
+    Input, Lead, LeadId, Need, Notification, Outcome, Pending, Profile, Record, Refusal, RuleSet, Status, TeamState,
+    decide,
 };
 use thiserror::Error;
 use tracing::{info, warn};
@@ -96,6 +97,8 @@ pub struct SlaReport {
     pub notifications_failed: usize,
     /// Notifications that failed their last allowed attempt this run.
     pub dead_letters: usize,
+    /// Leads whose change failed (a store error); they stay due for the next run.
+    pub leads_failed: usize,
 }
 
 /// What the nightly clean-up did.
@@ -105,6 +108,8 @@ pub struct CleanupReport {
     pub leads_changed: usize,
     pub rescored: usize,
     pub dormant: usize,
+    /// Leads whose change failed (a store error); they stay due for the next run.
+    pub leads_failed: usize,
 }
 
 /// One broken invariant found by [`Leadflow::doctor`].
@@ -392,9 +397,12 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                     report.notifications_failed += failed;
                 }
                 Ok(_) | Err(ServiceError::Refused(_)) => {}
-                // Still due: the next run takes it up.
+                // Still due: the next run takes it up; one lead never holds up the rest.
                 Err(ServiceError::Busy) => warn!(lead_id = %id, "left for the next SLA check"),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    report.leads_failed += 1;
+                    warn!(lead_id = %id, error = %e, "the SLA check failed for this lead; it stays due");
+                }
             }
         }
         info!(leads = report.leads_read, changed = report.leads_changed, escalations = report.escalations, "sla check");
@@ -417,7 +425,10 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 }
                 Ok(_) | Err(ServiceError::Refused(_)) => {}
                 Err(ServiceError::Busy) => warn!(lead_id = %id, "left for the next clean-up"),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    report.leads_failed += 1;
+                    warn!(lead_id = %id, error = %e, "the clean-up failed for this lead; it stays due");
+                }
             }
         }
         info!(leads = report.leads_read, changed = report.leads_changed, dormant = report.dormant, "clean-up");
@@ -425,37 +436,47 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
     }
 
     /// Checks every invariant of the store at `now`, and with `repair` fixes what
-    /// can be fixed: leads without derived state or nurturing at the hand-off
-    /// tier are derived again (and handed off), open-lead counts are set to what
-    /// the leads say, and notifications stuck past their lease are retried.
+    /// can be fixed: leads without derived state, nurturing at the hand-off tier
+    /// or with a running clock out of the SLA index are derived again (and
+    /// handed off), open-lead counts are set to what the leads say, and
+    /// notifications stuck past their lease are retried. A finding is marked
+    /// repaired only when checking again finds it gone.
     pub async fn doctor(&self, now: DateTime<Utc>, repair: bool) -> Result<Vec<Finding>, ServiceError> {
         let mut findings = Vec::new();
+        let reps: Vec<&str> = self.rules.routing.reps.iter().map(|r| r.id.as_str()).collect();
+        // The counts before and after the leads are listed: a rep whose count
+        // moved meanwhile had a change in flight, and is not judged this time.
+        let counts_before = self.store.team_state(&reps, None).await?;
         let leads = self.store.list(&LeadFilter::default()).await?;
         for lead in &leads {
-            let found = problems(&self.rules, lead);
-            for problem in &found {
-                findings.push(Finding {
-                    subject: "lead",
-                    id: lead.id.to_string(),
-                    problem: problem.clone(),
-                    repaired: false,
-                });
-            }
+            let history = self.store.history(&lead.id).await?;
+            let legacy = history.iter().any(|h| matches!(h.record, Record::Legacy { .. }));
+            let sent_back = history.iter().any(
+                |h| matches!(&h.record, Record::Transition { to: Status::Nurturing, cause, .. } if cause == "nurture"),
+            );
+            let found: Vec<String> = problems(&self.rules, lead)
+                .into_iter()
+                // A lead sales sent back to nurture stays there by their decision.
+                .filter(|p| !(sent_back && p.starts_with("nurturing at the hand-off tier")))
+                .collect();
+            let mut fixed = false;
             if repair && !found.is_empty() {
                 let problem = found.join("; ");
-                let fixed = self.apply(&lead.id, &Input::Repair { problem: &problem }, None, None, now).await;
-                let fixed = matches!(fixed, Ok(Applied::Changed(..)));
-                let n = findings.len();
-                for f in &mut findings[n - found.len()..] {
-                    f.repaired = fixed;
+                if let Ok(Applied::Changed(change, ..)) =
+                    self.apply(&lead.id, &Input::Repair { problem: &problem }, None, None, now).await
+                {
+                    fixed = problems(&self.rules, &change.lead).is_empty();
                 }
             }
-            let history = self.store.history(&lead.id).await?;
+            for problem in found {
+                findings.push(Finding { subject: "lead", id: lead.id.to_string(), problem, repaired: fixed });
+            }
+            // Leads written before history was typed have no per-version record.
             let mut versions: Vec<u64> = history.iter().filter_map(|h| h.version()).collect();
             versions.sort_unstable();
             versions.dedup();
             let missing: Vec<u64> = (1..=lead.version).filter(|v| versions.binary_search(v).is_err()).collect();
-            if !missing.is_empty() {
+            if !missing.is_empty() && !legacy {
                 findings.push(Finding {
                     subject: "history",
                     id: lead.id.to_string(),
@@ -464,29 +485,36 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 });
             }
         }
-        // Open-lead counts against the leads (read after the repairs above).
+        // Open-lead counts against the leads (listed again after any repair).
         let leads = if repair { self.store.list(&LeadFilter::default()).await? } else { leads };
-        let reps: Vec<&str> = self.rules.routing.reps.iter().map(|r| r.id.as_str()).collect();
-        let team = self.store.team_state(&reps, None).await?;
+        let counts_after = self.store.team_state(&reps, None).await?;
         for rep in &reps {
+            let before = counts_before.open.get(*rep).copied().unwrap_or(0);
+            let stored = counts_after.open.get(*rep).copied().unwrap_or(0);
             let counted = leads.iter().filter(|l| l.status.is_open() && l.owner.as_deref() == Some(rep)).count() as u32;
-            let stored = team.open.get(*rep).copied().unwrap_or(0);
-            if counted != stored {
-                let repaired = repair && self.store.set_open_leads(rep, counted).await.is_ok();
-                findings.push(Finding {
-                    subject: "rep",
-                    id: (*rep).to_owned(),
-                    problem: format!("open-lead count is {stored}, the leads say {counted}"),
-                    repaired,
-                });
+            if counted == stored || (before != stored && !repair) {
+                continue;
             }
+            let repaired = repair && self.store.set_open_leads(rep, stored, counted).await.unwrap_or(false);
+            findings.push(Finding {
+                subject: "rep",
+                id: (*rep).to_owned(),
+                problem: format!("open-lead count is {stored}, the leads say {counted}"),
+                repaired,
+            });
         }
         let stuck = self.store.due_notifications(now, usize::MAX).await?;
         let mut retried = SlaReport::default();
         if repair && !stuck.is_empty() {
             self.retry_pending(now, &mut retried).await?;
         }
+        let still: Vec<String> = if repair {
+            self.store.due_notifications(now, usize::MAX).await?.into_iter().map(|p| p.notification.id).collect()
+        } else {
+            Vec::new()
+        };
         for p in stuck {
+            let repaired = repair && !still.contains(&p.notification.id);
             findings.push(Finding {
                 subject: "outbox",
                 id: p.notification.id.clone(),
@@ -495,7 +523,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                     p.lease_until.format("%Y-%m-%dT%H:%M:%SZ"),
                     p.attempts
                 ),
-                repaired: repair && retried.notifications_failed == 0,
+                repaired,
             });
         }
         Ok(findings)

@@ -58,8 +58,8 @@ pub enum Input<'a> {
     /// The nightly clean-up: decay and dormancy.
     Hygiene,
     /// Derive the lead's state again from its facts (a lead left without a
-    /// score, or nurturing at the hand-off tier), as `leadflow doctor --repair`
-    /// and the SLA check do for leads written by older versions.
+    /// score, nurturing at the hand-off tier, or a running clock out of the
+    /// SLA check's index), as `leadflow doctor --repair` does.
     Repair { problem: &'a str },
 }
 
@@ -237,8 +237,9 @@ struct Draft {
 }
 
 impl Draft {
-    fn finish(self, mut lead: Lead, expected_version: u64, now: DateTime<Utc>) -> Decision {
+    fn finish(mut self, mut lead: Lead, expected_version: u64, now: DateTime<Utc>) -> Decision {
         lead.version = expected_version + 1;
+        self.team.load = merge_load(std::mem::take(&mut self.team.load));
         let mut records = self.records;
         for n in &self.notifications {
             records.push(Record::Notification { id: n.id.clone(), kind: n.kind, to: n.to.clone() });
@@ -256,6 +257,28 @@ impl Draft {
             .collect();
         Decision { lead, expected_version, history, outbox, team: self.team, effect: self.effect }
     }
+}
+
+/// One change per rep (a store writes each rep's count once per write): the
+/// net delta, checked against the capacity of any increment in it.
+fn merge_load(load: Vec<LoadChange>) -> Vec<LoadChange> {
+    let mut out: Vec<LoadChange> = Vec::new();
+    for change in load {
+        match out.iter_mut().find(|c| c.rep == change.rep) {
+            Some(c) => {
+                c.delta += change.delta;
+                c.capacity = c.capacity.or(change.capacity);
+            }
+            None => out.push(change),
+        }
+    }
+    out.retain(|c| c.delta != 0);
+    for c in &mut out {
+        if c.delta < 0 {
+            c.capacity = None;
+        }
+    }
+    out
 }
 
 struct Machine<'a> {
@@ -308,6 +331,10 @@ impl Machine<'_> {
         let happened_at = self.happened(happened_at)?;
         let mut next = lead.clone();
         next.count_events(counts, happened_at);
+        // Only event types the rules know are counted on the lead (others score
+        // nothing); every event stays in the history. So no sender can grow a
+        // lead past what a store item holds by inventing event names.
+        next.events.retain(|kind, _| lead.events.contains_key(kind) || self.rules.events.slot(kind).is_some());
         next.updated_at = self.now.max(lead.updated_at);
         for (kind, count) in counts {
             self.draft.records.push(Record::Event {
@@ -617,7 +644,9 @@ impl Machine<'_> {
             fired |= 1 << step;
             let s = &rules.sla.escalation[*step];
             let owner = next.owner.clone();
+            // Steps due together (after an outage of the check) move the lead once.
             if s.reassign
+                && !self.draft.effect.reassigned
                 && let Some((rep, cursor)) = self.reassign_pick(&next)?
             {
                 let from = next.owner.replace(rep.clone());
@@ -737,6 +766,12 @@ impl Machine<'_> {
         next.updated_at = self.now.max(lead.updated_at);
         self.draft.records.push(Record::Repair { problem: problem.to_owned() });
         self.derive(&mut next, Some(lead.status), &[])?;
+        if next.status == Status::Assigned
+            && let Some(clock) = next.sla
+        {
+            // A running clock goes back into the SLA check's index.
+            next.sla_due = self.rules.sla.next_due(clock.deadline, clock.fired);
+        }
         Ok(Some(next))
     }
 }
@@ -805,6 +840,10 @@ pub fn hygiene_at(rules: &RuleSet, lead: &Lead, now: DateTime<Utc>) -> Option<Da
     if let Some(limit) = dormancy.after_days_idle
         && dormancy.statuses.contains(&lead.status)
     {
+        if idle >= limit {
+            // Already idle past the limit (a lead woken by a late event): at once.
+            return Some(now);
+        }
         consider(limit);
     }
     if let Some(decay) = rules.scoring.decay
@@ -842,8 +881,10 @@ pub fn problems(rules: &RuleSet, lead: &Lead) -> Vec<String> {
     {
         out.push(format!("nurturing at the hand-off tier ({}) and never handed off", lead.tier));
     }
-    if lead.status.is_open() && lead.owner.is_none() {
-        out.push(format!("{} with no owner", lead.status));
+    // A rep may contact a lead nobody was assigned (it is then working with no
+    // owner); a lead handed off is always someone's.
+    if lead.status == Status::Assigned && lead.owner.is_none() {
+        out.push("assigned with no owner".to_owned());
     }
     if lead.status == Status::Assigned
         && lead.sla_due.is_none()

@@ -32,6 +32,9 @@ struct Case {
     name: String,
     #[serde(default)]
     capacity: BTreeMap<String, u32>,
+    /// An extra escalation step that reassigns, this long after the deadline (`2h`).
+    #[serde(default)]
+    reassign_again_after: Option<String>,
     #[serde(default)]
     lead: Option<LeadSpec>,
     /// An `InputSpec` in YAML map form (`{engagement: {...}}`), read through JSON.
@@ -160,6 +163,10 @@ fn run(case: &Case) -> Result<(), String> {
         let i = rules.routing.rep_index(rep).ok_or(format!("no rep {rep}"))?;
         rules.routing.reps[i].capacity = Some(*capacity);
     }
+    if let Some(after) = &case.reassign_again_after {
+        let after = crate::duration::Duration::parse(after).map_err(|e| e.to_string())?;
+        rules.sla.escalation.push(crate::rules::sla::EscalationStep { after, notify: Vec::new(), reassign: true });
+    }
     let lead = case.lead.as_ref().map(|spec| stored(&rules, spec));
     let form;
     let counts: Vec<(String, u32)>;
@@ -253,6 +260,11 @@ fn run(case: &Case) -> Result<(), String> {
             "version" => check(key, next.version.to_string(), minutes(want).to_string()),
             "escalations" => check(key, decision.effect.escalations.to_string(), minutes(want).to_string()),
             "last_activity" => check(key, next.last_activity_at.to_string(), at(minutes(want)).to_string()),
+            "hygiene_at" => check(key, format!("{:?}", next.hygiene_at), format!("{:?}", Some(at(minutes(want))))),
+            "counted" => {
+                let want: BTreeMap<String, u32> = serde_yaml::from_value(want.clone()).map_err(|e| e.to_string())?;
+                check(key, format!("{:?}", next.events), format!("{want:?}"));
+            }
             "clock" => {
                 let got = next.sla.map(|c| (c.handed_off_at, c.deadline));
                 let want =

@@ -191,6 +191,7 @@ pub fn is_inbound(kind: &str) -> bool {
 
 /// One entry of a lead's history: an event it had or something decided about it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredEntry")]
 pub struct HistoryEntry {
     /// When leadflow learned of it or decided it.
     pub at: DateTime<Utc>,
@@ -199,6 +200,36 @@ pub struct HistoryEntry {
     pub seq: String,
     #[serde(flatten)]
     pub record: Record,
+}
+
+/// An entry as stored: typed, or written before history was typed (`kind` and
+/// a free-form `body`), which reads as [`Record::Legacy`].
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredEntry {
+    Typed {
+        at: DateTime<Utc>,
+        seq: String,
+        #[serde(flatten)]
+        record: Record,
+    },
+    Legacy {
+        at: DateTime<Utc>,
+        seq: String,
+        kind: String,
+        body: serde_json::Value,
+    },
+}
+
+impl From<StoredEntry> for HistoryEntry {
+    fn from(e: StoredEntry) -> HistoryEntry {
+        match e {
+            StoredEntry::Typed { at, seq, record } => HistoryEntry { at, seq, record },
+            StoredEntry::Legacy { at, seq, kind, body } => {
+                HistoryEntry { at, seq, record: Record::Legacy { kind, body } }
+            }
+        }
+    }
 }
 
 impl HistoryEntry {
@@ -258,8 +289,12 @@ pub enum Record {
     Notification { id: String, kind: NotificationKind, to: Vec<String> },
     /// The nightly clean-up rescored the lead.
     Rescored { rules_version: String, idle_days: u32, from: i64, to: i64 },
-    /// `leadflow doctor --repair` or the SLA check fixed a broken invariant.
+    /// `leadflow doctor --repair` fixed a broken invariant (or the SLA check
+    /// took a stopped clock off its index).
     Repair { problem: String },
+    /// An entry written before history was typed: its kind (`event` or
+    /// `decision`) and body as they were.
+    Legacy { kind: String, body: serde_json::Value },
 }
 
 impl Record {
@@ -369,6 +404,18 @@ mod tests {
         assert_eq!(lead.profile.source.as_deref(), Some("webinar"));
         assert_eq!(lead.profile.company.as_deref(), Some("Acme"));
         assert_eq!(lead.profile.job_title.as_deref(), Some("CTO"));
+    }
+
+    #[test]
+    fn history_written_before_records_were_typed_still_reads() {
+        let old = r#"{"at":"2026-01-01T00:00:00Z","seq":"0000000001#00#1a2b3c4d","kind":"event","body":{"type":"form_submission","count":1}}"#;
+        let entry: HistoryEntry = serde_json::from_str(old).expect("a legacy entry");
+        assert!(matches!(&entry.record, Record::Legacy { kind, body } if kind == "event" && body["count"] == 1));
+        assert_eq!(entry.version(), Some(1));
+        let typed =
+            HistoryEntry::new(at("2026-01-01T00:00:00Z"), 2, 0, Record::Repair { problem: "no derived state".into() });
+        let back: HistoryEntry = serde_json::from_str(&serde_json::to_string(&typed).expect("json")).expect("typed");
+        assert_eq!(back, typed);
     }
 
     #[test]
