@@ -169,6 +169,8 @@ async fn estimate_by_size(store: &DynamoStore, id: &LeadId) {
             "lead"
         } else if sk.starts_with("H#") {
             "history"
+        } else if sk.starts_with("EVENT#") {
+            "event id"
         } else {
             "outbox"
         };
@@ -178,17 +180,23 @@ async fn estimate_by_size(store: &DynamoStore, id: &LeadId) {
     let lead = sizes["lead"][0];
     let history: f64 = sizes["history"].iter().map(|b| kib(*b)).sum();
     let outbox: f64 = sizes["outbox"].iter().map(|b| kib(*b)).sum();
-    println!("item sizes: lead {lead} B, history {:?} B, outbox {:?} B", sizes["history"], sizes["outbox"]);
+    let event_id: f64 = sizes.get("event id").map_or(0.0, |v| v.iter().map(|b| kib(*b)).sum());
+    println!(
+        "item sizes: lead {lead} B, history {:?} B, outbox {:?} B, form id {:?} B",
+        sizes["history"],
+        sizes["outbox"],
+        sizes.get("event id")
+    );
     // The consistent read of the lead, then the transaction.
     let read = (lead.div_ceil(4096) as f64).max(1.0);
-    let save = 2.0 * (kib(lead) + history);
+    let save = 2.0 * (kib(lead) + history + event_id);
     // The team read: one strongly consistent read for each of the four reps
     // (these rules do not match accounts); the turn; the transaction with the
     // rep's count; marking the notification sent.
     let team = 4.0;
-    let assignment = read + team + 1.0 + 2.0 * (kib(lead) + history + outbox + 1.0) + outbox;
+    let assignment = read + team + 1.0 + 2.0 * (kib(lead) + history + event_id + outbox + 1.0) + outbox;
     let query = |bytes: usize| (bytes.div_ceil(4096) as f64 * 0.5).max(0.5);
-    println!("by size on DynamoDB: capture {read} RCU + {save} WCU; rescoring the same; an event id adds 2 WCU");
+    println!("by size on DynamoDB: capture {read} RCU + {save} WCU (lead, history, form id); an event the same");
     println!(
         "by size on DynamoDB: capture with hand-off {assignment} units (read, team read, turn, transaction, mark sent)"
     );

@@ -225,12 +225,17 @@ fn lead_item(lead: &Lead) -> Item {
     item
 }
 
-fn history_item(id: &LeadId, e: &HistoryEntry) -> Item {
-    HashMap::from([
+/// A decision's history records, as one item (written in the same
+/// transaction, so they are all there or none is): one item per decision
+/// rather than per record, since DynamoDB charges each item written by the KiB,
+/// rounded up. Keyed by the first record, so the history reads in order.
+fn history_item(id: &LeadId, entries: &[HistoryEntry]) -> Option<Item> {
+    let first = entries.first()?;
+    Some(HashMap::from([
         ("pk".to_owned(), s(lead_pk(id))),
-        ("sk".to_owned(), s(format!("H#{}", e.key()))),
-        ("doc".to_owned(), s(serde_json::to_string(e).unwrap_or_default())),
-    ])
+        ("sk".to_owned(), s(format!("H#{}", first.key()))),
+        ("doc".to_owned(), s(serde_json::to_string(entries).unwrap_or_default())),
+    ]))
 }
 
 fn outbox_item(p: &Pending) -> Item {
@@ -481,9 +486,9 @@ impl Leads for DynamoStore {
             items.push(self.put(item)?);
             parts.push(Part::Other("account owner"));
         }
-        for item in change.history.iter().map(|e| history_item(&change.lead.id, e)) {
+        if let Some(item) = history_item(&change.lead.id, &change.history) {
             items.push(self.put(item)?);
-            parts.push(Part::Other("history entry"));
+            parts.push(Part::Other("history"));
         }
         for item in change.outbox.iter().map(outbox_item) {
             items.push(self.put(item)?);
@@ -746,7 +751,18 @@ impl History for DynamoStore {
             let items = r.items.unwrap_or_default();
             self.meter("history", r.consumed_capacity.as_slice(), items.len());
             for item in &items {
-                out.push(get_json(item, "doc")?.ok_or_else(|| StoreError::Corrupt("history item without doc".into()))?);
+                // A decision's records as a list; an entry of its own from older versions.
+                let doc: serde_json::Value =
+                    get_json(item, "doc")?.ok_or_else(|| StoreError::Corrupt("history item without doc".into()))?;
+                let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("a history item is not valid: {e}"));
+                match doc {
+                    serde_json::Value::Array(entries) => {
+                        for entry in entries {
+                            out.push(serde_json::from_value(entry).map_err(corrupt)?);
+                        }
+                    }
+                    entry => out.push(serde_json::from_value(entry).map_err(corrupt)?),
+                }
             }
         }
         Ok(out)
