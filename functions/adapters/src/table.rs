@@ -3,7 +3,7 @@
 //! | item | pk | sk |
 //! | --- | --- | --- |
 //! | lead | `LEAD#<id>` | `LEAD` |
-//! | history entry | `LEAD#<id>` | `H#<time>#<version>#<n>` |
+//! | a decision's history records | `LEAD#<id>` | `H#<time>#<version>#00` |
 //! | notification (pending, sent or dead) | `LEAD#<id>` | `OUTBOX#<notification id>` |
 //! | event id applied (with its answer; TTL) | `LEAD#<id>` | `EVENT#<event id>` |
 //! | pool turn counter | `POOL#<pool>` | `TURNS` |
