@@ -638,6 +638,19 @@ impl<S: leadflow_app::Store> Leads for LosesAnswers<S> {
     async fn list(&self, filter: &LeadFilter) -> Result<Vec<leadflow_domain::Lead>, StoreError> {
         self.inner.list(filter).await
     }
+    async fn page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<leadflow_domain::Lead>, Option<String>), StoreError> {
+        self.inner.page(after, limit).await
+    }
+    async fn sweep_state(&self) -> Result<leadflow_app::SweepState, StoreError> {
+        self.inner.sweep_state().await
+    }
+    async fn save_sweep_state(&self, state: &leadflow_app::SweepState) -> Result<(), StoreError> {
+        self.inner.save_sweep_state(state).await
+    }
 }
 
 impl<S: leadflow_app::Store> Team for LosesAnswers<S> {
@@ -704,15 +717,22 @@ pub async fn a_notification_that_keeps_failing_becomes_a_dead_letter_and_alerts_
     assert!(rig.delivered().await.iter().all(|d| d.kind != "handoff"), "a dead letter is never sent");
 }
 
-pub async fn doctor_finds_and_repairs_what_an_older_version_left_behind<R: Rig>(rig: R) {
-    let app = rig.app();
-    // A VP stored by an older version's first write, never scored or routed.
-    let mut broken = leadflow_domain::Lead::new(vp("stranded@corp.com"), at(T0));
-    broken.version = 1;
-    broken.events.insert("form_submission".into(), 1);
-    let mut change = Change::of(broken.clone(), 0);
+/// A VP stored by an older version's first write (with that version's untyped
+/// history), never scored or routed: what a crash between its two writes left.
+fn as_an_older_version_left_it(email: &str) -> Change {
+    let mut lead = leadflow_domain::Lead::new(vp(email), at(T0));
+    lead.version = 1;
+    lead.events.insert("form_submission".into(), 1);
+    let mut change = Change::of(lead, 0);
     let old_entry = r#"{"at":"2026-03-02T14:00:00Z","seq":"0000000000#00#0badc0de","kind":"event","body":{"type":"form_submission","count":1}}"#;
     change.history = vec![serde_json::from_str(old_entry).expect("legacy entry")];
+    change
+}
+
+pub async fn doctor_finds_and_repairs_what_an_older_version_left_behind<R: Rig>(rig: R) {
+    let app = rig.app();
+    let change = as_an_older_version_left_it("stranded@corp.com");
+    let broken = change.lead.clone();
     app.store.save(&change).await.expect("seed");
     // A rep's count that disagrees with the leads.
     assert!(app.store.set_open_leads("sam", 0, 7).await.expect("skew"));
@@ -742,6 +762,41 @@ pub async fn doctor_finds_and_repairs_what_an_older_version_left_behind<R: Rig>(
     assert_sound(app, at(T0), "after doctor --repair").await;
 }
 
+pub async fn the_sla_check_sweeps_once_and_repairs_leads_an_older_version_left<R: Rig>(rig: R) {
+    let mut app = Leadflow::new(conformance_rules(), rig.app().store.clone(), Nowhere);
+    app.sweep_page = 3;
+    let app = &app;
+    let mut stranded = Vec::new();
+    for i in 0..7 {
+        let change = as_an_older_version_left_it(&format!("old{i}@corp{i}.com"));
+        app.store.save(&change).await.expect("seed");
+        stranded.push(change.lead.id);
+    }
+    for i in 0..5 {
+        app.capture(profile(&format!("fine{i}@example.com")), at(T0)).await.expect("capture");
+    }
+    let mut repaired = 0;
+    let mut checks = 0;
+    while app.store.sweep_state().await.expect("state").done_version == 0 {
+        checks += 1;
+        assert!(checks <= 40, "the sweep ends");
+        let report = app.sla_check(at(T0) + chrono::Duration::minutes(checks)).await.expect("sla check");
+        repaired += report.leads_repaired;
+    }
+    assert!(checks >= 2, "a page per check: {checks}");
+    assert_eq!(repaired, 7, "each broken lead repaired once");
+    for id in &stranded {
+        let lead = app.store.get(id).await.expect("get").expect("lead");
+        assert_eq!((lead.status, lead.tier.as_str()), (Status::Assigned, "warm"), "{id}");
+    }
+    let state = app.store.sweep_state().await.expect("state");
+    assert_eq!((state.done_version, state.after), (leadflow_app::service::SWEEP_VERSION, None));
+    // Done: a later check reads no page.
+    let later = app.sla_check(at(T0) + chrono::Duration::minutes(checks + 1)).await.expect("sla check");
+    assert_eq!(later.leads_repaired, 0);
+    assert_sound(app, at(T0), "after the sweep").await;
+}
+
 /// Declares one test per conformance case for a rig made by `$make`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -766,6 +821,7 @@ macro_rules! conformance_tests {
             an_event_answered_unavailable_after_it_was_saved_is_applied_once_when_sent_again,
             a_notification_that_keeps_failing_becomes_a_dead_letter_and_alerts_the_managers_once,
             doctor_finds_and_repairs_what_an_older_version_left_behind,
+            the_sla_check_sweeps_once_and_repairs_leads_an_older_version_left,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -30,7 +30,9 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt as _;
-use leadflow_app::{Change, History, LeadFilter, Leads, Outbox, SaveError, Snapshot, StoreError, Team, TeamState};
+use leadflow_app::{
+    Change, History, LeadFilter, Leads, Outbox, SaveError, Snapshot, StoreError, SweepState, Team, TeamState,
+};
 use leadflow_domain::lead::{FieldTarget, ProfileField};
 use leadflow_domain::{Email, HistoryEntry, Lead, LeadId, Notification, Pending, Profile, Status};
 
@@ -80,6 +82,7 @@ const SLA_PARTITION: &str = "SLA";
 const OUTBOX_PARTITION: &str = "OUTBOX";
 const IDLE_PARTITION: &str = "OPEN";
 const DEAD_PARTITION: &str = "DEAD";
+const SWEEP_PK: &str = "SWEEP";
 
 /// The sort key of an event id recorded under its lead.
 fn event_sk(event_id: &str) -> String {
@@ -533,6 +536,72 @@ impl Leads for DynamoStore {
     async fn hygiene_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Lead>, StoreError> {
         let items = self.query_due("hygiene_due", IDLE_INDEX, ("gsi2pk", "gsi2sk"), IDLE_PARTITION, now, limit).await?;
         items.iter().map(lead_from_item).collect()
+    }
+
+    async fn page(&self, after: Option<&str>, limit: usize) -> Result<(Vec<Lead>, Option<String>), StoreError> {
+        // The page token is the key the scan stopped at, `{"pk", "sk"}` as JSON.
+        let start = match after {
+            Some(token) => {
+                let key: BTreeMap<String, String> =
+                    serde_json::from_str(token).map_err(|e| StoreError::Corrupt(format!("not a page token: {e}")))?;
+                Some(key.into_iter().map(|(k, v)| (k, s(v))).collect::<Item>())
+            }
+            None => None,
+        };
+        let r = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .filter_expression("#sk = :lead")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":lead", s(LEAD_SK))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .boxed()
+            .await
+            .map_err(|e| unavailable("Scan (page)", e))?;
+        let items = r.items.unwrap_or_default();
+        self.meter("page", r.consumed_capacity.as_slice(), items.len());
+        let leads = items.iter().map(lead_from_item).collect::<Result<Vec<_>, _>>()?;
+        let next = r.last_evaluated_key.as_ref().map(|k| {
+            let key: BTreeMap<&str, &str> = ["pk", "sk"].into_iter().filter_map(|n| Some((n, get_s(k, n)?))).collect();
+            serde_json::to_string(&key).unwrap_or_default()
+        });
+        Ok((leads, next))
+    }
+
+    async fn sweep_state(&self) -> Result<SweepState, StoreError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(SWEEP_PK))
+            .key("sk", s(SWEEP_PK))
+            .consistent_read(true)
+            .send()
+            .boxed()
+            .await
+            .map_err(|e| unavailable("GetItem (sweep)", e))?;
+        Ok(r.item.as_ref().map(|i| get_json(i, "doc")).transpose()?.flatten().unwrap_or_default())
+    }
+
+    async fn save_sweep_state(&self, state: &SweepState) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(SWEEP_PK)),
+            ("sk".to_owned(), s(SWEEP_PK)),
+            ("doc".to_owned(), s(serde_json::to_string(state).unwrap_or_default())),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .boxed()
+            .await
+            .map_err(|e| unavailable("PutItem (sweep)", e))?;
+        Ok(())
     }
 
     /// Lists leads by scanning the table: for the CLI and small tables, never

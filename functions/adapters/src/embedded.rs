@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use leadflow_app::{Change, History, LeadFilter, Leads, Outbox, SaveError, Snapshot, StoreError, Team, TeamState};
+use leadflow_app::{
+    Change, History, LeadFilter, Leads, Outbox, SaveError, Snapshot, StoreError, SweepState, Team, TeamState,
+};
 use leadflow_domain::{HistoryEntry, Lead, LeadId, Notification, Pending};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -49,6 +51,7 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (lease_until) WHERE sent_at 
 CREATE TABLE IF NOT EXISTS pool_turns (pool TEXT PRIMARY KEY, taken INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rep_load (rep TEXT PRIMARY KEY, open INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (domain TEXT PRIMARY KEY, owner TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS event_ids (
     lead_id TEXT NOT NULL,
     event_id TEXT NOT NULL,
@@ -308,6 +311,35 @@ impl Leads for EmbeddedStore {
         self.query(move |c| due(c, "hygiene_at", now, limit)).await
     }
 
+    async fn page(&self, after: Option<&str>, limit: usize) -> Result<(Vec<Lead>, Option<String>), StoreError> {
+        self.page_of(after, limit.max(1)).await
+    }
+
+    async fn sweep_state(&self) -> Result<SweepState, StoreError> {
+        self.query(|c| {
+            let doc: Option<String> = c
+                .query_row("SELECT doc FROM settings WHERE name = 'sweep'", [], |r| r.get(0))
+                .optional()
+                .map_err(sql_error)?;
+            doc.map(|d| serde_json::from_str(&d).map_err(json_error)).transpose().map(Option::unwrap_or_default)
+        })
+        .await
+    }
+
+    async fn save_sweep_state(&self, state: &SweepState) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(state).map_err(json_error)?;
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO settings (name, doc) VALUES ('sweep', ?1) ON CONFLICT (name) DO UPDATE SET doc = ?1",
+                [doc],
+            )
+            .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+        .map_err(into_store_error)
+    }
+
     async fn list(&self, filter: &LeadFilter) -> Result<Vec<Lead>, StoreError> {
         let status = filter.status.map(|s| s.as_str().to_owned());
         let owner = filter.owner.clone();
@@ -318,6 +350,22 @@ impl Leads for EmbeddedStore {
                  ORDER BY updated_at DESC, id",
                 &[&status, &owner],
             )
+        })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    async fn page_of(&self, after: Option<&str>, limit: usize) -> Result<(Vec<Lead>, Option<String>), StoreError> {
+        let after = after.unwrap_or("").to_owned();
+        self.query(move |c| {
+            let leads = leads_where(
+                c,
+                "SELECT doc FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2",
+                &[&after, &limit_arg(limit)],
+            )?;
+            let next = (leads.len() == limit).then(|| leads.last().map(|l| l.id.to_string())).flatten();
+            Ok((leads, next))
         })
         .await
     }

@@ -9,6 +9,6 @@ pub mod service;
 pub use leadflow_domain::TeamState;
 pub use ports::{
     Change, EventMark, EventResult, History, LeadFilter, Leads, Notifier, NotifyError, Outbox, SaveError, Snapshot,
-    Store, StoreError, Team,
+    Store, StoreError, SweepState, Team,
 };
 pub use service::{CaptureOutcome, CleanupReport, Finding, Happening, Leadflow, Recorded, ServiceError, SlaReport};

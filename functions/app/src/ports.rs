@@ -167,6 +167,29 @@ pub trait Leads: Send + Sync {
 
     /// Every lead that matches, newest first.
     fn list(&self, filter: &LeadFilter) -> impl Future<Output = Result<Vec<Lead>, StoreError>> + Send;
+
+    /// One page of every lead, in the store's own order, from `after` (a page
+    /// token this returned before; `None` for the first page): about `limit`
+    /// leads and the next page's token, `None` after the last page.
+    fn page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<Lead>, Option<String>), StoreError>> + Send;
+
+    /// Where the repair sweep of leads stored by older versions stands.
+    fn sweep_state(&self) -> impl Future<Output = Result<SweepState, StoreError>> + Send;
+
+    /// Records where the sweep stands.
+    fn save_sweep_state(&self, state: &SweepState) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The repair sweep: which version of it finished last, and the page token of
+/// the one under way.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SweepState {
+    pub done_version: u32,
+    pub after: Option<String>,
 }
 
 /// Per-rep open-lead counts, account owners, and one turn counter per pool.

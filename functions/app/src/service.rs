@@ -24,7 +24,7 @@ use leadflow_domain::{
 use thiserror::Error;
 use tracing::{info, warn};
 
-use crate::ports::{Change, EventMark, EventResult, LeadFilter, Notifier, SaveError, Store, StoreError};
+use crate::ports::{Change, EventMark, EventResult, LeadFilter, Notifier, SaveError, Store, StoreError, SweepState};
 
 /// The most attempts at a decision that keeps losing races on a lead.
 pub const MAX_ATTEMPTS: u32 = 12;
@@ -38,6 +38,13 @@ pub const FORM_REPEAT_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 
 /// The id prefix of form posts (event ids from `/events` start `id:` or `sig:`).
 const FORM_ID_PREFIX: &str = "form:";
+
+/// The version of the repair sweep: the SLA check sweeps every lead once per
+/// version, repairing what older versions of leadflow left broken.
+pub const SWEEP_VERSION: u32 = 1;
+
+/// Leads (DynamoDB: items) read per SLA check by the repair sweep.
+pub const DEFAULT_SWEEP_PAGE: usize = 500;
 
 /// How many times a notification is tried before it goes to the dead letters.
 pub const DEFAULT_MAX_DELIVERIES: u32 = 8;
@@ -62,6 +69,8 @@ pub struct Leadflow<S, N> {
     pub notifier: N,
     /// Attempts at publishing a notification before it is a dead letter.
     pub max_deliveries: u32,
+    /// Leads (DynamoDB: items) the repair sweep reads per SLA check.
+    pub sweep_page: usize,
 }
 
 /// What a capture did.
@@ -99,6 +108,8 @@ pub struct SlaReport {
     pub dead_letters: usize,
     /// Leads whose change failed (a store error); they stay due for the next run.
     pub leads_failed: usize,
+    /// Leads an older version left broken, repaired by the sweep.
+    pub leads_repaired: usize,
 }
 
 /// What the nightly clean-up did.
@@ -134,7 +145,7 @@ enum Applied {
 
 impl<S: Store, N: Notifier> Leadflow<S, N> {
     pub fn new(rules: Arc<RuleSet>, store: S, notifier: N) -> Self {
-        Leadflow { rules, store, notifier, max_deliveries: DEFAULT_MAX_DELIVERIES }
+        Leadflow { rules, store, notifier, max_deliveries: DEFAULT_MAX_DELIVERIES, sweep_page: DEFAULT_SWEEP_PAGE }
     }
 
     /// Captures a lead: create-or-update by email, score, route and hand off,
@@ -380,11 +391,12 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         }
     }
 
-    /// The SLA check at `now`: retries pending notifications, then fires each
-    /// due escalation step once per lead.
+    /// The SLA check at `now`: retries pending notifications, fires each due
+    /// escalation step once per lead, and takes the repair sweep one page on.
     pub async fn sla_check(&self, now: DateTime<Utc>) -> Result<SlaReport, ServiceError> {
         let mut report = SlaReport::default();
         self.retry_pending(now, &mut report).await?;
+        self.sweep(now, &mut report).await?;
         let due = self.store.sla_due(now, usize::MAX).await?;
         report.leads_read = due.len();
         for lead in due {
@@ -407,6 +419,46 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         }
         info!(leads = report.leads_read, changed = report.leads_changed, escalations = report.escalations, "sla check");
         Ok(report)
+    }
+
+    /// One page of the repair sweep: leads that an older version of leadflow
+    /// left broken (stored without a score, or nurturing at the hand-off tier
+    /// having never been handed off) are derived again and handed off. The
+    /// sweep runs once per [`SWEEP_VERSION`], a page per SLA check, and
+    /// remembers where it stopped, so each check stays short on any table.
+    pub async fn sweep(&self, now: DateTime<Utc>, report: &mut SlaReport) -> Result<(), ServiceError> {
+        let state = self.store.sweep_state().await?;
+        if state.done_version >= SWEEP_VERSION {
+            return Ok(());
+        }
+        let (leads, next) = self.store.page(state.after.as_deref(), self.sweep_page).await?;
+        for lead in &leads {
+            let found = problems(&self.rules, lead);
+            // A lead sent back to nurture by sales has a previous owner and is
+            // not found; anything else found is what older versions left.
+            if found.is_empty() {
+                continue;
+            }
+            let problem = found.join("; ");
+            match self.apply(&lead.id, &Input::Repair { problem: &problem }, None, None, now).await {
+                Ok(Applied::Changed(..)) => {
+                    report.leads_repaired += 1;
+                    info!(lead_id = %lead.id, problem = %problem, "repaired a lead an older version left");
+                }
+                Ok(_) | Err(ServiceError::Refused(_)) => {}
+                Err(e) => {
+                    // Not past it: the page is read again by the next check.
+                    warn!(lead_id = %lead.id, error = %e, "the repair sweep stops here until the next check");
+                    return Ok(());
+                }
+            }
+        }
+        let state = match next {
+            Some(after) => SweepState { after: Some(after), ..state },
+            None => SweepState { done_version: SWEEP_VERSION, after: None },
+        };
+        self.store.save_sweep_state(&state).await?;
+        Ok(())
     }
 
     /// The nightly clean-up at `now`: decay rescoring and dormancy for the open
