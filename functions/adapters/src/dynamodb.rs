@@ -10,7 +10,8 @@
 //!   event that does not hand off; a cancelled transaction's reasons are mapped
 //!   item by item (lead changed, rep at capacity, duplicate event, conflict).
 //! - round-robin: one `UpdateItem` per turn, `ADD` on the pool's counter.
-//! - SLA check and clean-up: `Query` on the sparse indexes, never a scan.
+//! - SLA check and clean-up: `Query` on the sparse indexes. The only scan is
+//!   the SLA check's one-time repair sweep, a page per check until done.
 //!
 //! Every request is awaited boxed (`.send().boxed()`): an SDK request's future
 //! nests some sixty types (orchestrator, retries, timeouts, tracing), and a
