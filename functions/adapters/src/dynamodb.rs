@@ -331,6 +331,71 @@ impl DynamoStore {
         u.items_read += items as u64;
     }
 
+    /// Takes a notification out of the pending index (sent, or a dead letter);
+    /// one that is gone or already settled is left as it is.
+    async fn settle_outbox(
+        &self,
+        op: &'static str,
+        notification: &Notification,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(lead_pk(&notification.lead_id)))
+            .key("sk", s(format!("OUTBOX#{}", notification.id)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().boxed().await {
+            Ok(r) => {
+                self.meter(op, r.consumed_capacity.as_slice(), 0);
+                Ok(())
+            }
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable(&format!("UpdateItem ({op})"), e)),
+        }
+    }
+
+    /// Strongly consistent `BatchGetItem` of `keys`, 100 at a time, until no
+    /// key is left unprocessed.
+    async fn batch_get(&self, op: &'static str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut pending = keys;
+        let mut out = Vec::new();
+        while !pending.is_empty() {
+            let batch: Vec<Item> = pending.drain(..pending.len().min(100)).collect();
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(batch))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| unavailable("BatchGetItem", e))?;
+            let r = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .boxed()
+                .await
+                .map_err(|e| unavailable("BatchGetItem", e))?;
+            let items = r.responses.as_ref().and_then(|m| m.get(&self.table)).cloned().unwrap_or_default();
+            self.meter(op, r.consumed_capacity(), items.len());
+            out.extend(items);
+            if let Some(mut rest) = r.unprocessed_keys
+                && let Some(k) = rest.remove(&self.table)
+            {
+                pending.extend(k.keys);
+            }
+        }
+        Ok(out)
+    }
+
     async fn query_due(
         &self,
         op: &'static str,
@@ -379,37 +444,13 @@ impl Leads for DynamoStore {
         };
         // The lead and the event's record, in one strongly consistent read.
         let key = |sk: String| HashMap::from([("pk".to_owned(), s(lead_pk(id))), ("sk".to_owned(), s(sk))]);
-        let mut pending = vec![key(LEAD_SK.to_owned()), key(event_sk(event_id))];
         let mut snapshot = Snapshot::default();
-        while !pending.is_empty() {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut pending)))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| unavailable("BatchGetItem", e))?;
-            let r = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .boxed()
-                .await
-                .map_err(|e| unavailable("BatchGetItem", e))?;
-            let items = r.responses.as_ref().and_then(|m| m.get(&self.table)).cloned().unwrap_or_default();
-            self.meter("read", r.consumed_capacity(), items.len());
-            for item in &items {
-                if get_s(item, "sk") == Some(LEAD_SK) {
-                    snapshot.lead = Some(lead_from_item(item)?);
-                } else if get_n::<i64>(item, TTL_ATTRIBUTE).is_some_and(|t| t > now.timestamp()) {
-                    // TTL deletes expired items lazily: an expired record no longer counts.
-                    snapshot.seen = get_json(item, "result")?;
-                }
-            }
-            if let Some(mut rest) = r.unprocessed_keys
-                && let Some(k) = rest.remove(&self.table)
-            {
-                pending = k.keys;
+        for item in self.batch_get("read", vec![key(LEAD_SK.to_owned()), key(event_sk(event_id))]).await? {
+            if get_s(&item, "sk") == Some(LEAD_SK) {
+                snapshot.lead = Some(lead_from_item(&item)?);
+            } else if get_n::<i64>(&item, TTL_ATTRIBUTE).is_some_and(|t| t > now.timestamp()) {
+                // TTL deletes expired items lazily: an expired record no longer counts.
+                snapshot.seen = get_json(&item, "result")?;
             }
         }
         Ok(snapshot)
@@ -645,37 +686,12 @@ impl Team for DynamoStore {
         keys.extend(account.map(|d| key(format!("ACCOUNT#{d}"), ACCOUNT_SK)));
         let mut state =
             TeamState { open: reps.iter().map(|r| ((*r).to_owned(), 0)).collect(), account_owner: None, turn: None };
-        let mut pending = keys;
-        while !pending.is_empty() {
-            let batch: Vec<Item> = pending.drain(..pending.len().min(100)).collect();
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(batch))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| unavailable("BatchGetItem", e))?;
-            let r = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .boxed()
-                .await
-                .map_err(|e| unavailable("BatchGetItem", e))?;
-            let items = r.responses.as_ref().and_then(|m| m.get(&self.table)).cloned().unwrap_or_default();
-            self.meter("team_state", r.consumed_capacity(), items.len());
-            for item in &items {
-                let pk = get_s(item, "pk").unwrap_or_default();
-                if let Some(rep) = pk.strip_prefix("REP#") {
-                    state.open.insert(rep.to_owned(), get_n::<i64>(item, "open").unwrap_or(0).max(0) as u32);
-                } else if pk.starts_with("ACCOUNT#") {
-                    state.account_owner = get_s(item, "owner").map(str::to_owned);
-                }
-            }
-            if let Some(mut rest) = r.unprocessed_keys
-                && let Some(k) = rest.remove(&self.table)
-            {
-                pending.extend(k.keys);
+        for item in &self.batch_get("team_state", keys).await? {
+            let pk = get_s(item, "pk").unwrap_or_default();
+            if let Some(rep) = pk.strip_prefix("REP#") {
+                state.open.insert(rep.to_owned(), get_n::<i64>(item, "open").unwrap_or(0).max(0) as u32);
+            } else if pk.starts_with("ACCOUNT#") {
+                state.account_owner = get_s(item, "owner").map(str::to_owned);
             }
         }
         Ok(state)
@@ -879,29 +895,20 @@ impl Outbox for DynamoStore {
     }
 
     async fn give_up(&self, notification: &Notification, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(lead_pk(&notification.lead_id)))
-            .key("sk", s(format!("OUTBOX#{}", notification.id)))
-            .update_expression("SET dead_at = :at, gsi1pk = :dead, gsi1sk = :key")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(sent_at)")
-            .expression_attribute_values(":at", s(ts(at)))
-            .expression_attribute_values(":dead", s(DEAD_PARTITION))
-            .expression_attribute_values(":key", s(format!("{}#{}", ts(at), notification.id)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .boxed()
-            .await;
-        match r {
-            Ok(r) => {
-                self.meter("give_up", r.consumed_capacity.as_slice(), 0);
-                Ok(())
-            }
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(unavailable("UpdateItem (dead letter)", e)),
-        }
+        let values = vec![
+            (":at", s(ts(at))),
+            (":dead", s(DEAD_PARTITION)),
+            (":key", s(format!("{}#{}", ts(at), notification.id))),
+        ];
+        let condition = "attribute_exists(pk) AND attribute_not_exists(sent_at)";
+        self.settle_outbox(
+            "give_up",
+            notification,
+            "SET dead_at = :at, gsi1pk = :dead, gsi1sk = :key",
+            condition,
+            values,
+        )
+        .await
     }
 
     async fn dead_letters(&self) -> Result<Vec<Pending>, StoreError> {
@@ -916,26 +923,8 @@ impl Outbox for DynamoStore {
     }
 
     async fn mark_sent(&self, notification: &Notification, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(lead_pk(&notification.lead_id)))
-            .key("sk", s(format!("OUTBOX#{}", notification.id)))
-            .update_expression("SET sent_at = :at REMOVE gsi1pk, gsi1sk")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":at", s(ts(at)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .boxed()
-            .await;
-        match r {
-            Ok(r) => {
-                self.meter("mark_sent", r.consumed_capacity.as_slice(), 0);
-                Ok(())
-            }
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(unavailable("UpdateItem (sent)", e)),
-        }
+        let values = vec![(":at", s(ts(at)))];
+        let update = "SET sent_at = :at REMOVE gsi1pk, gsi1sk";
+        self.settle_outbox("mark_sent", notification, update, "attribute_exists(pk)", values).await
     }
 }
