@@ -7,7 +7,8 @@
 # benchmark once in test mode, which also checks the engine against its
 # hand-written reference; the store conformance suite on the embedded store and
 # on DynamoDB and SNS in moto's server), then the rule tests of rules/ through
-# the CLI.
+# the CLI, and last `sam build` of the arm64 functions as they ship, each
+# checked to be an aarch64 executable.
 #
 # moto is installed from PyPI into .venv (once) and started on a free loopback
 # port for the run, through infra/moto/serial_server.py (moto's server, one
@@ -20,6 +21,7 @@ step() { printf '\n==> %s\n' "$*"; }
 MOTO_VERSION="5.2.5"
 CFN_LINT_VERSION="1.58.0"
 SAM_CLI_VERSION="1.170.0"
+CARGO_LAMBDA_VERSION="1.9.2"
 
 step "format: cargo fmt --check"
 cargo fmt --all -- --check
@@ -29,13 +31,15 @@ step "lint: cargo clippy"
 # type-layout depth of a Lambda function's future) then bind here as in CI.
 CARGO_INCREMENTAL=0 cargo clippy --workspace --all-targets -- -D warnings
 
-step "tools: moto[server] $MOTO_VERSION, cfn-lint $CFN_LINT_VERSION, aws-sam-cli $SAM_CLI_VERSION in .venv"
+step "tools: moto[server] $MOTO_VERSION, cfn-lint $CFN_LINT_VERSION, aws-sam-cli $SAM_CLI_VERSION, cargo-lambda $CARGO_LAMBDA_VERSION in .venv"
 if [ ! -x .venv/bin/pip ] || ! .venv/bin/pip freeze 2>/dev/null | grep -qx "moto==$MOTO_VERSION" \
     || ! .venv/bin/pip freeze | grep -qx "cfn-lint==$CFN_LINT_VERSION" \
-    || ! .venv/bin/pip freeze | grep -qx "aws-sam-cli==$SAM_CLI_VERSION"; then
+    || ! .venv/bin/pip freeze | grep -qx "aws-sam-cli==$SAM_CLI_VERSION" \
+    || ! .venv/bin/pip freeze | grep -qx "cargo-lambda==$CARGO_LAMBDA_VERSION"; then
     python3 -m venv .venv
     .venv/bin/pip install --quiet --disable-pip-version-check \
-        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "aws-sam-cli==$SAM_CLI_VERSION"
+        "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" "aws-sam-cli==$SAM_CLI_VERSION" \
+        "cargo-lambda==$CARGO_LAMBDA_VERSION"
 fi
 
 step "template: cfn-lint and sam validate --lint"
@@ -62,3 +66,23 @@ cargo test --workspace --all-targets
 step "rules: leadflow rules check, leadflow rules test"
 cargo run -q -- rules check
 cargo run -q -- rules test
+
+step "sam build: the arm64 bootstraps that ship, as the README's deploy section builds them"
+# cargo-lambda (with Zig, from PyPI) cross-compiles; Rust's standard library for
+# the target comes from rustup.
+rustup target add aarch64-unknown-linux-gnu
+started=$(date +%s)
+PATH="$PWD/.venv/bin:$PATH" AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 .venv/bin/sam build
+echo "sam build took $(( $(date +%s) - started )) s"
+functions=$(.venv/bin/python -c 'import re,sys; print(" ".join(re.findall(r"^  (\w+Function):\n    Type: AWS::Serverless::Function", open("template.yaml").read(), re.M)))')
+[ -n "$functions" ] || { echo "no functions found in template.yaml" >&2; exit 1; }
+for function in $functions; do
+    bootstrap=".aws-sam/build/$function/bootstrap"
+    [ -x "$bootstrap" ] || { echo "$bootstrap is missing" >&2; exit 1; }
+    # An ELF file (7f 45 4c 46), 64-bit, whose machine (bytes 18-19) is AArch64 (0xb7).
+    header=$(od -A n -t x1 -N 20 "$bootstrap" | tr -d ' \n')
+    case "$header" in
+        7f454c4602*b700) echo "$function: aarch64 ELF, $(stat -c %s "$bootstrap") bytes" ;;
+        *) echo "$bootstrap is not an aarch64 ELF (header $header)" >&2; exit 1 ;;
+    esac
+done
