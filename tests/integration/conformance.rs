@@ -89,7 +89,13 @@ pub async fn fifty_concurrent_captures_of_one_email_give_one_lead_with_no_field_
                 let mut p = profile("Burst@Example.com");
                 p.custom.insert(format!("field_{i:02}"), format!("value {i}"));
                 p.source = Some(format!("source-{i}"));
-                app.capture(p, at(T0)).await.expect("capture")
+                // Told `busy` (nothing was written), a sender posts again.
+                loop {
+                    match app.capture(p.clone(), at(T0)).await {
+                        Err(leadflow_app::ServiceError::Busy) => continue,
+                        other => break other.expect("capture"),
+                    }
+                }
             })
         })
         .collect();
@@ -185,7 +191,7 @@ pub async fn three_hundred_concurrent_handoffs_to_a_round_robin_pool_give_a_hund
     let tasks: Vec<_> = (0..300)
         .map(|i| {
             let app = Arc::clone(&app);
-            tokio::spawn(async move { app.capture(vp(&format!("vp{i}@corp{i}.com")), at(T0)).await.expect("capture") })
+            tokio::spawn(async move { capture_until_taken(&app, vp(&format!("vp{i}@corp{i}.com"))).await })
         })
         .collect();
     let mut owners: BTreeMap<String, usize> = BTreeMap::new();
@@ -363,6 +369,20 @@ pub async fn a_missing_lead_takes_no_events<R: Rig>(rig: R) {
     assert!(app.store.get(&id).await.expect("get").is_none());
 }
 
+/// Captures at T0, posting again while the answer is `busy` (nothing was
+/// written), as a sender honouring `Retry-After` does.
+async fn capture_until_taken<S: leadflow_app::Store, N: Notifier>(
+    app: &Leadflow<S, N>,
+    profile: Profile,
+) -> leadflow_app::CaptureOutcome {
+    loop {
+        match app.capture(profile.clone(), at(T0)).await {
+            Err(leadflow_app::ServiceError::Busy) => continue,
+            other => return other.expect("capture"),
+        }
+    }
+}
+
 /// Polls `f` at most `limit` times, then drops it: `None` when it had not
 /// finished. Every poll that returns `Pending` is a point where a client that
 /// hangs up, a Lambda timeout or a crash can stop an operation.
@@ -470,13 +490,13 @@ pub async fn concurrent_hand_offs_never_take_a_rep_past_capacity<R: Rig>(rig: R)
     let tasks: Vec<_> = (0..150)
         .map(|i| {
             let app = Arc::clone(&app);
-            tokio::spawn(async move { app.capture(vp(&format!("cap{i}@corp{i}.com")), at(T0)).await })
+            tokio::spawn(async move { capture_until_taken(&app, vp(&format!("cap{i}@corp{i}.com"))).await })
         })
         .collect();
     let mut owners: BTreeMap<String, usize> = BTreeMap::new();
     let mut unassigned = 0;
     for t in tasks {
-        let lead = t.await.expect("task").expect("capture").lead;
+        let lead = t.await.expect("task").lead;
         match lead.owner {
             Some(owner) => *owners.entry(owner).or_default() += 1,
             None => {
