@@ -182,7 +182,12 @@ fn put_history(conn: &Connection, id: &LeadId, entries: &[HistoryEntry]) -> Resu
     Ok(())
 }
 
-fn leads_where(conn: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Lead>, StoreError> {
+/// The JSON documents (the first column) a query returns, read as `T`.
+fn docs_where<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<T>, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
     let docs = stmt.query_map(args, |r| r.get::<_, String>(0)).map_err(sql_error)?;
     docs.map(|d| serde_json::from_str(&d.map_err(sql_error)?).map_err(json_error)).collect()
@@ -195,7 +200,7 @@ fn limit_arg(limit: usize) -> i64 {
 /// Leads whose time in `column` (an indexed time column) has come, earliest first.
 fn due(conn: &Connection, column: &'static str, now: DateTime<Utc>, limit: usize) -> Result<Vec<Lead>, StoreError> {
     let sql = format!("SELECT doc FROM leads WHERE {column} IS NOT NULL AND {column} <= ?1 ORDER BY {column} LIMIT ?2");
-    leads_where(conn, &sql, &[&ts(now), &limit_arg(limit)])
+    docs_where(conn, &sql, &[&ts(now), &limit_arg(limit)])
 }
 
 impl Leads for EmbeddedStore {
@@ -344,7 +349,7 @@ impl Leads for EmbeddedStore {
         let status = filter.status.map(|s| s.as_str().to_owned());
         let owner = filter.owner.clone();
         self.query(move |c| {
-            leads_where(
+            docs_where(
                 c,
                 "SELECT doc FROM leads WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR owner = ?2)
                  ORDER BY updated_at DESC, id",
@@ -359,7 +364,7 @@ impl EmbeddedStore {
     async fn page_of(&self, after: Option<&str>, limit: usize) -> Result<(Vec<Lead>, Option<String>), StoreError> {
         let after = after.unwrap_or("").to_owned();
         self.query(move |c| {
-            let leads = leads_where(
+            let leads: Vec<Lead> = docs_where(
                 c,
                 "SELECT doc FROM leads WHERE id > ?1 ORDER BY id LIMIT ?2",
                 &[&after, &limit_arg(limit)],
@@ -445,28 +450,20 @@ impl Team for EmbeddedStore {
 impl History for EmbeddedStore {
     async fn history(&self, id: &LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
         let id = id.clone();
-        self.query(move |c| {
-            let mut stmt =
-                c.prepare_cached("SELECT doc FROM history WHERE lead_id = ?1 ORDER BY key").map_err(sql_error)?;
-            let docs = stmt.query_map([id.as_str()], |r| r.get::<_, String>(0)).map_err(sql_error)?;
-            docs.map(|d| serde_json::from_str(&d.map_err(sql_error)?).map_err(json_error)).collect()
-        })
-        .await
+        self.query(move |c| docs_where(c, "SELECT doc FROM history WHERE lead_id = ?1 ORDER BY key", &[&id.as_str()]))
+            .await
     }
 }
 
 impl Outbox for EmbeddedStore {
     async fn due_notifications(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Pending>, StoreError> {
         self.query(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT doc FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND lease_until <= ?1
-                     ORDER BY lease_until LIMIT ?2",
-                )
-                .map_err(sql_error)?;
-            let docs =
-                stmt.query_map(params![ts(now), limit_arg(limit)], |r| r.get::<_, String>(0)).map_err(sql_error)?;
-            docs.map(|d| serde_json::from_str(&d.map_err(sql_error)?).map_err(json_error)).collect()
+            docs_where(
+                c,
+                "SELECT doc FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND lease_until <= ?1
+                 ORDER BY lease_until LIMIT ?2",
+                &[&ts(now), &limit_arg(limit)],
+            )
         })
         .await
     }
@@ -502,14 +499,8 @@ impl Outbox for EmbeddedStore {
     }
 
     async fn dead_letters(&self) -> Result<Vec<Pending>, StoreError> {
-        self.query(move |c| {
-            let mut stmt = c
-                .prepare_cached("SELECT doc FROM outbox WHERE dead_at IS NOT NULL ORDER BY dead_at")
-                .map_err(sql_error)?;
-            let docs = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(sql_error)?;
-            docs.map(|d| serde_json::from_str(&d.map_err(sql_error)?).map_err(json_error)).collect()
-        })
-        .await
+        self.query(move |c| docs_where(c, "SELECT doc FROM outbox WHERE dead_at IS NOT NULL ORDER BY dead_at", &[]))
+            .await
     }
 
     async fn mark_sent(&self, notification: &Notification, at: DateTime<Utc>) -> Result<(), StoreError> {

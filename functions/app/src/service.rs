@@ -18,8 +18,7 @@ use chrono::{DateTime, Utc};
 use leadflow_domain::machine::{DELIVERY_LEASE, Effect, problems};
 use leadflow_domain::rules::lifecycle::SalesEvent;
 use leadflow_domain::{
-    Input, Lead, LeadId, Need, Notification, Outcome, Pending, Profile, Record, Refusal, RuleSet, Status, TeamState,
-    decide,
+    Input, Lead, LeadId, Need, Notification, Outcome, Pending, Profile, Record, Refusal, RuleSet, TeamState, decide,
 };
 use thiserror::Error;
 use tracing::{info, warn};
@@ -503,14 +502,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         for lead in &leads {
             let history = self.store.history(&lead.id).await?;
             let legacy = history.iter().any(|h| matches!(h.record, Record::Legacy { .. }));
-            let sent_back = history.iter().any(
-                |h| matches!(&h.record, Record::Transition { to: Status::Nurturing, cause, .. } if cause == "nurture"),
-            );
-            let found: Vec<String> = problems(&self.rules, lead)
-                .into_iter()
-                // A lead sales sent back to nurture stays there by their decision.
-                .filter(|p| !(sent_back && p.starts_with("nurturing at the hand-off tier")))
-                .collect();
+            let found = problems(&self.rules, lead);
             let mut fixed = false;
             if repair && !found.is_empty() {
                 let problem = found.join("; ");

@@ -79,8 +79,16 @@ async fn run<S: Store + 'static, N: Notifier + 'static>(app: Arc<Leadflow<S, N>>
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("listening on {}", args.addr))?;
     println!("leadflow listening on http://{}", listener.local_addr()?);
 
-    let timer = tokio::spawn(sla_timer(Arc::clone(&app), Duration::from_secs(args.sla_every.max(1))));
-    let nightly = tokio::spawn(cleanup_timer(Arc::clone(&app), Duration::from_secs(args.cleanup_every.max(1))));
+    let sla = Arc::clone(&app);
+    let timer = tokio::spawn(every(Duration::from_secs(args.sla_every.max(1)), "sla check", move || {
+        let app = Arc::clone(&sla);
+        async move { app.sla_check(Utc::now()).await }
+    }));
+    let hygiene = Arc::clone(&app);
+    let nightly = tokio::spawn(every(Duration::from_secs(args.cleanup_every.max(1)), "clean-up", move || {
+        let app = Arc::clone(&hygiene);
+        async move { app.cleanup(Utc::now()).await }
+    }));
     axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
     timer.abort();
     nightly.abort();
@@ -105,22 +113,19 @@ fn to_axum(response: http::Response<String>) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
-async fn sla_timer<S: Store, N: Notifier>(app: Arc<Leadflow<S, N>>, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
+/// Runs `job` now and then every `period`; a failed run is logged and the
+/// next tick runs it again.
+async fn every<F, Fut, T, E>(period: Duration, what: &'static str, mut job: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut ticks = tokio::time::interval(period);
     loop {
         ticks.tick().await;
-        if let Err(e) = app.sla_check(Utc::now()).await {
-            error!(error = %e, "the SLA check failed; it runs again at the next tick");
-        }
-    }
-}
-
-async fn cleanup_timer<S: Store, N: Notifier>(app: Arc<Leadflow<S, N>>, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    loop {
-        ticks.tick().await;
-        if let Err(e) = app.cleanup(Utc::now()).await {
-            error!(error = %e, "the clean-up failed; it runs again at the next tick");
+        if let Err(e) = job().await {
+            error!(error = %e, job = what, "the job failed; it runs again at the next tick");
         }
     }
 }

@@ -872,12 +872,14 @@ pub fn problems(rules: &RuleSet, lead: &Lead) -> Vec<String> {
     if tier.is_none() {
         out.push(format!("no derived state: tier `{}` is not a tier of the rules", lead.tier));
     }
-    // A lead a rep sent back to nurture keeps them as its previous owner: that
-    // is a decision, not a hand-off that never happened.
+    // A lead sales sent back to nurture (its `nurture` events count it, and an
+    // owner it had stays its previous owner) is there by decision, not a
+    // hand-off that never happened.
+    let sent_back = lead.previous_owner.is_some() || lead.events.get("nurture").is_some_and(|n| *n > 0);
     if lead.status == Status::Nurturing
         && tier.is_some_and(|t| rules.scoring.is_handoff(t))
         && lead.owner.is_none()
-        && lead.previous_owner.is_none()
+        && !sent_back
     {
         out.push(format!("nurturing at the hand-off tier ({}) and never handed off", lead.tier));
     }
