@@ -2,13 +2,14 @@
 # leadflow's one test command, from a fresh clone: `tests/run.sh`.
 #
 # Formatting and lints, the SAM template through cfn-lint and `sam validate
-# --lint`, then every Rust test in one build (unit and table-driven
-# tests, property tests, the integration tests in tests/integration, and each
-# benchmark once in test mode, which also checks the engine against its
-# hand-written reference; the store conformance suite on the embedded store and
-# on DynamoDB and SNS in moto's server), then the rule tests of rules/ through
-# the CLI, and last `sam build` of the arm64 functions as they ship, each
-# checked to be an aarch64 executable.
+# --lint`, `sam build` of the arm64 functions as they ship (each checked to be
+# an aarch64 executable), then every Rust test in one build (unit and
+# table-driven tests, property tests, the integration tests in
+# tests/integration, and each benchmark once in test mode, which also checks
+# the engine against its hand-written reference; the store conformance suite on
+# the embedded store and on DynamoDB and SNS in moto's server; the shipped arm64
+# bootstraps under qemu-user against a local Lambda runtime API), then the rule
+# tests of rules/ through the CLI.
 #
 # moto is installed from PyPI into .venv (once) and started on a free loopback
 # port for the run, through infra/moto/serial_server.py (moto's server, one
@@ -45,6 +46,35 @@ fi
 step "template: cfn-lint and sam validate --lint"
 .venv/bin/cfn-lint template.yaml infra/subscriptions.yaml
 AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --template template.yaml
+step "sam build: the arm64 bootstraps that ship, as the README's deploy section builds them"
+# cargo-lambda (with Zig, from PyPI) cross-compiles; Rust's standard library for
+# the target comes from rustup.
+rustup target add aarch64-unknown-linux-gnu
+started=$(date +%s)
+PATH="$PWD/.venv/bin:$PATH" AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 .venv/bin/sam build
+echo "sam build took $(( $(date +%s) - started )) s"
+functions=$(.venv/bin/python -c 'import re,sys; print(" ".join(re.findall(r"^  (\w+Function):\n    Type: AWS::Serverless::Function", open("template.yaml").read(), re.M)))')
+[ -n "$functions" ] || { echo "no functions found in template.yaml" >&2; exit 1; }
+for function in $functions; do
+    bootstrap=".aws-sam/build/$function/bootstrap"
+    [ -x "$bootstrap" ] || { echo "$bootstrap is missing" >&2; exit 1; }
+    # An ELF file (7f 45 4c 46), 64-bit, whose machine (bytes 18-19) is AArch64 (0xb7).
+    header=$(od -A n -t x1 -N 20 "$bootstrap" | tr -d ' \n')
+    case "$header" in
+        7f454c4602*b700) echo "$function: aarch64 ELF, $(stat -c %s "$bootstrap") bytes" ;;
+        *) echo "$bootstrap is not an aarch64 ELF (header $header)" >&2; exit 1 ;;
+    esac
+done
+
+step "emulator: qemu-user and the arm64 C library (Debian's qemu-user, libc6-arm64-cross)"
+# The arm64 bootstraps run under user-mode emulation in the integration tests.
+if ! command -v qemu-aarch64 >/dev/null || [ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; then
+    apt-get install -y -q qemu-user libc6-arm64-cross >/dev/null \
+        || { apt-get update -q >/dev/null && apt-get install -y -q qemu-user libc6-arm64-cross >/dev/null; }
+fi
+qemu-aarch64 --version | head -n 1
+
+step "emulator: moto on a free loopback port"
 port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p target
 .venv/bin/python infra/moto/serial_server.py -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
@@ -67,22 +97,3 @@ step "rules: leadflow rules check, leadflow rules test"
 cargo run -q -- rules check
 cargo run -q -- rules test
 
-step "sam build: the arm64 bootstraps that ship, as the README's deploy section builds them"
-# cargo-lambda (with Zig, from PyPI) cross-compiles; Rust's standard library for
-# the target comes from rustup.
-rustup target add aarch64-unknown-linux-gnu
-started=$(date +%s)
-PATH="$PWD/.venv/bin:$PATH" AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 .venv/bin/sam build
-echo "sam build took $(( $(date +%s) - started )) s"
-functions=$(.venv/bin/python -c 'import re,sys; print(" ".join(re.findall(r"^  (\w+Function):\n    Type: AWS::Serverless::Function", open("template.yaml").read(), re.M)))')
-[ -n "$functions" ] || { echo "no functions found in template.yaml" >&2; exit 1; }
-for function in $functions; do
-    bootstrap=".aws-sam/build/$function/bootstrap"
-    [ -x "$bootstrap" ] || { echo "$bootstrap is missing" >&2; exit 1; }
-    # An ELF file (7f 45 4c 46), 64-bit, whose machine (bytes 18-19) is AArch64 (0xb7).
-    header=$(od -A n -t x1 -N 20 "$bootstrap" | tr -d ' \n')
-    case "$header" in
-        7f454c4602*b700) echo "$function: aarch64 ELF, $(stat -c %s "$bootstrap") bytes" ;;
-        *) echo "$bootstrap is not an aarch64 ELF (header $header)" >&2; exit 1 ;;
-    esac
-done

@@ -132,3 +132,47 @@ fn subscriptions_for_another_team_follow_its_routing_yaml() {
     let parsed: Value = serde_yaml::from_str(&text).expect("the output is YAML");
     assert_eq!(parsed["Resources"].as_mapping().expect("resources").len(), 8);
 }
+
+/// The README's deploy steps are what a person types, in order, and each names
+/// what the templates declare: the secret's parameter name, the output the
+/// subscriptions stack takes, the files it deploys.
+#[test]
+fn the_readme_deploy_steps_agree_with_the_templates() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let section = &readme[readme.find("## Deploying with SAM").expect("a deploy section")..];
+    let block = section.split("```sh\n").nth(1).and_then(|b| b.split("```").next()).expect("the deploy commands");
+    let commands: Vec<&str> = block.lines().map(|l| l.split('#').next().unwrap_or("").trim()).collect();
+    let position = |start: &str| {
+        commands.iter().position(|c| c.starts_with(start)).unwrap_or_else(|| panic!("no `{start}` step in:\n{block}"))
+    };
+    let steps = [
+        "pip install",
+        "rustup target add aarch64-unknown-linux-gnu",
+        "aws ssm put-parameter",
+        "sam build",
+        "sam deploy --guided",
+        "aws cloudformation deploy",
+    ]
+    .map(position);
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "the steps are out of order: {steps:?}\n{block}");
+
+    let load = |path: &str| -> Value {
+        serde_yaml::from_str(&std::fs::read_to_string(repo_root().join(path)).expect(path)).expect("YAML")
+    };
+    let template = load("template.yaml");
+    let parameter = text(&template["Parameters"]["EventsSecretParameterName"]["Default"]);
+    assert!(
+        commands[steps[2]].contains(&format!("--name /{parameter} "))
+            && commands[steps[2]].contains("--type SecureString"),
+        "the secret step must create the SecureString /{parameter}: {}",
+        commands[steps[2]]
+    );
+    let subscriptions = &block[block.find("aws cloudformation deploy").expect("the subscriptions step")..];
+    let file =
+        subscriptions.split("--template-file ").nth(1).and_then(|s| s.split_whitespace().next()).expect("a file");
+    let stack = load(file);
+    let name =
+        subscriptions.split("--parameter-overrides ").nth(1).and_then(|s| s.split('=').next()).expect("a parameter");
+    assert!(stack["Parameters"][name].is_mapping(), "{file} takes no parameter {name}");
+    assert!(template["Outputs"][name].is_mapping(), "template.yaml has no output {name}");
+}

@@ -17,13 +17,13 @@ use crate::support::repo_root;
 
 const SECRET: &str = "lambda-secret";
 
-fn fixture(name: &str) -> Value {
+pub fn fixture(name: &str) -> Value {
     let text = std::fs::read_to_string(repo_root().join("infra/events").join(name)).expect("event fixture");
     serde_json::from_str(&text).expect("fixture JSON")
 }
 
-/// The API Gateway event of a lead form post with `body`.
-fn form_post(query: &str, body: &Value) -> lambda_http::Request {
+/// The API Gateway event (payload 2.0) of a lead form post with `body`.
+pub fn form_post_event(query: &str, body: &Value) -> Value {
     let mut event = fixture("post-leads.json");
     event["rawQueryString"] = json!(query);
     event["queryStringParameters"] = json!({});
@@ -32,24 +32,37 @@ fn form_post(query: &str, body: &Value) -> lambda_http::Request {
         event["queryStringParameters"][k] = json!(v);
     }
     event["body"] = json!(body.to_string());
-    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway request")
+    event
 }
 
-/// The API Gateway event of a signed `/events` post.
-fn events_post(events: &Value) -> lambda_http::Request {
+/// The API Gateway event of an `/events` post, signed with `secret` now.
+pub fn events_post_event(secret: &str, events: &Value) -> Value {
     let mut event = fixture("post-events.json");
     let body = events.to_string();
     let ts = Utc::now().timestamp();
     event["headers"]["x-leadflow-timestamp"] = json!(ts.to_string());
-    event["headers"]["x-leadflow-signature"] = json!(sign(SECRET.as_bytes(), ts, body.as_bytes()));
+    event["headers"]["x-leadflow-signature"] = json!(sign(secret.as_bytes(), ts, body.as_bytes()));
     event["body"] = json!(body);
-    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway request")
+    event
+}
+
+/// The EventBridge Scheduler event of a run at `at`.
+pub fn schedule_event(at: DateTime<Utc>) -> Value {
+    let mut event = fixture("schedule.json");
+    event["time"] = json!(at.to_rfc3339());
+    event
+}
+
+fn form_post(query: &str, body: &Value) -> lambda_http::Request {
+    lambda_http::request::from_str(&form_post_event(query, body).to_string()).expect("an API Gateway request")
+}
+
+fn events_post(events: &Value) -> lambda_http::Request {
+    lambda_http::request::from_str(&events_post_event(SECRET, events).to_string()).expect("an API Gateway request")
 }
 
 fn schedule(at: DateTime<Utc>) -> LambdaEvent<EventBridgeEvent> {
-    let mut event = fixture("schedule.json");
-    event["time"] = json!(at.to_rfc3339());
-    LambdaEvent::new(serde_json::from_value(event).expect("a schedule event"), Context::default())
+    LambdaEvent::new(serde_json::from_value(schedule_event(at)).expect("a schedule event"), Context::default())
 }
 
 async fn call(api: &Api<DynamoStore, SnsNotifier>, request: lambda_http::Request) -> (u16, Value) {

@@ -1,6 +1,7 @@
 //! leadflow's integration and end-to-end tests: one binary, built once.
 
 mod api;
+mod arm64;
 mod conformance;
 mod cost;
 mod embedded;
@@ -9,5 +10,6 @@ mod infra;
 mod lambda;
 mod moto;
 mod rules_cli;
+mod runtime_api;
 mod serve;
 mod support;

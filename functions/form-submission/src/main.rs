@@ -8,9 +8,7 @@ use lambda_http::{Error, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     leadflow_lambda::init_tracing();
-    let config = leadflow_lambda::Config::from_env()?;
-    let sdk = leadflow_lambda::sdk_config().await;
-    let api = Arc::new(leadflow_lambda::api(&config, &sdk).await?);
+    let api = Arc::new(leadflow_lambda::start(leadflow_lambda::api_from_env()).await?);
     run(service_fn(move |request| {
         let api = Arc::clone(&api);
         async move { leadflow_lambda::http(&api, request).await }

@@ -1,7 +1,9 @@
 //! What leadflow's four Lambda functions share. Each function's `main` sets up
-//! tracing, reads its [`Config`] (a missing variable fails the cold start by
-//! name), builds the AWS clients and compiles the rules once, then hands every
-//! invocation to one of the handlers here.
+//! tracing and runs its cold start through [`start`]: it reads its [`Config`],
+//! builds the AWS clients and compiles the rules once, logs the time it took
+//! (`init_ms`), and hands every invocation to one of the handlers here. A cold
+//! start that fails (a missing variable, say) is logged and reported to the
+//! Lambda runtime API by its message, which names what is wrong.
 //!
 //! The rules are compiled into the binary from `rules/` (cargo-lambda ships
 //! only the binary), so a deployment always runs the rules it was built with.
@@ -20,7 +22,7 @@ use leadflow_app::{CleanupReport, Leadflow, Notifier, SlaReport, Store};
 use leadflow_domain::RuleSet;
 use leadflow_domain::rules::RuleSources;
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// The rule files, as built.
 pub const RULES: [(&str, &str); 5] = [
@@ -99,11 +101,10 @@ pub type Service = Leadflow<DynamoStore, SnsNotifier>;
 
 /// The service on DynamoDB and SNS, with clients built from `sdk`.
 pub fn service(config: &Config, sdk: &SdkConfig) -> Result<Arc<Service>, StartError> {
-    let started = Instant::now();
     let rules = Arc::new(rules()?);
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table);
     let notifier = SnsNotifier::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn);
-    info!(rules_version = %rules.version, init_ms = started.elapsed().as_secs_f64() * 1000.0, "rules and clients ready");
+    info!(rules_version = %rules.version, "rules and clients ready");
     Ok(Arc::new(Leadflow::new(rules, store, notifier)))
 }
 
@@ -127,6 +128,67 @@ pub async fn api(config: &Config, sdk: &SdkConfig) -> Result<Api<DynamoStore, Sn
         None => Vec::new(),
     };
     Ok(Api::new(service, ApiConfig { events_secret, allowed_origins: config.allowed_origins.clone() }))
+}
+
+/// The scheduled functions' cold start: configuration from the environment,
+/// then the service.
+pub async fn service_from_env() -> Result<Arc<Service>, StartError> {
+    let config = Config::from_env()?;
+    service(&config, &sdk_config().await)
+}
+
+/// The HTTP functions' cold start: configuration from the environment, then the
+/// service and the API.
+pub async fn api_from_env() -> Result<Api<DynamoStore, SnsNotifier>, StartError> {
+    let config = Config::from_env()?;
+    api(&config, &sdk_config().await).await
+}
+
+/// Runs a function's cold start, `init`, and logs how long it took (`init_ms`).
+/// A failure is logged, reported to the Lambda runtime API
+/// (`/runtime/init/error`, so the Init phase fails with its message) and
+/// returned, which ends the process.
+pub async fn start<T>(init: impl Future<Output = Result<T, StartError>>) -> Result<T, StartError> {
+    let started = Instant::now();
+    match init.await {
+        Ok(ready) => {
+            info!(init_ms = started.elapsed().as_secs_f64() * 1000.0, "cold start done");
+            Ok(ready)
+        }
+        Err(e) => {
+            error!(error = %e, "cold start failed");
+            report_init_error(&e).await;
+            Err(e)
+        }
+    }
+}
+
+/// Tells the runtime API (`AWS_LAMBDA_RUNTIME_API`) why the cold start failed.
+/// A report that cannot be delivered is logged; the process ends either way.
+async fn report_init_error(e: &StartError) {
+    let Some(api) = std::env::var("AWS_LAMBDA_RUNTIME_API").ok().and_then(|a| a.parse::<http::Uri>().ok()) else {
+        warn!("AWS_LAMBDA_RUNTIME_API is not set; the start failure is only logged");
+        return;
+    };
+    let diagnostic =
+        lambda_runtime::Diagnostic { error_type: "Runtime.InitError".to_owned(), error_message: e.to_string() };
+    let sent = async {
+        let body = serde_json::to_vec(&diagnostic)?;
+        let request = lambda_runtime_api_client::build_request()
+            .method(http::Method::POST)
+            .uri("/2018-06-01/runtime/init/error")
+            .header("lambda-runtime-function-error-type", "Runtime.InitError")
+            .body(lambda_runtime_api_client::body::Body::from(body))?;
+        let client = lambda_runtime_api_client::PooledClient::builder().with_endpoint(api).build();
+        let response = client.call(request).await?;
+        if !response.status().is_success() {
+            return Err(format!("the runtime API answered {}", response.status()).into());
+        }
+        Ok::<(), lambda_runtime::Error>(())
+    };
+    if let Err(report) = sent.await {
+        warn!(error = %report, "the start failure could not be reported to the runtime API");
+    }
 }
 
 /// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`).

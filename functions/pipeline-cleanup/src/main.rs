@@ -8,9 +8,7 @@ use lambda_runtime::{Error, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     leadflow_lambda::init_tracing();
-    let config = leadflow_lambda::Config::from_env()?;
-    let sdk = leadflow_lambda::sdk_config().await;
-    let service = leadflow_lambda::service(&config, &sdk)?;
+    let service = leadflow_lambda::start(leadflow_lambda::service_from_env()).await?;
     run(service_fn(move |event| {
         let service = Arc::clone(&service);
         async move { leadflow_lambda::cleanup(&service, event).await }
