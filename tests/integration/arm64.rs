@@ -183,8 +183,10 @@ async fn the_shipped_arm64_bootstraps_take_a_lead_through_its_life_under_emulati
     // A form post through API Gateway creates the lead.
     let lee = json!({ "email": "lee@bigco.com", "first_name": "Lee", "employees": 2000, "country": "US" });
     let (status, created) = forms.http(form_post_event("source=webinar", &lee)).await;
-    assert_eq!((status, &created["status"]), (201, &json!("nurturing")), "{created}");
+    assert_eq!((status, &created["accepted"]), (202, &json!(true)), "{created}");
     let id = LeadId::parse(created["lead_id"].as_str().expect("a lead id")).expect("lead id");
+    let stored = store.get(&id).await.expect("read the lead").expect("the lead is stored");
+    assert_eq!(stored.status.as_str(), "nurturing");
 
     // A malformed one is refused, and nothing is stored.
     let (status, refused) = forms.http(form_post_event("source=webinar", &json!({ "email": "not-an-email" }))).await;

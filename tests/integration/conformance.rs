@@ -91,7 +91,7 @@ pub async fn fifty_concurrent_captures_of_one_email_give_one_lead_with_no_field_
                 p.source = Some(format!("source-{i}"));
                 // Told `busy` (nothing was written), a sender posts again.
                 loop {
-                    match app.capture(p.clone(), at(T0)).await {
+                    match app.capture(p.clone(), &[], at(T0)).await {
                         Err(leadflow_app::ServiceError::Busy) => continue,
                         other => break other.expect("capture"),
                     }
@@ -124,12 +124,12 @@ pub async fn a_repeat_capture_keeps_first_touch_and_never_empties_a_field<R: Rig
     let mut first = profile("jo@example.com");
     first.source = Some("webinar".into());
     first.company = Some("Acme".into());
-    let one = app.capture(first, at(T0)).await.expect("first capture");
+    let one = app.capture(first, &[], at(T0)).await.expect("first capture");
     assert!(one.created);
     let mut again = profile("JO@example.com");
     again.source = Some("ads".into());
     again.phone = Some("+15550100".into());
-    let two = app.capture(again, at("2026-03-02T15:00:00Z")).await.expect("second capture");
+    let two = app.capture(again, &[], at("2026-03-02T15:00:00Z")).await.expect("second capture");
     assert!(!two.created);
     assert_eq!(one.lead.id, two.lead.id);
     let stored = app.store.get(&one.lead.id).await.expect("get").expect("lead");
@@ -142,7 +142,7 @@ pub async fn a_repeat_capture_keeps_first_touch_and_never_empties_a_field<R: Rig
 
 pub async fn a_hundred_concurrent_events_on_one_lead_give_the_exact_score<R: Rig>(rig: R) {
     let app = Arc::clone(rig.app());
-    let lead = app.capture(profile("clicks@example.com"), at(T0)).await.expect("capture").lead;
+    let lead = app.capture(profile("clicks@example.com"), &[], at(T0)).await.expect("capture").lead;
     assert_eq!(lead.score, 0);
     // Each sender gives its event an id and, told `busy`, sends it again (as the
     // 503's Retry-After asks): the score ends exact.
@@ -235,7 +235,7 @@ pub async fn concurrent_turns_are_each_taken_once_and_a_skip_moves_the_counter_o
     assert_eq!(positions, (0..200).collect::<BTreeSet<u64>>());
     assert_eq!(app.store.take_turn("other").await.expect("turn"), 0, "each pool counts its own turns");
 
-    let lead = app.capture(profile("skip@example.com"), at(T0)).await.expect("capture").lead;
+    let lead = app.capture(profile("skip@example.com"), &[], at(T0)).await.expect("capture").lead;
     let mut next = lead.clone();
     next.version += 1;
     let mut change = Change::of(next, lead.version);
@@ -251,7 +251,7 @@ pub async fn round_robin_passes_over_an_unavailable_member_and_resumes_after_the
     let app = Leadflow::new(Arc::new(rules), rig.app().store.clone(), Nowhere);
     let mut owners = Vec::new();
     for i in 0..4 {
-        let lead = app.capture(vp(&format!("vp{i}@away{i}.com")), at(T0)).await.expect("capture").lead;
+        let lead = app.capture(vp(&format!("vp{i}@away{i}.com")), &[], at(T0)).await.expect("capture").lead;
         owners.push(lead.owner.expect("owner"));
     }
     assert_eq!(owners, ["rio", "tia", "rio", "tia"]);
@@ -260,7 +260,7 @@ pub async fn round_robin_passes_over_an_unavailable_member_and_resumes_after_the
 
 pub async fn a_save_on_a_stale_version_changes_nothing<R: Rig>(rig: R) {
     let app = rig.app();
-    let lead = app.capture(profile("stale@example.com"), at(T0)).await.expect("capture").lead;
+    let lead = app.capture(profile("stale@example.com"), &[], at(T0)).await.expect("capture").lead;
     let mut next = lead.clone();
     next.version = lead.version;
     next.score = 999;
@@ -284,7 +284,7 @@ pub async fn a_save_on_a_stale_version_changes_nothing<R: Rig>(rig: R) {
 pub async fn a_failed_publish_stays_pending_and_is_delivered_once_by_the_sla_check<R: Rig>(rig: R) {
     let app = rig.app();
     app.notifier.failing.store(true, Ordering::SeqCst);
-    let lead = app.capture(vp("outage@example.com"), at(T0)).await.expect("capture").lead;
+    let lead = app.capture(vp("outage@example.com"), &[], at(T0)).await.expect("capture").lead;
     assert_eq!(lead.status, Status::Assigned, "the hand-off is saved even when publishing fails");
     assert!(rig.delivered().await.is_empty());
 
@@ -306,7 +306,7 @@ pub async fn a_failed_publish_stays_pending_and_is_delivered_once_by_the_sla_che
 
 pub async fn each_escalation_step_fires_once_and_reassignment_picks_another_rep<R: Rig>(rig: R) {
     let app = rig.app();
-    let lead = app.capture(vp("slow@example.com"), at(T0)).await.expect("capture").lead;
+    let lead = app.capture(vp("slow@example.com"), &[], at(T0)).await.expect("capture").lead;
     let first_owner = lead.owner.clone().expect("owner");
     let deadline = lead.sla.expect("clock").deadline;
     assert_eq!(deadline, at("2026-03-02T15:00:00Z"), "warm: one hour");
@@ -343,8 +343,9 @@ pub async fn each_escalation_step_fires_once_and_reassignment_picks_another_rep<
 
 pub async fn the_clean_up_reads_only_the_leads_whose_idleness_matters<R: Rig>(rig: R) {
     let app = rig.app();
-    let idle = app.capture(vp("idle@example.com"), at(T0)).await.expect("capture").lead;
-    let recent = app.capture(profile("recent@example.com"), at("2026-03-30T14:00:00Z")).await.expect("capture").lead;
+    let idle = app.capture(vp("idle@example.com"), &[], at(T0)).await.expect("capture").lead;
+    let recent =
+        app.capture(profile("recent@example.com"), &[], at("2026-03-30T14:00:00Z")).await.expect("capture").lead;
     assert_eq!(idle.hygiene_at, Some(at("2026-04-01T14:00:00Z")), "dormant after 30 idle days");
 
     let none = app.cleanup(at("2026-04-01T13:59:00Z")).await.expect("cleanup");
@@ -376,7 +377,7 @@ async fn capture_until_taken<S: leadflow_app::Store, N: Notifier>(
     profile: Profile,
 ) -> leadflow_app::CaptureOutcome {
     loop {
-        match app.capture(profile.clone(), at(T0)).await {
+        match app.capture(profile.clone(), &[], at(T0)).await {
             Err(leadflow_app::ServiceError::Busy) => continue,
             other => return other.expect("capture"),
         }
@@ -418,7 +419,7 @@ pub async fn an_operation_dropped_at_any_await_point_leaves_every_invariant_whol
     let mut points = 0;
     // A capture that hands off, stopped after each possible number of polls.
     for limit in 0.. {
-        let done = cut(app.capture(vp(&format!("cut{limit}@corp{limit}.com")), at(T0)), limit).await;
+        let done = cut(app.capture(vp(&format!("cut{limit}@corp{limit}.com")), &[], at(T0)), limit).await;
         assert_sound(app, at(T0), &format!("capture dropped after {limit} polls")).await;
         if let Some(outcome) = done {
             assert_eq!(outcome.expect("capture").lead.status, Status::Assigned);
@@ -428,7 +429,7 @@ pub async fn an_operation_dropped_at_any_await_point_leaves_every_invariant_whol
     }
     // Engagement that crosses the hand-off tier.
     for limit in 0.. {
-        let lead = app.capture(nurturing(&format!("warm{limit}@corp.com")), at(T0)).await.expect("capture").lead;
+        let lead = app.capture(nurturing(&format!("warm{limit}@corp.com")), &[], at(T0)).await.expect("capture").lead;
         app.engage(&lead.id, &[("email_click".to_owned(), 45)], at(T0)).await.expect("engage");
         let done = cut(app.engage(&lead.id, &[("email_click".to_owned(), 10)], at(T0)), limit).await;
         assert_sound(app, at(T0), &format!("engagement dropped after {limit} polls")).await;
@@ -520,7 +521,7 @@ pub async fn an_engagement_and_a_contact_attempt_at_once_never_lose_the_hand_off
     let app = Arc::clone(rig.app());
     let mut ids = Vec::new();
     for i in 0..30 {
-        let lead = app.capture(nurturing(&format!("race{i}@corp.com")), at(T0)).await.expect("capture").lead;
+        let lead = app.capture(nurturing(&format!("race{i}@corp.com")), &[], at(T0)).await.expect("capture").lead;
         app.engage(&lead.id, &[("email_click".to_owned(), 45)], at(T0)).await.expect("engage");
         ids.push(lead.id);
     }
@@ -554,7 +555,7 @@ pub async fn an_engagement_and_a_contact_attempt_at_once_never_lose_the_hand_off
 pub async fn an_event_that_happened_a_day_ago_starts_the_clock_when_it_arrives<R: Rig>(rig: R) {
     let app = rig.app();
     let two_days_ago = at("2026-02-28T14:00:00Z");
-    let lead = app.capture(nurturing("late@corp.com"), two_days_ago).await.expect("capture").lead;
+    let lead = app.capture(nurturing("late@corp.com"), &[], two_days_ago).await.expect("capture").lead;
     app.engage(&lead.id, &[("email_click".to_owned(), 45)], two_days_ago).await.expect("engage");
     let happened = at("2026-03-01T14:00:00Z");
     let counts = [("email_click".to_owned(), 10)];
@@ -579,7 +580,7 @@ pub async fn an_event_that_happened_a_day_ago_starts_the_clock_when_it_arrives<R
 
 pub async fn an_event_id_is_applied_once_however_often_it_is_sent<R: Rig>(rig: R) {
     let app = Arc::clone(rig.app());
-    let lead = app.capture(nurturing("once@corp.com"), at(T0)).await.expect("capture").lead;
+    let lead = app.capture(nurturing("once@corp.com"), &[], at(T0)).await.expect("capture").lead;
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let app = Arc::clone(&app);
@@ -608,7 +609,7 @@ pub async fn an_event_id_is_applied_once_however_often_it_is_sent<R: Rig>(rig: R
 pub async fn an_event_answered_unavailable_after_it_was_saved_is_applied_once_when_sent_again<R: Rig>(rig: R) {
     let store = LosesAnswers { inner: rig.app().store.clone(), lose_next_save: Arc::new(AtomicBool::new(false)) };
     let app = Leadflow::new(conformance_rules(), store.clone(), Nowhere);
-    let lead = app.capture(nurturing("retry@corp.com"), at(T0)).await.expect("capture").lead;
+    let lead = app.capture(nurturing("retry@corp.com"), &[], at(T0)).await.expect("capture").lead;
     let counts = [("email_click".to_owned(), 3)];
     let what = leadflow_app::Happening::Engagement(&counts);
     store.lose_next_save.store(true, Ordering::SeqCst);
@@ -712,7 +713,7 @@ impl<S: leadflow_app::Store> leadflow_app::Outbox for LosesAnswers<S> {
 pub async fn a_notification_that_keeps_failing_becomes_a_dead_letter_and_alerts_the_managers_once<R: Rig>(rig: R) {
     let app = rig.app();
     app.notifier.failing.store(true, Ordering::SeqCst);
-    let lead = app.capture(vp("unreachable@corp.com"), at(T0)).await.expect("capture").lead;
+    let lead = app.capture(vp("unreachable@corp.com"), &[], at(T0)).await.expect("capture").lead;
     assert_eq!(lead.status, Status::Assigned);
     let mut dead = 0;
     for minute in (3..=40).step_by(3) {
@@ -763,7 +764,7 @@ pub async fn doctor_finds_and_repairs_what_an_older_version_left_behind<R: Rig>(
         rules.routing.reps[i].active = false;
     }
     let nobody = Leadflow::new(Arc::new(rules), app.store.clone(), Nowhere);
-    let orphan = nobody.capture(vp("orphan@corp.com"), at(T0)).await.expect("capture").lead;
+    let orphan = nobody.capture(vp("orphan@corp.com"), &[], at(T0)).await.expect("capture").lead;
     assert_eq!(orphan.status, Status::Unassigned);
     let contacted = leadflow_domain::rules::lifecycle::SalesEvent::Contacted;
     nobody.sales_event(&orphan.id, &contacted, at(T0)).await.expect("contacted");
@@ -793,7 +794,7 @@ pub async fn the_sla_check_sweeps_once_and_repairs_leads_an_older_version_left<R
         stranded.push(change.lead.id);
     }
     for i in 0..5 {
-        app.capture(profile(&format!("fine{i}@example.com")), at(T0)).await.expect("capture");
+        app.capture(profile(&format!("fine{i}@example.com")), &[], at(T0)).await.expect("capture");
     }
     let mut repaired = 0;
     let mut checks = 0;

@@ -60,13 +60,13 @@ async fn each_operation_takes_the_round_trips_it_is_designed_for() {
     let app = Leadflow::new(conformance_rules(), store, Nowhere);
     let t0 = at("2026-03-02T14:00:00Z");
 
-    app.capture(profile("new@example.com", false), t0).await.expect("capture");
+    app.capture(profile("new@example.com", false), &[], t0).await.expect("capture");
     let new = take(&app.store);
     report("capture, new lead", &new);
     assert_eq!((new["read"].round_trips, new["save"].round_trips), (1, 1), "one read, one write");
     assert_eq!(round_trips(&new), 2);
 
-    let double = app.capture(profile("new@example.com", false), t0 + Duration::seconds(1)).await.expect("capture");
+    let double = app.capture(profile("new@example.com", false), &[], t0 + Duration::seconds(1)).await.expect("capture");
     assert_eq!(double.lead.version, 1, "a double submit is one submission");
     let double_usage = take(&app.store);
     report("capture, the same form again (double submit)", &double_usage);
@@ -74,7 +74,7 @@ async fn each_operation_takes_the_round_trips_it_is_designed_for() {
 
     let mut changed = profile("new@example.com", false);
     changed.company = Some("Initech".into());
-    let repeat = app.capture(changed, t0 + Duration::minutes(5)).await.expect("capture");
+    let repeat = app.capture(changed, &[], t0 + Duration::minutes(5)).await.expect("capture");
     assert!(!repeat.created);
     let repeat_usage = take(&app.store);
     report("capture, repeat", &repeat_usage);
@@ -101,7 +101,7 @@ async fn each_operation_takes_the_round_trips_it_is_designed_for() {
     report("a repeated event id", &repeat_usage);
     assert_eq!(round_trips(&repeat_usage), 1, "a repeat is one read, no write");
 
-    let handed = app.capture(profile("vp@corp.com", true), t0).await.expect("capture").lead;
+    let handed = app.capture(profile("vp@corp.com", true), &[], t0).await.expect("capture").lead;
     assert_eq!(handed.status, Status::Assigned);
     let assignment = take(&app.store);
     report("capture with assignment", &assignment);

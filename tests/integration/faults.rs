@@ -184,7 +184,7 @@ async fn transaction_conflicts_are_decided_again_and_the_hand_off_is_saved_once(
     for _ in 0..3 {
         proxy.inject(TRANSACT, Fault::transaction_conflict(8, &[1]));
     }
-    let lead = app.capture(vp("contended@corp.com"), at("2026-03-02T14:00:00Z")).await.expect("capture").lead;
+    let lead = app.capture(vp("contended@corp.com"), &[], at("2026-03-02T14:00:00Z")).await.expect("capture").lead;
     assert_eq!(proxy.pending_faults(), 0);
     assert_eq!(proxy.count(TRANSACT), 4, "three cancelled, then saved");
     assert_eq!((lead.status, lead.version), (Status::Assigned, 1));
@@ -202,7 +202,7 @@ async fn a_lead_that_stays_contended_answers_busy_and_nothing_is_written() {
     for _ in 0..leadflow_app::service::MAX_ATTEMPTS {
         proxy.inject(TRANSACT, Fault::transaction_conflict(4, &[0]));
     }
-    let outcome = app.capture(vp("hot@corp.com"), at("2026-03-02T14:00:00Z")).await;
+    let outcome = app.capture(vp("hot@corp.com"), &[], at("2026-03-02T14:00:00Z")).await;
     assert!(matches!(outcome, Err(ServiceError::Busy)), "{outcome:?}");
     let id = LeadId::for_email(&Email::parse("hot@corp.com").expect("email"));
     assert!(app.store.get(&id).await.expect("get").is_none(), "nothing of a refused capture is stored");
@@ -215,7 +215,7 @@ async fn throttling_5xx_and_slow_answers_are_retried_by_the_sdk() {
     proxy.inject(READ, Fault::throttling());
     proxy.inject(READ, Fault::Delay(Duration::from_millis(300)));
     proxy.inject(TRANSACT, Fault::internal());
-    let outcome = app.capture(vp("slow@corp.com"), at("2026-03-02T14:00:00Z")).await.expect("capture");
+    let outcome = app.capture(vp("slow@corp.com"), &[], at("2026-03-02T14:00:00Z")).await.expect("capture");
     assert!(outcome.created);
     assert_eq!(proxy.pending_faults(), 0);
     assert_eq!(proxy.count(TRANSACT), 2, "the 500 was retried once");
@@ -227,7 +227,7 @@ async fn throttling_5xx_and_slow_answers_are_retried_by_the_sdk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_whose_answer_was_lost_after_its_write_is_counted_once() {
     let (proxy, app) = rig().await;
-    let lead = app.capture(vp("lost@corp.com"), at("2026-03-02T14:00:00Z")).await.expect("capture").lead;
+    let lead = app.capture(vp("lost@corp.com"), &[], at("2026-03-02T14:00:00Z")).await.expect("capture").lead;
     proxy.inject(TRANSACT, Fault::DropAfterForwarding);
     let counts = [("email_click".to_owned(), 1)];
     let now = at("2026-03-02T14:01:00Z");
@@ -245,7 +245,7 @@ async fn an_event_whose_answer_was_lost_after_its_write_is_counted_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_save_names_each_reason_and_its_item() {
     let (proxy, app) = rig().await;
-    let lead = app.capture(vp("named@corp.com"), at("2026-03-02T14:00:00Z")).await.expect("capture").lead;
+    let lead = app.capture(vp("named@corp.com"), &[], at("2026-03-02T14:00:00Z")).await.expect("capture").lead;
     let mut next = lead.clone();
     next.version += 1;
     let mut change = leadflow_app::Change::of(next, lead.version);
@@ -272,14 +272,14 @@ async fn a_cancelled_save_names_each_reason_and_its_item() {
 async fn a_form_post_whose_answer_was_lost_after_its_write_is_one_submission() {
     let (proxy, app) = rig().await;
     proxy.inject(TRANSACT, Fault::DropAfterForwarding);
-    let outcome = app.capture(vp("resent@corp.com"), at("2026-03-02T14:00:00Z")).await.expect("capture");
+    let outcome = app.capture(vp("resent@corp.com"), &[], at("2026-03-02T14:00:00Z")).await.expect("capture");
     // The SDK sent it again; leadflow read again and found it applied.
     assert!(proxy.count(TRANSACT) >= 2);
     assert_eq!((outcome.lead.version, outcome.lead.status), (1, Status::Assigned));
     let stored = app.store.get(&outcome.lead.id).await.expect("get").expect("lead");
     assert_eq!((stored.events["form_submission"], stored.version), (1, 1));
     // The client resends too: still one submission, within the repeat window.
-    let resent = app.capture(vp("resent@corp.com"), at("2026-03-02T14:01:00Z")).await.expect("capture");
+    let resent = app.capture(vp("resent@corp.com"), &[], at("2026-03-02T14:01:00Z")).await.expect("capture");
     assert_eq!(resent.lead.version, 1);
     assert_sound(&app, at("2026-03-02T14:01:00Z"), "after a lost answer").await;
 }

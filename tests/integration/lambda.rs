@@ -111,9 +111,9 @@ async fn a_lead_lives_its_whole_life_through_the_lambda_handlers() {
     // Captured from the webinar form, then again from an ad: first touch kept.
     let lee = json!({ "email": "lee@bigco.com", "first_name": "Lee", "employees": 2000, "country": "US" });
     let (status, created) = call(&api, form_post("source=webinar", &lee)).await;
-    assert_eq!((status, &created["status"]), (201, &json!("nurturing")), "{created}");
+    assert_eq!((status, &created["accepted"]), (202, &json!(true)), "{created}");
     let (status, again) = call(&api, form_post("source=ads", &json!({ "email": "lee@bigco.com" }))).await;
-    assert_eq!((status, &again["created"]), (200, &json!(false)));
+    assert_eq!((status, &again), (202, &created), "a known email is answered as a new one");
 
     // Engagement over the hand-off tier: routed, notified with the reasons.
     event(&api, json!({ "email": "lee@bigco.com", "type": "pricing_page_view" })).await;

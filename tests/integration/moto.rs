@@ -277,13 +277,13 @@ async fn a_hand_off_published_while_sns_is_down_is_delivered_once_after_it_retur
 
     let mut first = leadflow_domain::Profile::new(leadflow_domain::Email::parse("first@corp.com").expect("email"));
     first.job_title = Some("VP Marketing".into());
-    let one = app.capture(first, at("2026-03-02T14:00:00Z")).await.expect("capture");
+    let one = app.capture(first, &[], at("2026-03-02T14:00:00Z")).await.expect("capture");
     assert_eq!(inboxes.delivered().await.len(), 1);
 
     sns_moto.stop();
     let mut second = leadflow_domain::Profile::new(leadflow_domain::Email::parse("second@corp.com").expect("email"));
     second.job_title = Some("VP Sales".into());
-    let two = app.capture(second, at("2026-03-02T14:01:00Z")).await.expect("capture while SNS is down");
+    let two = app.capture(second, &[], at("2026-03-02T14:01:00Z")).await.expect("capture while SNS is down");
     assert_eq!(two.lead.status, leadflow_domain::Status::Assigned, "the hand-off is stored");
     let report = app.sla_check(at("2026-03-02T14:04:00Z")).await.expect("sla check");
     assert_eq!(report.notifications_failed, 1, "still down: the retry fails and stays pending");

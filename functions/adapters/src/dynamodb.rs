@@ -145,6 +145,8 @@ fn lead_from_item(item: &Item) -> Result<Lead, StoreError> {
         let Some(text) = text else { continue };
         if let Some(custom) = name.strip_prefix("custom.") {
             profile.custom.insert(custom.to_owned(), text.to_owned());
+        } else if let Some(raw) = name.strip_prefix("raw.") {
+            profile.raw.insert(raw.to_owned(), text.to_owned());
         } else if let Some(field) = ProfileField::from_name(name).filter(|f| *f != ProfileField::Email) {
             profile.set(&FieldTarget::Profile(field), text).map_err(|_| corrupt(name))?;
         }
@@ -189,6 +191,9 @@ fn lead_item(lead: &Lead) -> Item {
         if let Some(v) = field_value(&lead.profile, &field) {
             item.insert(field_attribute(&field), v);
         }
+    }
+    for (name, value) in &lead.profile.raw {
+        item.insert(format!("raw.{name}"), s(value.clone()));
     }
     for (kind, count) in &lead.events {
         item.insert(event_attribute(kind), n(count));

@@ -1,47 +1,30 @@
 //! `POST /leads`: a web form post becomes a lead.
 
-use std::collections::{BTreeMap, HashSet};
-
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::header::{self, HeaderValue};
 use http::{Request, StatusCode, Uri};
 use leadflow_app::{Notifier, Store};
-use leadflow_domain::lead::{FieldTarget, ProfileField};
-use leadflow_domain::{Email, FieldValue, LeadId, Profile, Status};
+use leadflow_domain::LeadId;
+use leadflow_domain::form::{self, Warning};
 use serde_json::json;
 use tracing::{info, instrument};
 
 use crate::error::ApiError;
 use crate::{Api, HttpResponse, MAX_FORM_BYTES, json, media_type};
 
-/// The form field naming where to send a browser after a form post.
-const REDIRECT_FIELD: &str = "_redirect";
-
-/// The posted fields, in order, as text.
+/// The posted fields, in order, as text: nested JSON flattened to paths
+/// (`a.b`, `a[0].c`).
 fn fields(request: &Request<Bytes>) -> Result<Vec<(String, String)>, ApiError> {
     let body = request.body();
     match media_type(request).as_deref() {
         Some("application/json") => {
             let value: serde_json::Value = serde_json::from_slice(body)
                 .map_err(|e| ApiError::Malformed(format!("the body is not valid JSON: {e}")))?;
-            let serde_json::Value::Object(map) = value else {
+            if !value.is_object() {
                 return Err(ApiError::Malformed("the body must be a JSON object of fields".into()));
-            };
-            let mut out = Vec::with_capacity(map.len());
-            let mut invalid = BTreeMap::new();
-            for (name, v) in map {
-                match v {
-                    serde_json::Value::Null => {}
-                    serde_json::Value::String(s) => out.push((name, s)),
-                    serde_json::Value::Number(n) => out.push((name, n.to_string())),
-                    serde_json::Value::Bool(b) => out.push((name, b.to_string())),
-                    _ => {
-                        invalid.insert(name, "must be text, a number or true/false".to_owned());
-                    }
-                }
             }
-            if invalid.is_empty() { Ok(out) } else { Err(ApiError::Invalid(invalid)) }
+            Ok(form::flatten(&value))
         }
         Some("application/x-www-form-urlencoded") => {
             Ok(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
@@ -60,14 +43,21 @@ fn source(uri: &Uri) -> Option<String> {
     form_urlencoded::parse(uri.query()?.as_bytes()).find(|(k, _)| k == "source").map(|(_, v)| v.trim().to_owned())
 }
 
-/// The redirect target, when it is an http(s) address on an allowed origin.
+/// The redirect target: an http(s) address on an allowed origin, or a path on
+/// this host (`/thanks`: letters, digits, `/`, `-`, `_`, `.`, never `//`, so no
+/// browser reads it as another host).
 fn redirect_target<S, N>(api: &Api<S, N>, value: &str) -> Option<HeaderValue> {
-    let uri: Uri = value.trim().parse().ok()?;
+    let value = value.trim();
+    if let Some(path) = value.strip_prefix('/') {
+        let plain = path.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
+        return (plain && !path.starts_with('/')).then(|| HeaderValue::from_str(value).ok()).flatten();
+    }
+    let uri: Uri = value.parse().ok()?;
     let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
     if !matches!(scheme, "http" | "https") || !api.config.allows(&format!("{scheme}://{authority}")) {
         return None;
     }
-    HeaderValue::from_str(value.trim()).ok()
+    HeaderValue::from_str(value).ok()
 }
 
 #[instrument(skip_all, fields(source))]
@@ -80,98 +70,47 @@ pub(crate) async fn post<S: Store, N: Notifier>(
         return Err(ApiError::TooLarge { limit: MAX_FORM_BYTES });
     }
     let rules = &api.service.rules;
-    let capture = &rules.capture;
     let source = source(request.uri()).filter(|s| !s.is_empty());
     tracing::Span::current().record("source", source.as_deref().unwrap_or("-"));
     let posted = fields(request)?;
-
-    let mut redirect = None;
-    let mut honeypot = false;
-    let mut email = None;
-    let mut fields: Vec<FieldValue> = Vec::new();
-    let mut present: HashSet<FieldTarget> = HashSet::new();
-    let mut invalid = BTreeMap::new();
-    for (name, value) in posted {
-        let value = value.trim();
-        if name == REDIRECT_FIELD {
-            if !value.is_empty() {
-                redirect = redirect_target(api, value);
-                if redirect.is_none() {
-                    invalid.insert(name, "must be an http(s) address on an allowed origin".to_owned());
-                }
+    let form =
+        form::read(&rules.capture, source.as_deref(), posted).map_err(|refused| ApiError::Invalid(refused.errors))?;
+    let mut warnings = form.warnings;
+    let redirect = match form.redirect.as_deref() {
+        Some(value) => {
+            let target = redirect_target(api, value);
+            if target.is_none() {
+                warnings.push(Warning {
+                    field: "_redirect".to_owned(),
+                    problem: "not followed: it must be a path on this host or an http(s) address on an allowed origin"
+                        .to_owned(),
+                });
             }
-            continue;
+            target
         }
-        if capture.honeypot.as_deref() == Some(name.as_str()) {
-            honeypot |= !value.is_empty();
-            continue;
-        }
-        if value.is_empty() {
-            continue;
-        }
-        match capture.target_for(source.as_deref(), &name) {
-            Some(FieldTarget::Profile(ProfileField::Email)) => email = Some(value.to_owned()),
-            Some(target) => {
-                present.insert(target.clone());
-                let name = target.to_string();
-                match FieldValue::parse(target, value) {
-                    Ok(field) => fields.extend(field),
-                    Err(e) => {
-                        invalid.insert(name, e.to_string());
-                    }
-                }
-            }
-            None => {
-                invalid.insert(
-                    name,
-                    "is not a name leadflow can store (letters, digits, `_` and `-`, at most 64)".to_owned(),
-                );
-            }
-        }
-    }
-
-    let email = match email.as_deref().map(Email::parse) {
-        None => {
-            invalid.insert("email".to_owned(), "is required".to_owned());
-            None
-        }
-        Some(Err(e)) => {
-            invalid.insert("email".to_owned(), e.to_string());
-            None
-        }
-        Some(Ok(email)) => Some(email),
+        None => None,
     };
-    for required in &capture.required {
-        if *required != FieldTarget::Profile(ProfileField::Email) && !present.contains(required) {
-            invalid.entry(required.to_string()).or_insert_with(|| "is required".to_owned());
-        }
-    }
-    // Every field's error at once, so that a form can show them all.
-    let Some(email) = email.filter(|_| invalid.is_empty()) else {
-        return Err(ApiError::Invalid(invalid));
-    };
-    let mut profile = Profile::new(email);
-    for field in fields {
-        profile.apply(field);
-    }
-    if profile.source.is_none() {
-        profile.source = source;
-    }
-
-    let (lead_id, status, created) = if honeypot {
-        // A bot filled the hidden field: answer as usual, store nothing.
-        info!(honeypot = true, "form post caught by the honeypot; nothing stored");
-        (LeadId::for_email(&profile.email), Status::Nurturing, true)
+    let lead_id = LeadId::for_email(&form.profile.email);
+    if form.honeypot {
+        // A bot filled a hidden field: answer as usual, store nothing.
+        info!(honeypot = true, "form post caught by a honeypot; nothing stored");
     } else {
-        let outcome = api.service.capture(profile, now).await?;
-        info!(lead_id = %outcome.lead.id, created = outcome.created, status = %outcome.lead.status.as_str(), "lead captured");
-        (outcome.lead.id, outcome.lead.status, outcome.created)
-    };
+        let outcome = api.service.capture(form.profile, &warnings, now).await?;
+        info!(
+            lead_id = %outcome.lead.id,
+            created = outcome.created,
+            warnings = warnings.len(),
+            status = %outcome.lead.status.as_str(),
+            "lead captured"
+        );
+    }
+    // The same answer for a new and a known email, and nothing of the lead's
+    // state: anyone can post any address.
+    let body = json!({ "accepted": true, "lead_id": lead_id, "warnings": warnings });
     if let Some(location) = redirect {
-        let mut r = json(StatusCode::SEE_OTHER, &json!({ "lead_id": lead_id, "status": status, "created": created }));
+        let mut r = json(StatusCode::SEE_OTHER, &body);
         r.headers_mut().insert(header::LOCATION, location);
         return Ok(r);
     }
-    let code = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok(json(code, &json!({ "lead_id": lead_id, "status": status, "created": created })))
+    Ok(json(StatusCode::ACCEPTED, &body))
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
+use leadflow_domain::form::Warning;
 use leadflow_domain::machine::{DELIVERY_LEASE, Effect, problems};
 use leadflow_domain::rules::lifecycle::SalesEvent;
 use leadflow_domain::{
@@ -151,10 +152,15 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
     /// in one write.
     /// An identical post within [`FORM_REPEAT_WINDOW`] is the same submission:
     /// it changes nothing and answers with the lead as it is.
-    pub async fn capture(&self, profile: Profile, now: DateTime<Utc>) -> Result<CaptureOutcome, ServiceError> {
+    pub async fn capture(
+        &self,
+        profile: Profile,
+        warnings: &[Warning],
+        now: DateTime<Utc>,
+    ) -> Result<CaptureOutcome, ServiceError> {
         let id = LeadId::for_email(&profile.email);
         let form_id = form_id(&profile);
-        match self.apply(&id, &Input::FormPost { profile: &profile }, Some(&form_id), None, now).await? {
+        match self.apply(&id, &Input::FormPost { profile: &profile, warnings }, Some(&form_id), None, now).await? {
             Applied::Changed(change, effect, _) => Ok(CaptureOutcome { lead: change.lead, created: effect.created }),
             Applied::Repeat(_, Some(lead)) | Applied::Unchanged(Some(lead)) => {
                 Ok(CaptureOutcome { lead, created: false })

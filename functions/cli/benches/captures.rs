@@ -54,7 +54,7 @@ fn main() {
                         });
                         let t = Instant::now();
                         let r = client.post(url.as_str()).json(&lead).send().await.expect("POST /leads");
-                        assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+                        assert_eq!(r.status().as_u16(), 202, "{:?}", r.text().await);
                         latencies.push(t.elapsed());
                     }
                     latencies

@@ -73,7 +73,11 @@ async fn run<S: Store + 'static, N: Notifier + 'static>(app: Arc<Leadflow<S, N>>
     origins.push(format!("http://localhost:{}", args.addr.port()));
     let api =
         Arc::new(Api::new(Arc::clone(&app), ApiConfig { events_secret: events_secret(), allowed_origins: origins }));
-    let router = Router::new().route("/", get(form_page)).fallback(handle::<S, N>).with_state(api);
+    let router = Router::new()
+        .route("/", get(form_page))
+        .route("/thanks", get(thanks_page))
+        .fallback(handle::<S, N>)
+        .with_state(api);
 
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("listening on {}", args.addr))?;
@@ -152,6 +156,28 @@ async fn shutdown() {
     info!("shutting down: finishing requests in flight");
 }
 
+/// The sample form, with every country by its English name (the form posts
+/// the ISO code, so a typed name can never pick the wrong country).
 async fn form_page() -> impl IntoResponse {
-    Html(include_str!("form.html"))
+    static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let mut countries: Vec<(String, String)> =
+            keshvar::CountryIterator::new().map(|c| (c.iso_short_name().to_owned(), c.alpha2().to_string())).collect();
+        countries.sort();
+        let options: String = countries
+            .iter()
+            .map(|(name, code)| format!("      <option value=\"{code}\">{}</option>\n", escape(name)))
+            .collect();
+        include_str!("form.html").replace("<!-- countries -->\n", &options)
+    });
+    Html(PAGE.as_str())
+}
+
+/// Where the sample form sends people after posting.
+async fn thanks_page() -> impl IntoResponse {
+    Html(include_str!("thanks.html"))
+}
+
+/// Text for HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

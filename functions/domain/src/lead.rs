@@ -84,6 +84,12 @@ pub struct InvalidCountry {
     input: String,
 }
 
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("`{input}` is not a country leadflow knows (a name, or an ISO 3166 code such as DE or DEU)")]
+pub struct UnknownCountry {
+    input: String,
+}
+
 impl CountryCode {
     pub fn parse(input: &str) -> Result<Self, InvalidCountry> {
         match input.trim().as_bytes() {
@@ -327,7 +333,7 @@ pub enum FieldError {
     #[error(transparent)]
     Email(#[from] InvalidEmail),
     #[error(transparent)]
-    Country(#[from] InvalidCountry),
+    Country(#[from] UnknownCountry),
     #[error("`{value}` is not a whole number of employees")]
     Employees { value: String },
     #[error("`{value}` is not an amount")]
@@ -375,6 +381,10 @@ pub struct Profile {
     pub utm_campaign: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom: BTreeMap<String, String>,
+    /// Values that did not fit their field, as submitted, by field name: kept
+    /// so that nothing a lead sent is lost; a valid value later replaces one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub raw: BTreeMap<String, String>,
 }
 
 fn text_value(field: &str, value: &str) -> Result<Option<String>, FieldError> {
@@ -419,6 +429,18 @@ enum Parsed {
 }
 
 impl FieldValue {
+    /// The profile field it sets (`None` for a custom field).
+    fn profile_field(&self) -> Option<ProfileField> {
+        Some(match &self.0 {
+            Parsed::Email(_) => ProfileField::Email,
+            Parsed::Country(_) => ProfileField::Country,
+            Parsed::Employees(_) => ProfileField::Employees,
+            Parsed::AnnualRevenue(_) => ProfileField::AnnualRevenue,
+            Parsed::Text(field, _) => *field,
+            Parsed::Custom(..) => return None,
+        })
+    }
+
     /// Parses captured text for `target`; `None` for an empty value, which sets
     /// nothing.
     pub fn parse(target: FieldTarget, value: &str) -> Result<Option<FieldValue>, FieldError> {
@@ -433,7 +455,10 @@ impl FieldValue {
         }
         let parsed = match field {
             ProfileField::Email => Parsed::Email(Email::parse(value)?),
-            ProfileField::Country => Parsed::Country(CountryCode::parse(value)?),
+            ProfileField::Country => Parsed::Country(
+                crate::country::lookup(value)
+                    .ok_or_else(|| UnknownCountry { input: value.trim().chars().take(80).collect() })?,
+            ),
             ProfileField::Employees => Parsed::Employees(parse_employees(value)?),
             ProfileField::AnnualRevenue => Parsed::AnnualRevenue(parse_amount(value)?),
             text => match text_value(text.name(), value)? {
@@ -466,6 +491,7 @@ impl Profile {
             utm_medium: None,
             utm_campaign: None,
             custom: BTreeMap::new(),
+            raw: BTreeMap::new(),
         }
     }
 
@@ -478,8 +504,12 @@ impl Profile {
         Ok(())
     }
 
-    /// Sets one field from its parsed value.
+    /// Sets one field from its parsed value (which replaces any raw value kept
+    /// for that field).
     pub fn apply(&mut self, field: FieldValue) {
+        if let Some(name) = field.profile_field() {
+            self.raw.remove(name.name());
+        }
         match field.0 {
             Parsed::Email(email) => self.email = email,
             Parsed::Country(country) => self.country = Some(country),
@@ -546,8 +576,12 @@ impl Profile {
         }
     }
 
-    /// Copies `field` from `other` (used by merge policies).
+    /// Copies `field` from `other` (used by merge policies); a value copied
+    /// replaces any raw value kept for the field.
     pub fn take_field(&mut self, other: &Profile, target: &FieldTarget) {
+        if let FieldTarget::Profile(field) = target {
+            self.raw.remove(field.name());
+        }
         match target {
             FieldTarget::Custom(name) => {
                 if let Some(v) = other.custom.get(name) {
@@ -572,6 +606,18 @@ impl Profile {
                 ProfileField::UtmMedium => self.utm_medium.clone_from(&other.utm_medium),
                 ProfileField::UtmCampaign => self.utm_campaign.clone_from(&other.utm_campaign),
             },
+        }
+    }
+
+    /// A field's value as text (numbers as written by `to_string`).
+    pub fn value_text(&self, target: &FieldTarget) -> Option<String> {
+        match target {
+            FieldTarget::Custom(name) => self.custom.get(name).cloned(),
+            FieldTarget::Profile(ProfileField::Email) => Some(self.email.as_str().to_owned()),
+            FieldTarget::Profile(ProfileField::Country) => self.country.map(|c| c.as_str().to_owned()),
+            FieldTarget::Profile(ProfileField::Employees) => self.employees.map(|n| n.to_string()),
+            FieldTarget::Profile(ProfileField::AnnualRevenue) => self.annual_revenue.map(|n| n.to_string()),
+            FieldTarget::Profile(field) => self.text(*field).map(str::to_owned),
         }
     }
 

@@ -2,7 +2,9 @@
 //! machine, notifications and explanations. No AWS, no Lambda, and no clock:
 //! every function that depends on time takes it as an argument.
 
+pub mod country;
 pub mod duration;
+pub mod form;
 pub mod lead;
 pub mod machine;
 pub mod message;

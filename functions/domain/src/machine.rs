@@ -48,7 +48,8 @@ pub const CLOCK_SKEW: Duration = Duration::minutes(5);
 #[derive(Clone, Debug)]
 pub enum Input<'a> {
     /// A form post: create the lead, or merge into it by the rules' merge policy.
-    FormPost { profile: &'a Profile },
+    /// A form post, read; `warnings` are what did not fit (kept in the history).
+    FormPost { profile: &'a Profile, warnings: &'a [crate::form::Warning] },
     /// Engagement events (type and count) that happened at `happened_at`.
     Engagement { counts: &'a [(String, u32)], happened_at: DateTime<Utc>, event_id: Option<&'a str> },
     /// A sales event from the CRM that happened at `happened_at`.
@@ -187,7 +188,7 @@ pub fn decide(
 ) -> Result<Outcome, Refusal> {
     let mut m = Machine { rules, team, now, draft: Draft::default() };
     let result = match input {
-        Input::FormPost { profile } => m.form_post(lead, profile),
+        Input::FormPost { profile, warnings } => m.form_post(lead, profile, warnings),
         Input::Engagement { counts, happened_at, event_id } => {
             m.engagement(lead.ok_or(Refusal::UnknownLead)?, counts, *happened_at, *event_id)
         }
@@ -291,15 +292,30 @@ struct Machine<'a> {
 type Step<T> = Result<T, Stop>;
 
 impl Machine<'_> {
-    fn form_post(&mut self, lead: Option<&Lead>, profile: &Profile) -> Step<Option<Lead>> {
+    fn form_post(
+        &mut self,
+        lead: Option<&Lead>,
+        profile: &Profile,
+        warnings: &[crate::form::Warning],
+    ) -> Step<Option<Lead>> {
         let now = self.now;
+        let mut lead_warnings = warnings.to_vec();
         let (mut next, before) = match lead {
             Some(stored) => {
                 let mut next = stored.clone();
                 let capture = &self.rules.capture;
                 let keep_first =
                     |f: &FieldTarget| capture.merge_default == MergePolicy::KeepFirst || capture.keep_first.contains(f);
-                next.merge_capture(profile, &keep_first);
+                let dropped = next.merge_capture(profile, &keep_first, capture.limits.custom_fields);
+                if dropped > 0 {
+                    lead_warnings.push(crate::form::Warning {
+                        field: "custom".to_owned(),
+                        problem: format!(
+                            "{dropped} custom field(s) dropped: the lead holds at most {}",
+                            capture.limits.custom_fields
+                        ),
+                    });
+                }
                 (next, Some(stored.status))
             }
             None => {
@@ -316,6 +332,21 @@ impl Machine<'_> {
             event_id: None,
             source: profile.source.clone(),
         });
+        // On a lead a rep owns, the values a post replaced are kept.
+        let replaced: BTreeMap<String, String> = match lead.filter(|l| l.owner.is_some()) {
+            Some(stored) => profile
+                .present_fields()
+                .into_iter()
+                .filter_map(|f| {
+                    let old = stored.profile.value_text(&f)?;
+                    (next.profile.value_text(&f).as_ref() != Some(&old)).then(|| (f.to_string(), old))
+                })
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        if !lead_warnings.is_empty() || !replaced.is_empty() {
+            self.draft.records.push(Record::Capture { warnings: lead_warnings, replaced });
+        }
         let kinds = ["form_submission".to_owned()];
         self.derive(&mut next, before, &kinds)?;
         Ok(Some(next))

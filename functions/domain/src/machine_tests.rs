@@ -178,7 +178,7 @@ fn run(case: &Case) -> Result<(), String> {
             let email = fields.get("email").ok_or("a form post needs an email")?;
             let rest = fields.iter().filter(|(k, _)| *k != "email").map(|(k, v)| (k.clone(), v.clone())).collect();
             form = profile(email, &rest);
-            (Input::FormPost { profile: &form }, t0())
+            (Input::FormPost { profile: &form, warnings: &[] }, t0())
         }
         InputSpec::Engagement { events, happened } => {
             counts = events.iter().map(|(k, v)| (k.clone(), *v)).collect();

@@ -41,13 +41,16 @@ pub struct Context<'a> {
 /// Renders a notification about `lead` (its state after the change).
 pub fn render(rules: &RuleSet, lead: &Lead, n: usize, ctx: Context<'_>) -> Notification {
     let p = &lead.profile;
+    // Every value the lead wrote is cleaned before it reaches a rep.
     let name = match (p.first_name.as_deref(), p.last_name.as_deref()) {
         (Some(f), Some(l)) => format!("{f} {l}"),
         (Some(f), None) => f.to_owned(),
         (None, Some(l)) => l.to_owned(),
         (None, None) => p.email.as_str().to_owned(),
     };
-    let company = p.company.as_deref().unwrap_or(p.email.domain());
+    let name = clean(&name, NAME_CHARS);
+    let company = clean(p.company.as_deref().unwrap_or(p.email.domain()), NAME_CHARS);
+    let email_address = clean(p.email.as_str(), VALUE_CHARS);
     let deadline = lead.sla.map(|c| local_time(rules, c.deadline));
     let headline = match ctx.kind {
         NotificationKind::Handoff => "New lead",
@@ -70,7 +73,7 @@ pub fn render(rules: &RuleSet, lead: &Lead, n: usize, ctx: Context<'_>) -> Notif
         let _ = writeln!(email, "{note}");
     }
     let _ = writeln!(email, "\nWho");
-    let _ = writeln!(email, "  {name} <{}>", p.email);
+    let _ = writeln!(email, "  {name} <{email_address}>");
     for (label, value) in [
         ("title", p.job_title.as_deref()),
         ("company", p.company.as_deref()),
@@ -80,7 +83,7 @@ pub fn render(rules: &RuleSet, lead: &Lead, n: usize, ctx: Context<'_>) -> Notif
         ("source", p.source.as_deref()),
     ] {
         if let Some(v) = value {
-            let _ = writeln!(email, "  {label}: {v}");
+            let _ = writeln!(email, "  {label}: {}", clean(v, VALUE_CHARS));
         }
     }
     if let Some(n) = p.employees {
@@ -88,8 +91,10 @@ pub fn render(rules: &RuleSet, lead: &Lead, n: usize, ctx: Context<'_>) -> Notif
     }
     let _ = writeln!(email, "\nScore {} ({})", lead.score, lead.tier);
     if let Some(e) = ctx.explanation {
+        // The explanation quotes field values: each line cleaned on its own.
         for line in e.to_string().lines().skip(1) {
-            let _ = writeln!(email, "{line}");
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let _ = writeln!(email, "{indent}{}", clean(line, LINE_CHARS));
         }
     }
     let _ = writeln!(email, "\nActivity");
@@ -125,6 +130,35 @@ pub fn render(rules: &RuleSet, lead: &Lead, n: usize, ctx: Context<'_>) -> Notif
     }
 }
 
+/// The longest name or company a notification shows.
+pub const NAME_CHARS: usize = 60;
+/// The longest other value a notification shows.
+pub const VALUE_CHARS: usize = 100;
+/// The longest explanation line a notification shows.
+const LINE_CHARS: usize = 200;
+
+/// A value a lead wrote, as a notification shows it: one line (control and
+/// invisible formatting characters, line and paragraph separators as spaces,
+/// runs of spaces as one), no markup (`<` and `>` dropped), links defanged
+/// (`https://x` as `https[:]//x`, so no phone or mail client makes a link of
+/// them), at most `max` characters.
+pub fn clean(value: &str, max: usize) -> String {
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+    };
+    let mut out = String::with_capacity(value.len().min(max * 4));
+    for c in value.chars() {
+        let c = if invisible(c) { ' ' } else { c };
+        if c == '<' || c == '>' || (c.is_whitespace() && (out.is_empty() || out.ends_with(' '))) {
+            continue;
+        }
+        out.push(if c.is_whitespace() { ' ' } else { c });
+    }
+    let out = out.trim_end().replace("://", "[:]//");
+    truncate(&out, max)
+}
+
 /// A time in the business-hours time zone when there is one, else UTC.
 fn local_time(rules: &RuleSet, t: DateTime<Utc>) -> String {
     match &rules.sla.business_hours {
@@ -158,13 +192,17 @@ fn unavailable(why: &crate::rules::routing::Unavailable) -> String {
     }
 }
 
-/// An SMS body cut to one message: 160 GSM units, or 70 characters when any
-/// character needs UCS-2. Line breaks and control characters become spaces.
+/// An SMS body cut to one message: 160 GSM units, or 70 UTF-16 units when
+/// any character needs UCS-2. Line breaks and control characters become
+/// spaces. Latin letters and punctuation outside the GSM alphabet ("Zoë",
+/// curly quotes) are written in it when that keeps the whole text GSM, which
+/// keeps the 160-unit message; other scripts stay as they are, in UCS-2.
 pub fn fit_sms(s: &str) -> String {
     let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let gsm = s.chars().all(|c| GSM_BASIC.contains(c) || GSM_EXTENSION.contains(c));
-    if !gsm {
-        return truncate(&s, SMS_MAX_UCS2);
+    let is_gsm = |c: char| GSM_BASIC.contains(c) || GSM_EXTENSION.contains(c);
+    let s = if s.chars().all(is_gsm) { s } else { gsm_where_possible(&s).unwrap_or(s) };
+    if !s.chars().all(is_gsm) {
+        return truncate_utf16(&s, SMS_MAX_UCS2);
     }
     let units = |c: char| if GSM_EXTENSION.contains(c) { 2 } else { 1 };
     if s.chars().map(units).sum::<usize>() <= SMS_MAX_GSM {
@@ -181,6 +219,42 @@ pub fn fit_sms(s: &str) -> String {
         out.push(c);
     }
     out.push_str("...");
+    out
+}
+
+/// `s` in the GSM alphabet, when every character outside it is Latin or
+/// common punctuation with a GSM spelling; `None` otherwise.
+fn gsm_where_possible(s: &str) -> Option<String> {
+    let is_gsm = |c: char| GSM_BASIC.contains(c) || GSM_EXTENSION.contains(c);
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if is_gsm(c) {
+            out.push(c);
+            continue;
+        }
+        let latin = matches!(c, '\u{00A0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}' | '\u{2010}'..='\u{2027}');
+        let plain = deunicode::deunicode_char(c).filter(|p| latin && p.chars().all(is_gsm))?;
+        out.push_str(plain);
+    }
+    Some(out)
+}
+
+/// Cut to `max` UTF-16 units (a character outside the Basic Multilingual
+/// Plane, such as an emoji, takes two), never inside a character.
+fn truncate_utf16(s: &str, max: usize) -> String {
+    if s.encode_utf16().count() <= max {
+        return s.to_owned();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        if used + c.len_utf16() > max - 1 {
+            break;
+        }
+        used += c.len_utf16();
+        out.push(c);
+    }
+    out.push('…');
     out
 }
 
@@ -226,6 +300,32 @@ mod tests {
         let s = fit_sms(&format!("New lead: 王小明 {}", "y".repeat(100)));
         assert_eq!(s.chars().count(), SMS_MAX_UCS2);
         assert_eq!(fit_sms("Lead: José Müller"), "Lead: José Müller", "é and ü are GSM");
+    }
+
+    #[test]
+    fn latin_letters_outside_gsm_are_written_in_it_to_keep_160() {
+        assert_eq!(fit_sms("New lead: Zoë Šimić, “Acme” – CEO"), "New lead: Zoe Simic, \"Acme\" - CEO");
+        assert_eq!(fit_sms(&format!("New lead: Zoë {}", "y".repeat(140))).chars().count(), 154, "not cut to 70");
+        // Another script stays as it is, in UCS-2.
+        assert_eq!(fit_sms("New lead: Δημήτρης"), "New lead: Δημήτρης");
+    }
+
+    #[test]
+    fn a_ucs2_sms_counts_utf16_units_and_never_splits_an_emoji() {
+        let s = fit_sms(&"🙂".repeat(50));
+        assert!(s.encode_utf16().count() <= SMS_MAX_UCS2, "{}", s.encode_utf16().count());
+        assert!(s.ends_with('…'));
+    }
+
+    #[test]
+    fn what_a_lead_wrote_is_one_clean_line() {
+        assert_eq!(
+            clean("Jo\nScore 150\r\nCall https://evil.example now", 100),
+            "Jo Score 150 Call https[:]//evil.example now"
+        );
+        assert_eq!(clean("<b>Jo</b>\u{202E}moc.live", 100), "bJo/b moc.live");
+        assert_eq!(clean("   a   b   ", 100), "a b");
+        assert_eq!(clean(&"x".repeat(500), 60).chars().count(), 60);
     }
 
     #[test]

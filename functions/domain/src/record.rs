@@ -155,12 +155,32 @@ impl Lead {
     /// Merges a repeat capture into the stored profile, field by field: a field
     /// `keep_first` names keeps a stored value; every other value the capture
     /// holds replaces the stored one. Empty values were never captured.
-    pub fn merge_capture(&mut self, incoming: &Profile, keep_first: &dyn Fn(&crate::lead::FieldTarget) -> bool) {
+    /// A form post merged into the profile; custom fields new to the lead are
+    /// dropped once it holds `max_custom`. Returns how many were dropped.
+    pub fn merge_capture(
+        &mut self,
+        incoming: &Profile,
+        keep_first: &dyn Fn(&crate::lead::FieldTarget) -> bool,
+        max_custom: usize,
+    ) -> usize {
+        let mut dropped = 0;
         for field in incoming.present_fields() {
+            if let crate::lead::FieldTarget::Custom(name) = &field
+                && !self.profile.custom.contains_key(name)
+                && self.profile.custom.len() >= max_custom
+            {
+                dropped += 1;
+                continue;
+            }
             if !(self.profile.has(&field) && keep_first(&field)) {
                 self.profile.take_field(incoming, &field);
             }
         }
+        // Values that fit no field are kept as sent, beside what is known.
+        for (name, value) in &incoming.raw {
+            self.profile.raw.insert(name.clone(), value.clone());
+        }
+        dropped
     }
 
     /// Adds event counts; `inbound` events are activity (they reset idleness and
@@ -265,6 +285,16 @@ pub enum Record {
         event_id: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         source: Option<String>,
+    },
+    /// What a form post sent that did not fit its field (kept in the
+    /// profile's `raw`, cut, or dropped), and the values it replaced on a lead
+    /// a rep already owns (field name to the old value), so that nothing is
+    /// lost to a post made in someone else's name.
+    Capture {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<crate::form::Warning>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        replaced: BTreeMap<String, String>,
     },
     /// The score and route the rules gave, with the explanation.
     Scored { rules_version: String, explanation: Box<Explanation> },
@@ -400,7 +430,7 @@ mod tests {
         again.source = Some("ads".into());
         again.job_title = Some("CTO".into());
         let keep = |f: &FieldTarget| *f == FieldTarget::Profile(ProfileField::Source);
-        lead.merge_capture(&again, &keep);
+        lead.merge_capture(&again, &keep, 50);
         assert_eq!(lead.profile.source.as_deref(), Some("webinar"));
         assert_eq!(lead.profile.company.as_deref(), Some("Acme"));
         assert_eq!(lead.profile.job_title.as_deref(), Some("CTO"));

@@ -8,7 +8,7 @@ use marked_yaml::Node;
 use super::diag::suggest;
 use super::text::KeyedList;
 use super::yaml::{Doc, child, item, optional};
-use crate::lead::{FieldTarget, Profile, ProfileField};
+use crate::lead::{FieldTarget, MAX_FIELD_CHARS, Profile, ProfileField};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MergePolicy {
@@ -18,14 +18,56 @@ pub enum MergePolicy {
     KeepFirst,
 }
 
+/// How an employee band ("51-200") becomes one number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EmployeeBand {
+    #[default]
+    Lower,
+    Upper,
+    Midpoint,
+}
+
+/// What one post may bring, so that a lead stays far below what a store item
+/// holds (DynamoDB's is 400 KB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Fields read from one post; the rest are dropped and counted.
+    pub fields_per_post: usize,
+    /// Custom fields one post may add; the rest are dropped and counted.
+    pub custom_fields: usize,
+    /// Characters in one value; longer values are cut, with a warning.
+    pub value_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { fields_per_post: 100, custom_fields: 50, value_chars: 1000 }
+    }
+}
+
+/// Custom fields times characters: at most this many characters of custom
+/// text per post (200 KB in the worst UTF-8).
+pub const MAX_CUSTOM_CHARS: usize = 50_000;
+
+/// One source's reading of its posts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// Form field name to lead field.
+    pub fields: BTreeMap<String, FieldTarget>,
+    /// Whether fields it does not map are kept as custom fields.
+    pub custom_fields: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct Capture {
     pub required: Vec<FieldTarget>,
-    pub honeypot: Option<String>,
+    /// Fields hidden from people; a post with any of them filled is a bot's.
+    pub honeypots: Vec<String>,
     /// Lower case.
     pub free_email_domains: KeyedList,
-    /// Per source: form field name to lead field.
-    pub sources: BTreeMap<String, BTreeMap<String, FieldTarget>>,
+    pub sources: BTreeMap<String, Source>,
+    pub employee_bands: EmployeeBand,
+    pub limits: Limits,
     /// Fields that keep their first value (first-touch attribution).
     pub keep_first: Vec<FieldTarget>,
     pub merge_default: MergePolicy,
@@ -37,13 +79,14 @@ impl Capture {
         self.free_email_domains.position(domain).is_some()
     }
 
-    /// Where a posted form field goes: the source's mapping, else a field of the
-    /// same name, else a custom field; `None` for names that cannot be stored.
-    pub fn target_for(&self, source: Option<&str>, form_field: &str) -> Option<FieldTarget> {
-        if let Some(mapped) = source.and_then(|s| self.sources.get(s)).and_then(|m| m.get(form_field)) {
+    /// Where a posted form field goes by name: the source's mapping, else the
+    /// lead field of that name (`email`, `custom.seats`); `None` otherwise (a
+    /// custom field, if the source keeps them).
+    pub fn mapped(&self, source: Option<&str>, form_field: &str) -> Option<FieldTarget> {
+        if let Some(mapped) = source.and_then(|s| self.sources.get(s)).and_then(|m| m.fields.get(form_field)) {
             return Some(mapped.clone());
         }
-        FieldTarget::parse(form_field).or_else(|| FieldTarget::parse(&format!("custom.{form_field}")))
+        FieldTarget::parse(form_field)
     }
 
     /// A repeat submission merged into the stored profile. Empty values never
@@ -80,7 +123,11 @@ fn field_target(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<FieldTarge
 
 pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
     let map = doc.map(root, "")?;
-    doc.only_keys(map, "", &["required", "honeypot", "free_email_domains", "sources", "merge"]);
+    doc.only_keys(
+        map,
+        "",
+        &["required", "honeypot", "free_email_domains", "sources", "employee_bands", "limits", "merge"],
+    );
     let errors_before = doc.diags.len();
 
     let mut required = vec![FieldTarget::Profile(ProfileField::Email)];
@@ -96,17 +143,30 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
         }
     }
 
-    let honeypot = optional(map, "honeypot").and_then(|n| {
-        let name = doc.text(n, "honeypot")?;
-        if FieldTarget::parse(&name).is_some_and(|t| matches!(t, FieldTarget::Profile(_))) {
-            doc.error(
-                n.span(),
-                "honeypot",
-                format!("`{name}` is a lead field; the honeypot must be a field no person fills in"),
-            );
+    // One name or a list.
+    let mut honeypots = Vec::new();
+    if let Some(node) = optional(map, "honeypot") {
+        let names: Vec<(String, String, marked_yaml::Span)> = match node.as_sequence() {
+            Some(seq) => seq
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| Some((doc.text(n, &item("honeypot", i))?, item("honeypot", i), *n.span())))
+                .collect(),
+            None => {
+                doc.text(node, "honeypot").map(|n| vec![(n, "honeypot".to_owned(), *node.span())]).unwrap_or_default()
+            }
+        };
+        for (name, path, span) in names {
+            if FieldTarget::parse(&name).is_some_and(|t| matches!(t, FieldTarget::Profile(_))) {
+                doc.error(
+                    &span,
+                    &path,
+                    format!("`{name}` is a lead field; a honeypot must be a field no person fills in"),
+                );
+            }
+            honeypots.push(name);
         }
-        Some(name)
-    });
+    }
 
     let mut free_email_domains = KeyedList::default();
     if let Some(node) = optional(map, "free_email_domains")
@@ -131,9 +191,9 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
         for (name, spec) in m.iter() {
             let path = child("sources", name.as_str());
             let Some(s) = doc.map(spec, &path) else { continue };
-            doc.only_keys(s, &path, &["fields"]);
+            doc.only_keys(s, &path, &["fields", "custom_fields"]);
             let mut fields = BTreeMap::new();
-            if let Some(f) = doc.required(s, "fields", &path)
+            if let Some(f) = optional(s, "fields")
                 && let Some(fm) = doc.map(f, &child(&path, "fields"))
             {
                 for (form, lead) in fm.iter() {
@@ -142,7 +202,61 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
                     }
                 }
             }
+            let custom_fields = match optional(s, "custom_fields") {
+                Some(n) => doc.boolean(n, &child(&path, "custom_fields")).unwrap_or(true),
+                None => true,
+            };
+            let fields = Source { fields, custom_fields };
             sources.insert(name.as_str().to_owned(), fields);
+        }
+    }
+
+    let mut employee_bands = EmployeeBand::default();
+    if let Some(n) = optional(map, "employee_bands")
+        && let Some(text) = doc.text(n, "employee_bands")
+    {
+        match text.as_str() {
+            "lower" => employee_bands = EmployeeBand::Lower,
+            "upper" => employee_bands = EmployeeBand::Upper,
+            "midpoint" => employee_bands = EmployeeBand::Midpoint,
+            other => doc.error_hint(
+                n.span(),
+                "employee_bands",
+                format!("`{other}` is not lower, upper or midpoint"),
+                suggest(other, ["lower", "upper", "midpoint"]),
+            ),
+        }
+    }
+
+    let mut limits = Limits::default();
+    if let Some(node) = optional(map, "limits")
+        && let Some(m) = doc.map(node, "limits")
+    {
+        doc.only_keys(m, "limits", &["fields_per_post", "custom_fields", "value_chars"]);
+        let mut read = |key: &str, range: std::ops::RangeInclusive<usize>, slot: &mut usize| {
+            if let Some(n) = optional(m, key) {
+                let path = child("limits", key);
+                match doc.int(n, &path) {
+                    Some(v) if usize::try_from(v).is_ok_and(|v| range.contains(&v)) => *slot = v as usize,
+                    Some(v) => {
+                        doc.error(n.span(), &path, format!("{v} is not from {} to {}", range.start(), range.end()))
+                    }
+                    None => {}
+                }
+            }
+        };
+        read("fields_per_post", 1..=500, &mut limits.fields_per_post);
+        read("custom_fields", 0..=200, &mut limits.custom_fields);
+        read("value_chars", 1..=MAX_FIELD_CHARS, &mut limits.value_chars);
+        if limits.custom_fields * limits.value_chars > MAX_CUSTOM_CHARS {
+            doc.error(
+                node.span(),
+                "limits",
+                format!(
+                    "custom_fields x value_chars is {}, over {MAX_CUSTOM_CHARS}: a lead could outgrow a store item",
+                    limits.custom_fields * limits.value_chars
+                ),
+            );
         }
     }
 
@@ -180,5 +294,14 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
     if doc.diags.len() > errors_before {
         return None;
     }
-    Some(Capture { required, honeypot, free_email_domains, sources, keep_first, merge_default })
+    Some(Capture {
+        required,
+        honeypots,
+        free_email_domains,
+        sources,
+        employee_bands,
+        limits,
+        keep_first,
+        merge_default,
+    })
 }

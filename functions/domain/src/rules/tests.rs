@@ -569,14 +569,14 @@ fn capture_merge_keeps_first_touch_and_never_overwrites_with_empty() {
 }
 
 #[test]
-fn capture_maps_source_fields_then_own_names_then_custom() {
+fn capture_maps_source_fields_then_lead_field_names() {
     use crate::lead::{FieldTarget, ProfileField};
     let rules = rules_with(&[]);
     let c = &rules.capture;
-    assert_eq!(c.target_for(Some("hubspot"), "numemployees"), Some(FieldTarget::Profile(ProfileField::Employees)));
-    assert_eq!(c.target_for(None, "numemployees"), Some(FieldTarget::Custom("numemployees".into())));
-    assert_eq!(c.target_for(Some("hubspot"), "company"), Some(FieldTarget::Profile(ProfileField::Company)));
-    assert_eq!(c.target_for(None, "bad name!"), None);
+    assert_eq!(c.mapped(Some("hubspot"), "numemployees"), Some(FieldTarget::Profile(ProfileField::Employees)));
+    assert_eq!(c.mapped(None, "numemployees"), None, "a custom field, if the source keeps them");
+    assert_eq!(c.mapped(None, "custom.seats"), Some(FieldTarget::Custom("seats".into())));
+    assert_eq!(c.mapped(Some("hubspot"), "company"), Some(FieldTarget::Profile(ProfileField::Company)));
     assert!(c.is_free_email("gmail.com"));
     assert!(!c.is_free_email("acme.com"));
 }
