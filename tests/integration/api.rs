@@ -653,3 +653,78 @@ async fn a_post_that_changes_a_lead_a_rep_owns_keeps_the_old_values_in_its_histo
         [("company".to_owned(), "BigCo".to_owned()), ("phone".to_owned(), "+1 555 0100".to_owned())].into()
     );
 }
+
+#[tokio::test]
+async fn an_event_type_the_rules_do_not_name_is_refused_and_nothing_of_it_is_stored() {
+    let rig = rig();
+    rig.lead_json(json!({ "email": "ev@corp.com" })).await;
+    let before = rig.lead("ev@corp.com").await;
+    let store = &rig.api.service.store;
+    let entries = leadflow_app::History::history(store, &before.id).await.expect("history").len();
+    let answer = rig
+        .events(json!({ "events": [
+            { "email": "ev@corp.com", "type": "made_up_event" },
+            { "email": "ev@corp.com", "type": "email_click" },
+        ] }))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let refused = &answer.body["results"][0];
+    assert_eq!((&refused["ok"], &refused["error"]["code"]), (&json!(false), &json!("invalid")), "{}", answer.body);
+    assert!(refused["error"]["message"].as_str().is_some_and(|m| m.contains("demo_request")), "names the known types");
+    assert_eq!(answer.body["results"][1]["ok"], true);
+    let after = rig.lead("ev@corp.com").await;
+    assert!(!after.events.contains_key("made_up_event"));
+    assert_eq!(after.events.get("email_click"), Some(&1));
+    let now = leadflow_app::History::history(store, &after.id).await.expect("history").len();
+    assert_eq!(now, entries + 1, "only the known event's decision");
+}
+
+/// Each system's documented payload (tests/fixtures/vendors, with the address of
+/// the documentation in each file), posted as that system posts it, becomes the
+/// lead a RevOps person would expect.
+#[tokio::test]
+async fn every_system_s_documented_payload_creates_the_lead_it_describes() {
+    use leadflow_domain::form::employees;
+    use leadflow_domain::rules::capture::EmployeeBand;
+    let dir = crate::support::repo_root().join("tests/fixtures/vendors");
+    let mut files: Vec<_> =
+        std::fs::read_dir(&dir).expect("vendor fixtures").map(|e| e.expect("entry").path()).collect();
+    files.sort();
+    assert!(files.len() >= 14, "{files:?}");
+    for path in files {
+        // A store of its own: every fixture is the same person.
+        let rig = rig();
+        let source = path.file_stem().and_then(|s| s.to_str()).expect("a name").to_owned();
+        let fixture: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("JSON");
+        assert!(
+            fixture["documentation"].as_str().is_some_and(|d| d.starts_with("http")),
+            "{source}: its documentation"
+        );
+        let body = match &fixture["body"] {
+            Value::String(text) => text.clone(),
+            json => json.to_string(),
+        };
+        let content_type = fixture["content_type"].as_str().expect("content type");
+        let answer = rig.post(&format!("/leads?source={source}"), content_type, body).await;
+        assert!(matches!(answer.status, StatusCode::ACCEPTED | StatusCode::SEE_OTHER), "{source}: {}", answer.body);
+        let expect = &fixture["expect"];
+        let lead = rig.lead(expect["email"].as_str().expect("email")).await;
+        let p = &lead.profile;
+        let text = |field: &str| expect[field].as_str().map(str::to_owned);
+        assert_eq!(p.first_name, text("first_name"), "{source}: first_name");
+        assert_eq!(p.last_name, text("last_name"), "{source}: last_name");
+        assert_eq!(p.company, text("company"), "{source}: company");
+        assert_eq!(p.job_title, text("job_title"), "{source}: job_title");
+        assert_eq!(p.utm_source, text("utm_source"), "{source}: utm_source");
+        assert_eq!(p.utm_campaign, text("utm_campaign"), "{source}: utm_campaign");
+        if let Some(country) = text("country") {
+            assert_eq!(p.country, leadflow_domain::country::lookup(&country), "{source}: country {country}");
+            assert!(p.country.is_some(), "{source}: {country} is a country");
+        }
+        if let Some(band) = text("employees") {
+            assert_eq!(p.employees, employees(&band, EmployeeBand::Lower), "{source}: employees {band}");
+        }
+        assert_eq!(p.source.as_deref(), Some(source.as_str()), "{source}: the source names the lead");
+        assert!(p.raw.is_empty(), "{source}: nothing left unread: {:?}", p.raw);
+    }
+}

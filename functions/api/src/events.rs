@@ -7,7 +7,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use http::{Request, StatusCode};
 use leadflow_app::{EventResult, Happening, Notifier, Recorded, ServiceError, Store};
 use leadflow_domain::lead::Bant;
-use leadflow_domain::rules::field::valid_event_name;
+use leadflow_domain::rules::field::{EventVocabulary, valid_event_name};
 use leadflow_domain::rules::lifecycle::SalesEvent;
 use leadflow_domain::{Email, LeadId, Refusal};
 use serde::Deserialize;
@@ -108,7 +108,7 @@ enum Kind {
     Sales(SalesEvent),
 }
 
-fn kind_of(posted: &Posted) -> Result<Kind, Refused> {
+fn kind_of(posted: &Posted, events: &EventVocabulary) -> Result<Kind, Refused> {
     let property = |name: &str| posted.properties.as_ref().and_then(|p| p.get(name)).cloned();
     Ok(match posted.kind.as_str() {
         "contacted" => Kind::Sales(SalesEvent::Contacted),
@@ -134,7 +134,17 @@ fn kind_of(posted: &Posted) -> Result<Kind, Refused> {
             }
         }
         "form_submission" => return Err(Refused::invalid("form submissions are posted to /leads")),
-        other if valid_event_name(other) => Kind::Engagement(other.to_owned()),
+        other if events.slot(other).is_some() => Kind::Engagement(other.to_owned()),
+        other if valid_event_name(other) => {
+            // Only the types the rules name are taken, so no sender can grow a
+            // lead's history with invented ones.
+            let known = events.names().iter().filter(|n| *n != "form_submission").cloned().collect::<Vec<_>>();
+            return Err(Refused::invalid(format!(
+                "`{other}` is not an event type the rules name; they name {}, and the sales events contacted, \
+                 contact_attempt, qualified, disqualified, converted and nurture",
+                known.join(", ")
+            )));
+        }
         _ => return Err(Refused::invalid("`type` must be a name of lower-case letters, digits and `_`")),
     })
 }
@@ -247,7 +257,7 @@ async fn apply<S: Store, N: Notifier>(
 ) -> Result<Recorded, Refused> {
     let posted: Posted = serde_json::from_value(event).map_err(|e| Refused::invalid(e.to_string()))?;
     let id = lead_id_of(&posted)?;
-    let kind = kind_of(&posted)?;
+    let kind = kind_of(&posted, &api.service.rules.events)?;
     let event_id = event_id_of(&posted, signature, index)?;
     // When it happened drives activity; the clocks run from now.
     let happened_at = posted.at.unwrap_or(now);

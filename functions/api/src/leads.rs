@@ -7,33 +7,54 @@ use http::{Request, StatusCode, Uri};
 use leadflow_app::{Notifier, Store};
 use leadflow_domain::LeadId;
 use leadflow_domain::form::{self, Warning};
+use leadflow_domain::formats::{self, Body};
 use serde_json::json;
 use tracing::{info, instrument};
 
 use crate::error::ApiError;
 use crate::{Api, HttpResponse, MAX_FORM_BYTES, json, media_type};
 
-/// The posted fields, in order, as text: nested JSON flattened to paths
-/// (`a.b`, `a[0].c`).
-fn fields(request: &Request<Bytes>) -> Result<Vec<(String, String)>, ApiError> {
-    let body = request.body();
+/// The body as sent: a JSON object, or a form's fields in order
+/// (urlencoded or multipart; uploaded files are left out).
+async fn body(request: &Request<Bytes>) -> Result<Body, ApiError> {
+    let bytes = request.body();
     match media_type(request).as_deref() {
         Some("application/json") => {
-            let value: serde_json::Value = serde_json::from_slice(body)
+            let value: serde_json::Value = serde_json::from_slice(bytes)
                 .map_err(|e| ApiError::Malformed(format!("the body is not valid JSON: {e}")))?;
             if !value.is_object() {
                 return Err(ApiError::Malformed("the body must be a JSON object of fields".into()));
             }
-            Ok(form::flatten(&value))
+            Ok(Body::Json(value))
         }
         Some("application/x-www-form-urlencoded") => {
-            Ok(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+            Ok(Body::Pairs(form_urlencoded::parse(bytes).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()))
+        }
+        Some("multipart/form-data") => {
+            let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let boundary = multer::parse_boundary(content_type)
+                .map_err(|e| ApiError::Malformed(format!("a multipart body needs its boundary: {e}")))?;
+            let chunk = bytes.clone();
+            let stream = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(chunk) });
+            let mut multipart = multer::Multipart::new(stream, boundary);
+            let mut pairs = Vec::new();
+            let malformed = |e: multer::Error| ApiError::Malformed(format!("the multipart body is not valid: {e}"));
+            while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+                let name = field.name().map(str::to_owned);
+                let file = field.file_name().is_some();
+                let text = field.text().await.map_err(malformed)?;
+                if let (Some(name), false) = (name, file) {
+                    pairs.push((name, text));
+                }
+            }
+            Ok(Body::Pairs(pairs))
         }
         Some(other) => Err(ApiError::UnsupportedMediaType(format!(
-            "`{other}` is not accepted; post application/json or application/x-www-form-urlencoded"
+            "`{other}` is not accepted; post application/json, application/x-www-form-urlencoded or multipart/form-data"
         ))),
         None => Err(ApiError::UnsupportedMediaType(
-            "a Content-Type is required: application/json or application/x-www-form-urlencoded".into(),
+            "a Content-Type is required: application/json, application/x-www-form-urlencoded or multipart/form-data"
+                .into(),
         )),
     }
 }
@@ -72,7 +93,10 @@ pub(crate) async fn post<S: Store, N: Notifier>(
     let rules = &api.service.rules;
     let source = source(request.uri()).filter(|s| !s.is_empty());
     tracing::Span::current().record("source", source.as_deref().unwrap_or("-"));
-    let posted = fields(request)?;
+    let format = rules.capture.format(source.as_deref());
+    let posted = formats::fields(format, body(request).await?).map_err(|why| {
+        ApiError::Malformed(format!("the body is not what a `{}` source sends: {why}", format.name()))
+    })?;
     let form =
         form::read(&rules.capture, source.as_deref(), posted).map_err(|refused| ApiError::Invalid(refused.errors))?;
     let mut warnings = form.warnings;

@@ -8,6 +8,7 @@ use marked_yaml::Node;
 use super::diag::suggest;
 use super::text::KeyedList;
 use super::yaml::{Doc, child, item, optional};
+use crate::formats::Format;
 use crate::lead::{FieldTarget, MAX_FIELD_CHARS, Profile, ProfileField};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +53,8 @@ pub const MAX_CUSTOM_CHARS: usize = 50_000;
 /// One source's reading of its posts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
+    /// How its body is laid out.
+    pub format: Format,
     /// Form field name to lead field.
     pub fields: BTreeMap<String, FieldTarget>,
     /// Whether fields it does not map are kept as custom fields.
@@ -77,6 +80,11 @@ impl Capture {
     #[inline]
     pub fn is_free_email(&self, domain: &str) -> bool {
         self.free_email_domains.position(domain).is_some()
+    }
+
+    /// The body format of posts from `source` (`fields` without one).
+    pub fn format(&self, source: Option<&str>) -> Format {
+        source.and_then(|s| self.sources.get(s)).map(|s| s.format).unwrap_or_default()
     }
 
     /// Where a posted form field goes by name: the source's mapping, else the
@@ -191,7 +199,24 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
         for (name, spec) in m.iter() {
             let path = child("sources", name.as_str());
             let Some(s) = doc.map(spec, &path) else { continue };
-            doc.only_keys(s, &path, &["fields", "custom_fields"]);
+            doc.only_keys(s, &path, &["format", "fields", "custom_fields"]);
+            let mut format = Format::default();
+            if let Some(n) = optional(s, "format")
+                && let Some(name) = doc.text(n, &child(&path, "format"))
+            {
+                match Format::parse(&name) {
+                    Some(f) => format = f,
+                    None => doc.error_hint(
+                        n.span(),
+                        &child(&path, "format"),
+                        format!(
+                            "unknown format `{name}`; expected one of {}",
+                            Format::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                        ),
+                        suggest(&name, Format::ALL.iter().map(|(n, _)| *n)),
+                    ),
+                }
+            }
             let mut fields = BTreeMap::new();
             if let Some(f) = optional(s, "fields")
                 && let Some(fm) = doc.map(f, &child(&path, "fields"))
@@ -206,7 +231,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
                 Some(n) => doc.boolean(n, &child(&path, "custom_fields")).unwrap_or(true),
                 None => true,
             };
-            let fields = Source { fields, custom_fields };
+            let fields = Source { format, fields, custom_fields };
             sources.insert(name.as_str().to_owned(), fields);
         }
     }
