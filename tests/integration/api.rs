@@ -32,16 +32,32 @@ fn rig() -> Rig {
     rig_with(|_| {})
 }
 
+/// The test secret of every source that authenticates.
+fn source_secrets(rules: &RuleSet) -> std::collections::BTreeMap<String, Vec<u8>> {
+    rules
+        .capture
+        .sources
+        .iter()
+        .filter(|(_, s)| s.auth.is_some())
+        .map(|(name, _)| (name.clone(), format!("secret-of-{name}").into_bytes()))
+        .collect()
+}
+
 /// A rig on the starter rules as changed by `change`.
 fn rig_with(change: impl FnOnce(&mut RuleSet)) -> Rig {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut rules = RuleSet::load_dir(&starter_rules()).expect("starter rules");
     change(&mut rules);
+    let secrets = source_secrets(&rules);
     let rules = Arc::new(rules);
     let store = EmbeddedStore::open(&dir.path().join("leads.db")).expect("store");
     let log = dir.path().join("outbox.jsonl");
     let service = Arc::new(Leadflow::new(rules, store, LogNotifier::open(&log).expect("log")));
-    let config = ApiConfig { events_secret: SECRET.to_vec(), allowed_origins: vec![ORIGIN.to_owned()] };
+    let config = ApiConfig {
+        events_secret: SECRET.to_vec(),
+        allowed_origins: vec![ORIGIN.to_owned()],
+        source_secrets: leadflow_api::SourceSecrets::from_map(secrets),
+    };
     // A Tuesday, 10:00 in New York: business hours.
     let now = "2026-03-03T15:00:00Z".parse().expect("time");
     Rig { api: Api::new(service, config), log, now, signed: 0.into(), _dir: dir }
@@ -96,6 +112,46 @@ impl Rig {
         self.api.service.store.get(&id).await.expect("get").expect("stored lead")
     }
 
+    /// A post to `/leads?source=SOURCE` with the proof that source's `auth`
+    /// asks for, made with the rig's secret (`right`) or a wrong one.
+    fn proven(&self, source: &str, content_type: &str, body: String, right: bool) -> Request<Bytes> {
+        use leadflow_domain::rules::capture::SourceAuthKind as K;
+        let secret = if right { format!("secret-of-{source}") } else { "not-the-secret".to_owned() };
+        let mut uri = format!("/leads?source={source}");
+        let mut request =
+            Request::builder().method("POST").header("content-type", content_type).header("host", "api.example.com");
+        let auth = self.api.service.rules.capture.sources.get(source).and_then(|s| s.auth.clone());
+        let sign = |parts: &[&[u8]], hex: bool| leadflow_api::vendor_signature(secret.as_bytes(), parts, hex);
+        let ms = self.now.timestamp_millis().to_string();
+        match auth.map(|a| a.kind) {
+            None => {}
+            Some(K::Header(name)) => request = request.header(name, &secret),
+            Some(K::Basic) => {
+                use base64::Engine;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("user:{secret}"));
+                // The rig's secret is the whole `user:password`.
+                let encoded = if right { base64::engine::general_purpose::STANDARD.encode(&secret) } else { encoded };
+                request = request.header("authorization", format!("Basic {encoded}"));
+            }
+            Some(K::Query(name)) => uri = format!("{uri}&{name}={secret}"),
+            Some(K::Typeform) => {
+                request = request.header("typeform-signature", format!("sha256={}", sign(&[body.as_bytes()], false)));
+            }
+            Some(K::Tally) => request = request.header("tally-signature", sign(&[body.as_bytes()], false)),
+            Some(K::Webflow) => {
+                let signature = sign(&[ms.as_bytes(), b":", body.as_bytes()], true);
+                request = request.header("x-webflow-timestamp", &ms).header("x-webflow-signature", signature);
+            }
+            Some(K::HubspotV3) => {
+                let address = format!("https://api.example.com{uri}");
+                let signature = sign(&[b"POST", address.as_bytes(), body.as_bytes(), ms.as_bytes()], false);
+                request =
+                    request.header("x-hubspot-request-timestamp", &ms).header("x-hubspot-signature-v3", signature);
+            }
+        }
+        request.uri(uri).body(Bytes::from(body)).expect("request")
+    }
+
     fn notifications(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
@@ -132,8 +188,9 @@ async fn a_json_form_post_creates_a_lead_and_a_repeat_updates_it() {
 #[tokio::test]
 async fn a_plain_html_form_post_uses_the_source_mapping_and_redirects_to_an_allowed_origin() {
     let rig = rig();
-    let body = "email=ann%40globex.io&firstname=Ann&numemployees=250&_redirect=https%3A%2F%2Fwww.example.com%2Fthanks";
-    let answer = rig.post("/leads?source=hubspot", "application/x-www-form-urlencoded", body).await;
+    let body =
+        "email=ann%40globex.io&first_name=Ann&title=CTO&employees=250&_redirect=https%3A%2F%2Fwww.example.com%2Fthanks";
+    let answer = rig.post("/leads?source=salesforce", "application/x-www-form-urlencoded", body).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
     assert_eq!(answer.headers["location"], "https://www.example.com/thanks");
     for (hostile, followed) in [
@@ -152,6 +209,12 @@ async fn a_plain_html_form_post_uses_the_source_mapping_and_redirects_to_an_allo
         let answer = rig.post("/leads", "application/x-www-form-urlencoded", body).await;
         assert_eq!(answer.status == StatusCode::SEE_OTHER, followed, "{hostile}: {}", answer.body);
     }
+    let odd = format!("/leads?source={}", "x".repeat(500));
+    assert_eq!(
+        rig.post(&odd, "application/x-www-form-urlencoded", "email=odd%40globex.io").await.status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(rig.lead("odd@globex.io").await.profile.source, None, "an odd source names nothing");
     let ret = rig
         .post(
             "/leads",
@@ -167,7 +230,8 @@ async fn a_plain_html_form_post_uses_the_source_mapping_and_redirects_to_an_allo
     let lead = rig.lead("ann@globex.io").await;
     assert_eq!(lead.profile.first_name.as_deref(), Some("Ann"));
     assert_eq!(lead.profile.employees, Some(250));
-    assert_eq!(lead.profile.source.as_deref(), Some("hubspot"), "the source names a lead without one");
+    assert_eq!(lead.profile.job_title.as_deref(), Some("CTO"), "Salesforce's `title`");
+    assert_eq!(lead.profile.source.as_deref(), Some("salesforce"), "the source names a lead without one");
 }
 
 #[tokio::test]
@@ -659,8 +723,6 @@ async fn an_event_type_the_rules_do_not_name_is_refused_and_nothing_of_it_is_sto
     let rig = rig();
     rig.lead_json(json!({ "email": "ev@corp.com" })).await;
     let before = rig.lead("ev@corp.com").await;
-    let store = &rig.api.service.store;
-    let entries = leadflow_app::History::history(store, &before.id).await.expect("history").len();
     let answer = rig
         .events(json!({ "events": [
             { "email": "ev@corp.com", "type": "made_up_event" },
@@ -675,8 +737,9 @@ async fn an_event_type_the_rules_do_not_name_is_refused_and_nothing_of_it_is_sto
     let after = rig.lead("ev@corp.com").await;
     assert!(!after.events.contains_key("made_up_event"));
     assert_eq!(after.events.get("email_click"), Some(&1));
-    let now = leadflow_app::History::history(store, &after.id).await.expect("history").len();
-    assert_eq!(now, entries + 1, "only the known event's decision");
+    let history = leadflow_app::History::history(&rig.api.service.store, &before.id).await.expect("history");
+    let kinds: Vec<&str> = history.iter().filter_map(|h| h.record.event_type()).collect();
+    assert_eq!(kinds, ["form_submission", "email_click"], "nothing of the refused event is stored");
 }
 
 /// Each system's documented payload (tests/fixtures/vendors, with the address of
@@ -705,7 +768,8 @@ async fn every_system_s_documented_payload_creates_the_lead_it_describes() {
             json => json.to_string(),
         };
         let content_type = fixture["content_type"].as_str().expect("content type");
-        let answer = rig.post(&format!("/leads?source={source}"), content_type, body).await;
+        let request = rig.proven(&source, content_type, body, true);
+        let answer = rig.send(request).await;
         assert!(matches!(answer.status, StatusCode::ACCEPTED | StatusCode::SEE_OTHER), "{source}: {}", answer.body);
         let expect = &fixture["expect"];
         let lead = rig.lead(expect["email"].as_str().expect("email")).await;
@@ -727,4 +791,51 @@ async fn every_system_s_documented_payload_creates_the_lead_it_describes() {
         assert_eq!(p.source.as_deref(), Some(source.as_str()), "{source}: the source names the lead");
         assert!(p.raw.is_empty(), "{source}: nothing left unread: {:?}", p.raw);
     }
+}
+
+#[tokio::test]
+async fn a_source_that_authenticates_refuses_a_post_without_its_proof_and_stores_nothing() {
+    let rig = rig();
+    let sources: Vec<String> = rig
+        .api
+        .service
+        .rules
+        .capture
+        .sources
+        .iter()
+        .filter(|(_, s)| s.auth.is_some())
+        .map(|(n, _)| n.clone())
+        .collect();
+    assert!(sources.len() >= 10, "{sources:?}");
+    for source in &sources {
+        let body = json!({ "email": "who@corp.com" }).to_string();
+        let forged = rig.proven(source, "application/json", body.clone(), false);
+        assert_error(&rig.send(forged).await, StatusCode::UNAUTHORIZED, "unauthorized");
+        let bare = rig.post(&format!("/leads?source={source}"), "application/json", body).await;
+        assert_error(&bare, StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    assert!(rig.stored().await.is_empty(), "nothing of a refused post is stored");
+
+    // A signed timestamp five minutes off is refused even with the right secret.
+    let body = json!({ "payload": { "data": { "email": "late@corp.com" } } }).to_string();
+    let old = (rig.now - Duration::minutes(6)).timestamp_millis().to_string();
+    let signature =
+        leadflow_api::vendor_signature(b"secret-of-webflow", &[old.as_bytes(), b":", body.as_bytes()], true);
+    let late = Request::post("/leads?source=webflow")
+        .header("content-type", "application/json")
+        .header("x-webflow-timestamp", old)
+        .header("x-webflow-signature", signature)
+        .body(Bytes::from(body))
+        .expect("request");
+    assert_error(&rig.send(late).await, StatusCode::UNAUTHORIZED, "unauthorized");
+
+    // A source whose secret is not configured refuses everything.
+    let mut bare = rig_with(|_| {});
+    bare.api.config.source_secrets = leadflow_api::SourceSecrets::default();
+    let answer = bare.send(bare.proven("typeform", "application/json", json!({}).to_string(), true)).await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
+
+    // Sources without `auth` (a public web form) take posts from anyone.
+    let open = rig.post("/leads?source=salesforce", "application/x-www-form-urlencoded", "email=open%40corp.com").await;
+    assert_eq!(open.status, StatusCode::ACCEPTED);
 }

@@ -60,8 +60,13 @@ async fn body(request: &Request<Bytes>) -> Result<Body, ApiError> {
 }
 
 /// The `?source=` of the request, if any.
+/// A source name is a short plain word (letters, digits, `_`, `-`, `.`, at most
+/// 64): anything else names no source and is left out of the lead.
 fn source(uri: &Uri) -> Option<String> {
-    form_urlencoded::parse(uri.query()?.as_bytes()).find(|(k, _)| k == "source").map(|(_, v)| v.trim().to_owned())
+    let value = form_urlencoded::parse(uri.query()?.as_bytes()).find(|(k, _)| k == "source").map(|(_, v)| v)?;
+    let value = value.trim();
+    let plain = value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    (plain && !value.is_empty() && value.len() <= 64).then(|| value.to_owned())
 }
 
 /// The redirect target: an http(s) address on an allowed origin, or a path on
@@ -93,6 +98,7 @@ pub(crate) async fn post<S: Store, N: Notifier>(
     let rules = &api.service.rules;
     let source = source(request.uri()).filter(|s| !s.is_empty());
     tracing::Span::current().record("source", source.as_deref().unwrap_or("-"));
+    crate::auth::verify(&rules.capture, &api.config.source_secrets, source.as_deref(), request, now)?;
     let format = rules.capture.format(source.as_deref());
     let posted = formats::fields(format, body(request).await?).map_err(|why| {
         ApiError::Malformed(format!("the body is not what a `{}` source sends: {why}", format.name()))

@@ -2,6 +2,7 @@
 //! `http` types so that the Lambdas (through `lambda_http`) and `leadflow serve`
 //! (through axum) run exactly the same code. The caller passes "now".
 
+mod auth;
 mod error;
 mod events;
 mod leads;
@@ -14,6 +15,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use leadflow_app::{Leadflow, Notifier, Store};
 
+pub use auth::{MissingSecret, SourceSecrets, vendor_signature};
 pub use error::ApiError;
 pub use events::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
@@ -30,6 +32,9 @@ pub struct ApiConfig {
     /// Origins (`https://www.example.com`) whose pages may post to the API
     /// from a browser (CORS) and that a form's `_redirect` may send people to.
     pub allowed_origins: Vec<String>,
+    /// The secrets of the sources whose senders authenticate (`auth:` in
+    /// `capture.yaml`).
+    pub source_secrets: SourceSecrets,
 }
 
 impl ApiConfig {

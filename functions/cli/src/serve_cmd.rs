@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
-use leadflow_api::{Api, ApiConfig, ApiError};
+use leadflow_api::{Api, ApiConfig, ApiError, SourceSecrets};
 use leadflow_app::{Leadflow, Notifier, Store};
 use tracing::{error, info};
 
@@ -71,8 +71,13 @@ async fn run<S: Store + 'static, N: Notifier + 'static>(app: Arc<Leadflow<S, N>>
     }
     origins.push(format!("http://{}", args.addr));
     origins.push(format!("http://localhost:{}", args.addr.port()));
-    let api =
-        Arc::new(Api::new(Arc::clone(&app), ApiConfig { events_secret: events_secret(), allowed_origins: origins }));
+    // Sources that authenticate read their secrets from the environment, as on AWS.
+    let (source_secrets, missing) = SourceSecrets::load(&app.rules.capture, |name| std::env::var(name).ok());
+    for m in &missing {
+        println!("{m}: posts to /leads?source={} are refused until it is set", m.source_name);
+    }
+    let config = ApiConfig { events_secret: events_secret(), allowed_origins: origins, source_secrets };
+    let api = Arc::new(Api::new(Arc::clone(&app), config));
     let router = Router::new()
         .route("/", get(form_page))
         .route("/thanks", get(thanks_page))

@@ -108,6 +108,39 @@ const ALIASES: &[(&str, &str)] = &[
     ("peoples republic of china", "CN"),
 ];
 
+/// Words people put in a country field that name no country, though some
+/// language's name for one folds to them ("NA" is Namibia's code, "Y" Italy
+/// in Vietnamese): kept as sent rather than read as a country.
+const NOT_COUNTRIES: &[&str] = &[
+    "na",
+    "n a",
+    "no",
+    "n",
+    "y",
+    "yes",
+    "none",
+    "other",
+    "others",
+    "unknown",
+    "male",
+    "female",
+    "man",
+    "woman",
+    "test",
+    "any",
+    "all",
+    "world",
+    "global",
+    "international",
+    "europe",
+    "asia",
+    "africa",
+    "america latina",
+];
+
+/// Names two countries share in common use: kept as sent rather than guessed.
+const AMBIGUOUS: &[&str] = &["congo", "virgin islands", "guinea republic", "samoa islands"];
+
 /// Folded names, in order of trust: codes, English names, aliases, then the
 /// names in other languages (where a name two countries share is dropped).
 static NAMES: LazyLock<HashMap<String, CountryCode>> = LazyLock::new(|| {
@@ -124,6 +157,12 @@ static NAMES: LazyLock<HashMap<String, CountryCode>> = LazyLock::new(|| {
         let translated = country.translations().values().copied();
         for name in country.unofficial_name_list().iter().copied().chain(translated) {
             let key = fold(name);
+            // Short Latin forms in other languages are too easily some other
+            // word ("Y" is Italy in Vietnamese); other scripts write countries short.
+            let short = if key.is_ascii() { 4 } else { 2 };
+            if key.chars().count() < short {
+                continue;
+            }
             match other.get(&key) {
                 Some(Some(seen)) if *seen != code => {
                     other.insert(key, None);
@@ -183,6 +222,9 @@ pub fn fold(text: &str) -> String {
 /// be one ISO 3166 assigns (or `UK`).
 pub fn lookup(text: &str) -> Option<CountryCode> {
     let folded = fold(text);
+    if NOT_COUNTRIES.contains(&folded.as_str()) || AMBIGUOUS.contains(&folded.as_str()) {
+        return None;
+    }
     if folded.len() == 2 && folded.bytes().all(|b| b.is_ascii_alphabetic()) {
         let upper = folded.to_ascii_uppercase();
         if upper == "UK" {
@@ -249,7 +291,26 @@ mod tests {
 
     #[test]
     fn what_names_no_country_finds_nothing() {
-        for text in ["", "XX", "Atlantis", "Europe", "EMEA", "n/a", "-", "ZZZ", "123"] {
+        for text in [
+            "",
+            "XX",
+            "Atlantis",
+            "Europe",
+            "EMEA",
+            "n/a",
+            "NA",
+            "N/A",
+            "-",
+            "ZZZ",
+            "123",
+            "No",
+            "Y",
+            "Male",
+            "Man",
+            "Other",
+            "Congo",
+            "Virgin Islands",
+        ] {
             assert_eq!(code(text), None, "{text}");
         }
     }

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::lead::{Email, FieldError, FieldTarget, FieldValue, Profile, ProfileField, valid_custom_name};
+use crate::lead::{
+    Email, FieldError, FieldTarget, FieldValue, Profile, ProfileField, UnknownCountry, valid_custom_name,
+};
 use crate::rules::capture::{Capture, EmployeeBand};
 
 /// A value that did not fit: which field, and what was wrong (the value itself
@@ -41,58 +43,75 @@ pub struct Refused {
 /// The form fields that name where a browser goes after posting.
 pub const REDIRECT_FIELDS: [&str; 2] = ["_redirect", "retURL"];
 
+/// Where page addresses a sender includes may carry UTM parameters.
+const UTM_PARAMETERS: [(&str, ProfileField); 3] = [
+    ("utm_source", ProfileField::UtmSource),
+    ("utm_medium", ProfileField::UtmMedium),
+    ("utm_campaign", ProfileField::UtmCampaign),
+];
+
 /// Reads the posted fields (name and text, in order) of a post from `source`.
+///
+/// The email, the redirect, the honeypots and every field the source maps or
+/// that names a lead field are always read; the limits bound only the fields
+/// nobody mapped (which become custom fields), so that a sender's own noise
+/// never pushes out what matters.
 pub fn read(capture: &Capture, source: Option<&str>, posted: Vec<(String, String)>) -> Result<Form, Refused> {
     let limits = &capture.limits;
-    let keeps_custom = source.and_then(|s| capture.sources.get(s)).is_none_or(|s| s.custom_fields);
+    let spec = source.and_then(|s| capture.sources.get(s));
+    let keeps_custom = spec.is_none_or(|s| s.custom_fields);
+    // An authenticated sender is not a bot: its fields are never honeypots.
+    let honeypots: &[String] = if spec.is_some_and(|s| s.auth.is_some()) { &[] } else { &capture.honeypots };
     let mut warnings = Vec::new();
     let mut email = None;
     let mut redirect = None;
     let mut honeypot = false;
     let mut fields: Vec<(FieldTarget, String)> = Vec::new();
+    let mut pages: Vec<String> = Vec::new();
     let mut dropped = 0usize;
+    let mut unmapped = 0usize;
     let mut custom = 0usize;
-    for (i, (name, value)) in posted.into_iter().enumerate() {
+    for (name, value) in posted {
         let value = value.trim();
-        if i >= limits.fields_per_post {
-            dropped += 1;
-            continue;
-        }
         if REDIRECT_FIELDS.contains(&name.as_str()) {
             redirect = (!value.is_empty()).then(|| value.to_owned()).or(redirect);
             continue;
         }
-        if capture.honeypots.contains(&name) {
+        if honeypots.contains(&name) {
             honeypot |= !value.is_empty();
             continue;
         }
         if value.is_empty() {
             continue;
         }
-        let target = match capture.mapped(source, &name) {
+        // The source's mapping, a lead field's name, or the same in another
+        // spelling ("First Name", "Email").
+        let known = capture.mapped(source, &name).or_else(|| {
+            custom_name(&name).and_then(|n| FieldTarget::parse(&n)).filter(|t| matches!(t, FieldTarget::Profile(_)))
+        });
+        let target = match known {
             Some(target) => target,
-            None if !keeps_custom => {
-                dropped += 1;
-                continue;
-            }
-            None => match custom_name(&name) {
-                Some(n) => FieldTarget::Custom(n),
-                None => {
-                    dropped += 1;
-                    continue;
+            None => {
+                if looks_like_page(value) && pages.len() < 8 {
+                    pages.push(value.to_owned());
                 }
-            },
+                unmapped += 1;
+                let name = custom_name(&name).filter(|_| keeps_custom && unmapped <= limits.fields_per_post);
+                match name {
+                    Some(n) if custom < limits.custom_fields => {
+                        custom += 1;
+                        FieldTarget::Custom(n)
+                    }
+                    _ => {
+                        dropped += 1;
+                        continue;
+                    }
+                }
+            }
         };
         if let FieldTarget::Profile(ProfileField::Email) = target {
             email = Some(value.to_owned());
             continue;
-        }
-        if matches!(target, FieldTarget::Custom(_)) {
-            if custom >= limits.custom_fields {
-                dropped += 1;
-                continue;
-            }
-            custom += 1;
         }
         fields.push((target, value.to_owned()));
     }
@@ -119,6 +138,20 @@ pub fn read(capture: &Capture, source: Option<&str>, posted: Vec<(String, String
             }
         }
     }
+    // UTM parameters of a page address the sender sent (not the lead's own
+    // website), for what the post did not say itself.
+    for page in &pages {
+        for (parameter, field) in UTM_PARAMETERS {
+            if profile.text(field).is_none()
+                && let Some(value) = query_parameter(page, parameter)
+            {
+                let (value, _) = cut(&value, limits.value_chars);
+                if let Ok(Some(parsed)) = FieldValue::parse(FieldTarget::Profile(field), &value) {
+                    profile.apply(parsed);
+                }
+            }
+        }
+    }
     for required in &capture.required {
         if !profile.has(required) && !profile.raw.contains_key(&required.to_string()) {
             warnings.push(Warning { field: required.to_string(), problem: "is required; the lead is kept".to_owned() });
@@ -136,6 +169,18 @@ pub fn read(capture: &Capture, source: Option<&str>, posted: Vec<(String, String
     Ok(Form { profile, warnings, honeypot, redirect })
 }
 
+/// An http(s) address with a query: maybe a page address with UTM parameters.
+fn looks_like_page(value: &str) -> bool {
+    (value.starts_with("https://") || value.starts_with("http://")) && value.contains('?')
+}
+
+/// A query parameter of an address.
+fn query_parameter(address: &str, name: &str) -> Option<String> {
+    let (_, query) = address.split_once('?')?;
+    let query = query.split('#').next().unwrap_or("");
+    form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.into_owned())
+}
+
 fn refused(problem: &str) -> Refused {
     Refused { errors: BTreeMap::from([("email".to_owned(), problem.to_owned())]) }
 }
@@ -148,14 +193,20 @@ fn cut(value: &str, max: usize) -> (String, bool) {
     }
 }
 
+/// At most this many fields are read from one JSON body.
+pub const MAX_JSON_FIELDS: usize = 1000;
+/// Longer paths are left out.
+pub const MAX_PATH_BYTES: usize = 256;
+
 /// A JSON body as form fields: scalars by their path (`company`,
 /// `properties.email.value`, `data[0].email`), a list of scalars (checkboxes)
 /// as one value joined by ", ", null and empty values left out. Nesting deeper
-/// than 16 levels is left out too.
+/// than 16 levels, paths over 256 bytes and fields past the first 1,000 are
+/// left out too, so that no body costs more than a bounded amount to read.
 pub fn flatten(value: &serde_json::Value) -> Vec<(String, String)> {
     fn walk(value: &serde_json::Value, path: &str, depth: usize, out: &mut Vec<(String, String)>) {
         use serde_json::Value as V;
-        if depth > 16 {
+        if depth > 16 || path.len() > MAX_PATH_BYTES || out.len() >= MAX_JSON_FIELDS {
             return;
         }
         match value {
@@ -197,12 +248,17 @@ pub fn flatten(value: &serde_json::Value) -> Vec<(String, String)> {
 /// A value read for its field, normalising what people send: employee bands
 /// by `band`, countries by name (see [`crate::country`]).
 pub fn read_value(target: FieldTarget, value: &str, band: EmployeeBand) -> Result<Option<FieldValue>, FieldError> {
-    if target == FieldTarget::Profile(ProfileField::Employees)
-        && let Some(n) = employees(value, band)
-    {
-        return FieldValue::parse(target, &n.to_string());
+    match &target {
+        FieldTarget::Profile(ProfileField::Employees) => match employees(value, band) {
+            Some(n) => FieldValue::parse(target, &n.to_string()),
+            None => Err(FieldError::Employees { value: value.chars().take(80).collect() }),
+        },
+        FieldTarget::Profile(ProfileField::Country) => match crate::country::lookup(value) {
+            Some(code) => FieldValue::parse(target, code.as_str()),
+            None => Err(FieldError::UnknownCountry(UnknownCountry::new(value))),
+        },
+        _ => FieldValue::parse(target, value),
     }
-    FieldValue::parse(target, value)
 }
 
 /// A form field's name as a custom field name: lower case, anything but
@@ -237,6 +293,9 @@ pub fn employees(text: &str, band: EmployeeBand) -> Option<i64> {
     {
         return Some(1);
     }
+    if !only_head_count_words(&lower) || mixed_scale(&lower) {
+        return None;
+    }
     let numbers = numbers(&lower)?;
     let open_above = lower.contains('+')
         || ["more than", "over", "above", "or more", "at least", ">"].iter().any(|w| lower.contains(w));
@@ -255,6 +314,41 @@ pub fn employees(text: &str, band: EmployeeBand) -> Option<i64> {
         (EmployeeBand::Upper, Some(hi)) => hi,
         (EmployeeBand::Midpoint, Some(hi)) => (lo + hi) / 2,
     })
+}
+
+/// Whether `text` holds nothing but numbers, separators and the words of a
+/// head count, so that "1e5", "10 thousand" or "2,5" in another notation are
+/// kept as sent rather than read wrong.
+fn only_head_count_words(text: &str) -> bool {
+    const WORDS: [&str; 16] = [
+        "more than",
+        "fewer than",
+        "less than",
+        "or more",
+        "at least",
+        "up to",
+        "employees",
+        "employee",
+        "people",
+        "persons",
+        "staff",
+        "over",
+        "above",
+        "under",
+        "below",
+        "to",
+    ];
+    let mut rest = text.to_owned();
+    for word in WORDS {
+        rest = rest.replace(word, " ");
+    }
+    let bytes = rest.as_bytes();
+    bytes.iter().enumerate().all(|(i, b)| {
+        b.is_ascii_digit()
+            || matches!(b, b' ' | b',' | b'.' | b'\'' | b'+' | b'<' | b'>' | b'-' | b'~')
+            || (matches!(b, b'k' | b'm') && i > 0 && bytes[i - 1].is_ascii_digit())
+    }) || rest.contains('\u{2013}')
+        && rest.replace('\u{2013}', "-").bytes().all(|b| b.is_ascii_digit() || b" ,.'+<>-~".contains(&b))
 }
 
 /// The numbers in `text`: digits with `,` `.` `'` or a space between groups of
@@ -284,6 +378,10 @@ fn numbers(text: &str) -> Option<Vec<i64>> {
                 i += 1;
                 continue;
             }
+            if b == b',' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                // "2,5": a decimal comma, or a list; either way no head count.
+                return None;
+            }
             if b == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) && fraction.is_empty() {
                 i += 1;
                 while i < bytes.len() && bytes[i].is_ascii_digit() {
@@ -299,6 +397,13 @@ fn numbers(text: &str) -> Option<Vec<i64>> {
             Some(b'm') if !bytes.get(i + 1).is_some_and(u8::is_ascii_alphabetic) => 1_000_000.0,
             _ => 1.0,
         };
+        if !fraction.is_empty() && scale == 1.0 {
+            // 1.5 people is no head count.
+            return None;
+        }
+        if scale != 1.0 {
+            i += 1;
+        }
         let value: f64 = format!("{digits}.{}", if fraction.is_empty() { "0" } else { &fraction }).parse().ok()?;
         let n = (value * scale).round();
         if !(0.0..=1e12).contains(&n) {
@@ -307,6 +412,21 @@ fn numbers(text: &str) -> Option<Vec<i64>> {
         out.push(n as i64);
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// Whether the numbers of `text` carry a `k` or `m` on some but not all.
+fn mixed_scale(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let ends: Vec<bool> = bytes
+        .iter()
+        .enumerate()
+        .filter(|(i, b)| {
+            b.is_ascii_digit()
+                && bytes.get(i + 1).is_none_or(|n| !n.is_ascii_digit() && !matches!(n, b',' | b'.' | b'\''))
+        })
+        .map(|(i, _)| matches!(bytes.get(i + 1), Some(b'k' | b'm')))
+        .collect();
+    ends.iter().any(|s| *s) && !ends.iter().all(|s| *s)
 }
 
 #[cfg(test)]
@@ -446,7 +566,22 @@ mod tests {
 
     #[test]
     fn what_is_no_head_count_is_none() {
-        for text in ["lots", "", "n/a", "200-51", "1-2-3", "99999999999999999999"] {
+        for text in [
+            "lots",
+            "",
+            "n/a",
+            "200-51",
+            "1-2-3",
+            "99999999999999999999",
+            "100, 50",
+            "10, 5",
+            "1.5",
+            "1e5",
+            "10 thousand",
+            "2 million",
+            "1-10k",
+            "2,5k",
+        ] {
             assert_eq!(employees(text, EmployeeBand::Lower), None, "{text}");
         }
     }

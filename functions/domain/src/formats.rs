@@ -3,9 +3,8 @@
 //! format; `fields` (the default) reads a flat form or JSON object, nested
 //! values by path (`properties.email.value`, `data[0].email`).
 //!
-//! Every format also keeps what the sender says about where the lead came
-//! from: UTM parameters in a page address become `utm_*` fields when the post
-//! has none of its own.
+//! Page addresses a format finds (HubSpot's `pageUri`, say) are kept as
+//! fields, so that the form reader can take UTM parameters from them.
 
 use serde_json::Value;
 
@@ -86,7 +85,7 @@ impl Format {
 /// The form fields of `body` in `format`. `Err` says why the body is not what
 /// the format expects.
 pub fn fields(format: Format, body: Body) -> Result<Vec<(String, String)>, String> {
-    let mut out = match (format, body) {
+    let out = match (format, body) {
         (Format::Fields, Body::Pairs(pairs)) => pairs,
         (Format::Bracket, Body::Pairs(pairs)) => pairs.into_iter().map(|(k, v)| (bracket_path(&k), v)).collect(),
         (Format::Jotform, Body::Pairs(pairs)) => jotform(pairs)?,
@@ -106,7 +105,6 @@ pub fn fields(format: Format, body: Body) -> Result<Vec<(String, String)>, Strin
         (Format::Pipedrive, Body::Json(v)) => pipedrive(&v)?,
         (Format::Freshsales, Body::Json(v)) => flatten(v.get("lead").or_else(|| v.get("contact")).unwrap_or(&v)),
     };
-    utm_from_addresses(&mut out);
     Ok(out)
 }
 
@@ -184,6 +182,10 @@ fn hubspot_workflow(v: &Value) -> Vec<(String, String)> {
             if let Some(id) = v.get("vid").or_else(|| v.get("objectId")).and_then(text) {
                 out.push(("hubspot_id".to_owned(), id));
             }
+            // The page of the last form submission, for its UTM parameters.
+            if let Some(page) = v.pointer("/form-submissions/0/page-url").and_then(text) {
+                out.push(("page_url".to_owned(), page));
+            }
             out
         }
         None => flatten(v),
@@ -203,7 +205,9 @@ fn typeform(v: &Value) -> Result<Vec<(String, String)>, String> {
             "choice" => answer.get("choice").and_then(|c| c.get("label").or_else(|| c.get("other"))).and_then(text),
             "choices" => {
                 let c = answer.get("choices");
-                c.and_then(|c| c.get("labels")).and_then(text).or_else(|| c.and_then(|c| c.get("other")).and_then(text))
+                let mut parts: Vec<String> = c.and_then(|c| c.get("labels")).and_then(text).into_iter().collect();
+                parts.extend(c.and_then(|c| c.get("other")).and_then(text));
+                (!parts.is_empty()).then(|| parts.join(", "))
             }
             "payment" => answer.pointer("/payment/amount").and_then(text),
             other => answer.get(other).and_then(text),
@@ -302,32 +306,6 @@ fn pipedrive(v: &Value) -> Result<Vec<(String, String)>, String> {
     Ok(flatten(&record))
 }
 
-/// `utm_*` parameters of any page address among the fields, as fields of
-/// their own where the post has none.
-fn utm_from_addresses(fields: &mut Vec<(String, String)>) {
-    let mut found = Vec::new();
-    for (_, value) in fields.iter() {
-        let value = value.trim();
-        if !(value.starts_with("http://") || value.starts_with("https://")) {
-            continue;
-        }
-        let Some((_, query)) = value.split_once('?') else { continue };
-        let query = query.split('#').next().unwrap_or("");
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            if matches!(k.as_ref(), "utm_source" | "utm_medium" | "utm_campaign" | "utm_term" | "utm_content")
-                && !v.is_empty()
-            {
-                found.push((k.into_owned(), v.into_owned()));
-            }
-        }
-    }
-    for (k, v) in found {
-        if !fields.iter().any(|(n, _)| *n == k) {
-            fields.push((k, v));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -346,16 +324,6 @@ mod tests {
         )
         .expect("read");
         assert_eq!(read, pairs(&[("contact.email", "a@b.co"), ("contact.fields.12", "x"), ("tags", "t")]));
-    }
-
-    #[test]
-    fn utm_parameters_of_a_page_address_are_kept_unless_the_post_has_its_own() {
-        let body = json!({ "page": "https://www.example.com/demo?utm_source=google&utm_campaign=spring#top",
-                           "utm_source": "newsletter" });
-        let read = fields(Format::Fields, Body::Json(body)).expect("read");
-        assert!(read.contains(&("utm_source".into(), "newsletter".into())));
-        assert!(read.contains(&("utm_campaign".into(), "spring".into())));
-        assert!(!read.contains(&("utm_source".into(), "google".into())));
     }
 
     #[test]

@@ -26,8 +26,10 @@ pub struct InvalidEmail {
 impl Email {
     pub fn parse(input: &str) -> Result<Self, InvalidEmail> {
         let normalised = input.trim().to_lowercase();
+        // A bare address only: no display name ("Jo <jo@example.com>").
+        let options = email_address::Options::default().without_display_text();
         let valid = normalised.len() <= 254
-            && email_address::EmailAddress::from_str(&normalised)
+            && email_address::EmailAddress::parse_with_options(&normalised, options)
                 .is_ok_and(|e| e.domain().contains('.') && !e.domain().starts_with('['));
         if !valid {
             return Err(InvalidEmail { input: input.chars().take(80).collect() });
@@ -88,6 +90,12 @@ pub struct InvalidCountry {
 #[error("`{input}` is not a country leadflow knows (a name, or an ISO 3166 code such as DE or DEU)")]
 pub struct UnknownCountry {
     input: String,
+}
+
+impl UnknownCountry {
+    pub fn new(input: &str) -> Self {
+        UnknownCountry { input: input.trim().chars().take(80).collect() }
+    }
 }
 
 impl CountryCode {
@@ -333,7 +341,9 @@ pub enum FieldError {
     #[error(transparent)]
     Email(#[from] InvalidEmail),
     #[error(transparent)]
-    Country(#[from] UnknownCountry),
+    Country(#[from] InvalidCountry),
+    #[error(transparent)]
+    UnknownCountry(#[from] UnknownCountry),
     #[error("`{value}` is not a whole number of employees")]
     Employees { value: String },
     #[error("`{value}` is not an amount")]
@@ -455,10 +465,7 @@ impl FieldValue {
         }
         let parsed = match field {
             ProfileField::Email => Parsed::Email(Email::parse(value)?),
-            ProfileField::Country => Parsed::Country(
-                crate::country::lookup(value)
-                    .ok_or_else(|| UnknownCountry { input: value.trim().chars().take(80).collect() })?,
-            ),
+            ProfileField::Country => Parsed::Country(CountryCode::parse(value)?),
             ProfileField::Employees => Parsed::Employees(parse_employees(value)?),
             ProfileField::AnnualRevenue => Parsed::AnnualRevenue(parse_amount(value)?),
             text => match text_value(text.name(), value)? {
@@ -643,7 +650,17 @@ mod tests {
 
     #[test]
     fn email_without_a_dotted_domain_is_rejected() {
-        for bad in ["", "jo", "jo@", "@example.com", "jo@localhost", "jo smith@example.com", "jo@@example.com"] {
+        for bad in [
+            "",
+            "jo",
+            "jo@",
+            "@example.com",
+            "jo@localhost",
+            "jo smith@example.com",
+            "jo@@example.com",
+            "Jo <jo@example.com>",
+            "<jo@example.com>",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -334,9 +334,11 @@ impl Machine<'_> {
         });
         // On a lead a rep owns, the values a post replaced are kept.
         let replaced: BTreeMap<String, String> = match lead.filter(|l| l.owner.is_some()) {
+            // Profile fields only: bounded, and what an impostor would change.
             Some(stored) => profile
                 .present_fields()
                 .into_iter()
+                .filter(|f| matches!(f, FieldTarget::Profile(_)))
                 .filter_map(|f| {
                     let old = stored.profile.value_text(&f)?;
                     (next.profile.value_text(&f).as_ref() != Some(&old)).then(|| (f.to_string(), old))

@@ -140,22 +140,28 @@ const LINE_CHARS: usize = 200;
 /// A value a lead wrote, as a notification shows it: one line (control and
 /// invisible formatting characters, line and paragraph separators as spaces,
 /// runs of spaces as one), no markup (`<` and `>` dropped), links defanged
-/// (`https://x` as `https[:]//x`, so no phone or mail client makes a link of
-/// them), at most `max` characters.
+/// (`https://x` as `https[:]//x`, `www.x` as `www[.]x`, so no phone or mail
+/// client makes a link of them, and no character that transliterates to `/`,
+/// `:` or `@` rebuilds one), at most `max` characters.
 pub fn clean(value: &str, max: usize) -> String {
     let invisible = |c: char| {
         c.is_control()
             || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
     };
+    // A character that transliterates to link punctuation ("÷" is "/") would
+    // become that punctuation in a GSM SMS or an ASCII subject: a space instead.
+    let punctuation = |c: char| {
+        !c.is_ascii() && deunicode::deunicode_char(c).is_some_and(|t| t.chars().any(|p| "/:@<>.\\".contains(p)))
+    };
     let mut out = String::with_capacity(value.len().min(max * 4));
     for c in value.chars() {
-        let c = if invisible(c) { ' ' } else { c };
+        let c = if invisible(c) || punctuation(c) { ' ' } else { c };
         if c == '<' || c == '>' || (c.is_whitespace() && (out.is_empty() || out.ends_with(' '))) {
             continue;
         }
         out.push(if c.is_whitespace() { ' ' } else { c });
     }
-    let out = out.trim_end().replace("://", "[:]//");
+    let out = out.trim_end().replace("://", "[:]//").replace("www.", "www[.]").replace("WWW.", "WWW[.]");
     truncate(&out, max)
 }
 
@@ -325,6 +331,10 @@ mod tests {
         );
         assert_eq!(clean("<b>Jo</b>\u{202E}moc.live", 100), "bJo/b moc.live");
         assert_eq!(clean("   a   b   ", 100), "a b");
+        // Characters that transliterate to link punctuation cannot rebuild a link.
+        let sneaky = clean("https:÷÷evil.example/pay ǝvil", 100);
+        assert!(!fit_sms(&sneaky).contains("://") && !sns_subject(&sneaky).contains("://"), "{sneaky}");
+        assert_eq!(clean("see www.evil.example", 100), "see www[.]evil.example");
         assert_eq!(clean(&"x".repeat(500), 60).chars().count(), 60);
     }
 

@@ -176,9 +176,12 @@ impl Lead {
                 self.profile.take_field(incoming, &field);
             }
         }
-        // Values that fit no field are kept as sent, beside what is known.
+        // Values that fit no field are kept as sent where nothing valid is known.
         for (name, value) in &incoming.raw {
-            self.profile.raw.insert(name.clone(), value.clone());
+            let known = crate::lead::FieldTarget::parse(name).is_some_and(|f| self.profile.has(&f));
+            if !known {
+                self.profile.raw.insert(name.clone(), value.clone());
+            }
         }
         dropped
     }

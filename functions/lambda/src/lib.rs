@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::LambdaEvent;
 use leadflow_adapters::{DynamoStore, SnsNotifier};
-use leadflow_api::{Api, ApiConfig};
+use leadflow_api::{Api, ApiConfig, SourceSecrets};
 use leadflow_app::{CleanupReport, Leadflow, Notifier, SlaReport, Store};
 use leadflow_domain::RuleSet;
 use leadflow_domain::rules::RuleSources;
@@ -108,26 +108,51 @@ pub fn service(config: &Config, sdk: &SdkConfig) -> Result<Arc<Service>, StartEr
     Ok(Arc::new(Leadflow::new(rules, store, notifier)))
 }
 
-/// The HTTP API for the HTTP functions: the service and the events secret.
+/// An SSM SecureString, read once at cold start.
+async fn parameter(sdk: &SdkConfig, name: &str) -> Result<String, StartError> {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    let r = ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| StartError::Secret { name: name.to_owned(), source: Box::new(e) })?;
+    Ok(r.parameter.and_then(|p| p.value).unwrap_or_default())
+}
+
+/// The HTTP API for the HTTP functions: the service, the events secret, and
+/// the secrets of the sources that authenticate (`auth:` in `capture.yaml`):
+/// each from the environment variable its `auth` names, whose value is the
+/// secret or `ssm:NAME` for an SSM SecureString. A source whose variable is
+/// not set is logged by name and refuses every post until it is; the other
+/// sources go on taking leads.
 pub async fn api(config: &Config, sdk: &SdkConfig) -> Result<Api<DynamoStore, SnsNotifier>, StartError> {
     let service = service(config, sdk)?;
     let events_secret = match &config.secret {
         Some(Secret::Value(v)) => v.clone().into_bytes(),
-        Some(Secret::Parameter(name)) => {
-            let ssm = aws_sdk_ssm::Client::new(sdk);
-            let r = ssm
-                .get_parameter()
-                .name(name)
-                .with_decryption(true)
-                .send()
-                .await
-                .map_err(|e| StartError::Secret { name: name.clone(), source: Box::new(e) })?;
-            r.parameter.and_then(|p| p.value).unwrap_or_default().into_bytes()
-        }
+        Some(Secret::Parameter(name)) => parameter(sdk, name).await?.into_bytes(),
         // Without a secret the API refuses every event (form-submission needs none).
         None => Vec::new(),
     };
-    Ok(Api::new(service, ApiConfig { events_secret, allowed_origins: config.allowed_origins.clone() }))
+    let (from_env, missing) = SourceSecrets::load(&service.rules.capture, |name| std::env::var(name).ok());
+    for m in &missing {
+        error!(source_name = %m.source_name, variable = %m.variable, "{m}; that source refuses every post");
+    }
+    let mut secrets = std::collections::BTreeMap::new();
+    for (source, value) in from_env.into_map() {
+        let value = match std::str::from_utf8(&value).ok().and_then(|v| v.strip_prefix("ssm:")) {
+            Some(name) => parameter(sdk, name).await?.into_bytes(),
+            None => value,
+        };
+        secrets.insert(source, value);
+    }
+    let config = ApiConfig {
+        events_secret,
+        allowed_origins: config.allowed_origins.clone(),
+        source_secrets: SourceSecrets::from_map(secrets),
+    };
+    Ok(Api::new(service, config))
 }
 
 /// The scheduled functions' cold start: configuration from the environment,

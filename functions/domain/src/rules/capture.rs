@@ -50,11 +50,44 @@ impl Default for Limits {
 /// text per post (200 KB in the worst UTF-8).
 pub const MAX_CUSTOM_CHARS: usize = 50_000;
 
+/// How a source's sender proves who it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceAuthKind {
+    /// The secret in this header.
+    Header(String),
+    /// HTTP basic auth whose `user:password` is the secret.
+    Basic,
+    /// The secret in this query parameter (for senders that can set nothing
+    /// but an address).
+    Query(String),
+    /// Typeform's `Typeform-Signature`.
+    Typeform,
+    /// Tally's `Tally-Signature`.
+    Tally,
+    /// Webflow's `x-webflow-signature` over its timestamp and the body.
+    Webflow,
+    /// HubSpot's `X-HubSpot-Signature-v3`.
+    HubspotV3,
+}
+
+/// A source's authentication: how, and the environment variable holding the
+/// secret (never the secret itself: the rules live in git).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceAuth {
+    pub kind: SourceAuthKind,
+    pub secret: String,
+}
+
+/// The vendor signatures `auth: { signature: NAME }` takes.
+pub const SIGNATURES: [&str; 4] = ["typeform", "tally", "webflow", "hubspot_v3"];
+
 /// One source's reading of its posts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
     /// How its body is laid out.
     pub format: Format,
+    /// How its sender proves who it is; `None`: anyone may post (a public form).
+    pub auth: Option<SourceAuth>,
     /// Form field name to lead field.
     pub fields: BTreeMap<String, FieldTarget>,
     /// Whether fields it does not map are kept as custom fields.
@@ -129,6 +162,73 @@ fn field_target(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<FieldTarge
     }
 }
 
+fn compile_auth(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<SourceAuth> {
+    let m = doc.map(node, path)?;
+    doc.only_keys(m, path, &["header", "basic", "query", "signature", "secret"]);
+    let secret_node = doc.required(m, "secret", path)?;
+    let secret_path = child(path, "secret");
+    let secret = doc.text(secret_node, &secret_path)?;
+    let variable = secret.bytes().next().is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+        && secret.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if !variable {
+        doc.error(
+            secret_node.span(),
+            &secret_path,
+            format!("`{secret}` is not an environment variable name (A-Z, 0-9, _): name the variable that holds the secret, never the secret"),
+        );
+        return None;
+    }
+    let given: Vec<&str> =
+        ["header", "basic", "query", "signature"].into_iter().filter(|k| optional(m, k).is_some()).collect();
+    if given.len() != 1 {
+        doc.error(node.span(), path, "give exactly one of header, basic, query or signature");
+        return None;
+    }
+    let key = given[0];
+    let value = optional(m, key)?;
+    let key_path = child(path, key);
+    let kind = match key {
+        "basic" => match doc.boolean(value, &key_path)? {
+            true => SourceAuthKind::Basic,
+            false => {
+                doc.error(value.span(), &key_path, "`basic: false` authenticates nothing; leave `auth` out instead");
+                return None;
+            }
+        },
+        "header" | "query" => {
+            let name = doc.text(value, &key_path)?;
+            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                doc.error(value.span(), &key_path, format!("`{name}` is not a header or parameter name"));
+                return None;
+            }
+            if key == "header" {
+                SourceAuthKind::Header(name.to_ascii_lowercase())
+            } else {
+                SourceAuthKind::Query(name)
+            }
+        }
+        _ => {
+            let name = doc.text(value, &key_path)?;
+            match name.as_str() {
+                "typeform" => SourceAuthKind::Typeform,
+                "tally" => SourceAuthKind::Tally,
+                "webflow" => SourceAuthKind::Webflow,
+                "hubspot_v3" => SourceAuthKind::HubspotV3,
+                other => {
+                    doc.error_hint(
+                        value.span(),
+                        &key_path,
+                        format!("unknown signature `{other}`; expected one of {}", SIGNATURES.join(", ")),
+                        suggest(other, SIGNATURES),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    Some(SourceAuth { kind, secret })
+}
+
 pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
     let map = doc.map(root, "")?;
     doc.only_keys(
@@ -199,7 +299,8 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
         for (name, spec) in m.iter() {
             let path = child("sources", name.as_str());
             let Some(s) = doc.map(spec, &path) else { continue };
-            doc.only_keys(s, &path, &["format", "fields", "custom_fields"]);
+            doc.only_keys(s, &path, &["format", "fields", "custom_fields", "auth"]);
+            let auth = optional(s, "auth").and_then(|n| compile_auth(doc, n, &child(&path, "auth")));
             let mut format = Format::default();
             if let Some(n) = optional(s, "format")
                 && let Some(name) = doc.text(n, &child(&path, "format"))
@@ -231,7 +332,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
                 Some(n) => doc.boolean(n, &child(&path, "custom_fields")).unwrap_or(true),
                 None => true,
             };
-            let fields = Source { format, fields, custom_fields };
+            let fields = Source { format, auth, fields, custom_fields };
             sources.insert(name.as_str().to_owned(), fields);
         }
     }
