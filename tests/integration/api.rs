@@ -115,9 +115,14 @@ impl Rig {
     /// A post to `/leads?source=SOURCE` with the proof that source's `auth`
     /// asks for, made with the rig's secret (`right`) or a wrong one.
     fn proven(&self, source: &str, content_type: &str, body: String, right: bool) -> Request<Bytes> {
+        self.proven_to("/leads", source, content_type, body, right)
+    }
+
+    /// The same, to `path` (`/leads` or `/events`).
+    fn proven_to(&self, path: &str, source: &str, content_type: &str, body: String, right: bool) -> Request<Bytes> {
         use leadflow_domain::rules::capture::SourceAuthKind as K;
         let secret = if right { format!("secret-of-{source}") } else { "not-the-secret".to_owned() };
-        let mut uri = format!("/leads?source={source}");
+        let mut uri = format!("{path}?source={source}");
         let mut request =
             Request::builder().method("POST").header("content-type", content_type).header("host", "api.example.com");
         let auth = self.api.service.rules.capture.sources.get(source).and_then(|s| s.auth.clone());
@@ -838,4 +843,53 @@ async fn a_source_that_authenticates_refuses_a_post_without_its_proof_and_stores
     // Sources without `auth` (a public web form) take posts from anyone.
     let open = rig.post("/leads?source=salesforce", "application/x-www-form-urlencoded", "email=open%40corp.com").await;
     assert_eq!(open.status, StatusCode::ACCEPTED);
+}
+
+/// Engagement from the systems that cannot sign leadflow's way: each posts to
+/// `/events?source=NAME`, authenticated its own way, read by the source's paths.
+#[tokio::test]
+async fn marketo_activecampaign_and_hubspot_engagement_reach_events_through_their_source() {
+    let rig = rig();
+    rig.lead_json(json!({ "email": "ada@example.com" })).await;
+    let marketo = std::fs::read_to_string(crate::support::repo_root().join("tests/fixtures/vendors/marketo.json"))
+        .expect("the Marketo fixture");
+    let marketo: Value = serde_json::from_str(&marketo).expect("JSON");
+    let body = marketo["body"].to_string();
+
+    let answer = rig.send(rig.proven_to("/events", "marketo", "application/json", body.clone(), true)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["results"][0]["ok"], true, "{}", answer.body);
+    assert_eq!(rig.lead("ada@example.com").await.events.get("email_click"), Some(&1));
+    // Marketo sends again after a timeout: the same body changes nothing.
+    let again = rig.send(rig.proven_to("/events", "marketo", "application/json", body.clone(), true)).await;
+    assert_eq!(again.body["results"][0]["repeat"], true, "{}", again.body);
+    // Without its token: refused, nothing stored.
+    let forged = rig.send(rig.proven_to("/events", "marketo", "application/json", body.clone(), false)).await;
+    assert_error(&forged, StatusCode::UNAUTHORIZED, "unauthorized");
+    // A Marketo activity nobody mapped: that event's error, nothing stored.
+    let mut other = marketo["body"].clone();
+    other["activity"]["type"] = json!("Changes Data Value");
+    let unmapped = rig.send(rig.proven_to("/events", "marketo", "application/json", other.to_string(), true)).await;
+    assert_eq!(unmapped.body["results"][0]["ok"], false, "{}", unmapped.body);
+    assert!(unmapped.body["results"][0]["error"]["message"].as_str().is_some_and(|m| m.contains("not mapped")));
+    assert_eq!(rig.lead("ada@example.com").await.events.get("email_click"), Some(&1));
+
+    // ActiveCampaign's click webhook: bracket keys, a query token.
+    let click = "type=click&date_time=2024-05-14T05%3A09%3A58-05%3A00&contact%5Bemail%5D=ada%40example.com&link%5Burl%5D=https%3A%2F%2Fwww.example.com%2Fdemo";
+    let request =
+        rig.proven_to("/events", "activecampaign", "application/x-www-form-urlencoded", click.to_owned(), true);
+    let answer = rig.send(request).await;
+    assert_eq!(answer.body["results"][0]["ok"], true, "{}", answer.body);
+    assert_eq!(rig.lead("ada@example.com").await.events.get("email_click"), Some(&2));
+
+    // A HubSpot workflow that stands for one kind of event, signed with HubSpot's v3 signature.
+    let hubspot = json!({ "vid": 4151, "properties": { "email": { "value": "ada@example.com" } } }).to_string();
+    let answer = rig.send(rig.proven_to("/events", "hubspot_demo_request", "application/json", hubspot, true)).await;
+    assert_eq!(answer.body["results"][0]["ok"], true, "{}", answer.body);
+    let lead = rig.lead("ada@example.com").await;
+    assert_eq!(lead.events.get("demo_request"), Some(&1));
+
+    // leadflow's own signed events are untouched by all this.
+    let own = rig.events(json!({ "email": "ada@example.com", "type": "email_open" })).await;
+    assert_eq!(own.body["results"][0]["ok"], true, "{}", own.body);
 }

@@ -9,7 +9,7 @@ use leadflow_app::{EventResult, Happening, Notifier, Recorded, ServiceError, Sto
 use leadflow_domain::lead::Bant;
 use leadflow_domain::rules::field::{EventVocabulary, valid_event_name};
 use leadflow_domain::rules::lifecycle::SalesEvent;
-use leadflow_domain::{Email, LeadId, Refusal};
+use leadflow_domain::{Email, LeadId, Refusal, form, formats};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -185,17 +185,9 @@ fn event_id_of(posted: &Posted, signature: &str, index: usize) -> Result<String,
     }
 }
 
-#[instrument(skip_all, fields(events))]
-pub(crate) async fn post<S: Store, N: Notifier>(
-    api: &Api<S, N>,
-    request: &Request<Bytes>,
-    now: DateTime<Utc>,
-) -> Result<HttpResponse, ApiError> {
-    // The size first: a body over the limit is not worth hashing.
-    if request.body().len() > MAX_EVENTS_BYTES {
-        return Err(ApiError::TooLarge { limit: MAX_EVENTS_BYTES });
-    }
-    let signature = verify(&api.config.events_secret, request, now)?;
+/// The events of a request in leadflow's own format: one event or
+/// `{"events": [...]}`.
+fn leadflow_events(request: &Request<Bytes>) -> Result<Vec<Value>, ApiError> {
     if media_type(request).as_deref() != Some("application/json") {
         return Err(ApiError::UnsupportedMediaType("events are posted as application/json".into()));
     }
@@ -208,6 +200,50 @@ pub(crate) async fn post<S: Store, N: Notifier>(
         },
         single @ Value::Object(_) => vec![single],
         _ => return Err(ApiError::Malformed("the body must be an event or {\"events\": [...]}".into())),
+    };
+    Ok(events)
+}
+
+#[instrument(skip_all, fields(events))]
+pub(crate) async fn post<S: Store, N: Notifier>(
+    api: &Api<S, N>,
+    request: &Request<Bytes>,
+    now: DateTime<Utc>,
+) -> Result<HttpResponse, ApiError> {
+    // The size first: a body over the limit is not worth hashing.
+    if request.body().len() > MAX_EVENTS_BYTES {
+        return Err(ApiError::TooLarge { limit: MAX_EVENTS_BYTES });
+    }
+    // A source that sends events (`events:` in capture.yaml) is authenticated
+    // and read its own way; anything else is leadflow's signed format.
+    let source = crate::leads::source(request.uri());
+    let from_source = source
+        .as_deref()
+        .and_then(|name| api.service.rules.capture.sources.get(name))
+        .and_then(|spec| Some((spec.format, spec.events.as_ref()?)));
+    let (signature, events) = match from_source {
+        Some((format, spec)) => {
+            crate::auth::verify(
+                &api.service.rules.capture,
+                &api.config.source_secrets,
+                source.as_deref(),
+                request,
+                now,
+            )?;
+            let fields = formats::fields(format, crate::leads::body(request).await?)
+                .map_err(|why| ApiError::Malformed(format!("the body is not what this source sends: {why}")))?;
+            let event = match form::read_event(spec, &fields) {
+                Ok(event) => event,
+                Err(why) => {
+                    let result = json!({ "index": 0, "ok": false, "error": { "code": "invalid", "message": why } });
+                    return Ok(json(StatusCode::OK, &json!({ "results": [result] })));
+                }
+            };
+            // Without the sender's id, the body is the id: a redelivery changes nothing.
+            let digest = hex::encode(<Sha256 as sha2::Digest>::digest(request.body()));
+            (format!("{}{digest}", source.as_deref().unwrap_or_default()), vec![event])
+        }
+        None => (verify(&api.config.events_secret, request, now)?, leadflow_events(request)?),
     };
     if events.is_empty() {
         return Err(ApiError::invalid("events", "is empty"));

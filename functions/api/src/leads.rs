@@ -16,7 +16,7 @@ use crate::{Api, HttpResponse, MAX_FORM_BYTES, json, media_type};
 
 /// The body as sent: a JSON object, or a form's fields in order
 /// (urlencoded or multipart; uploaded files are left out).
-async fn body(request: &Request<Bytes>) -> Result<Body, ApiError> {
+pub(crate) async fn body(request: &Request<Bytes>) -> Result<Body, ApiError> {
     let bytes = request.body();
     match media_type(request).as_deref() {
         Some("application/json") => {
@@ -62,7 +62,7 @@ async fn body(request: &Request<Bytes>) -> Result<Body, ApiError> {
 /// The `?source=` of the request, if any.
 /// A source name is a short plain word (letters, digits, `_`, `-`, `.`, at most
 /// 64): anything else names no source and is left out of the lead.
-fn source(uri: &Uri) -> Option<String> {
+pub(crate) fn source(uri: &Uri) -> Option<String> {
     let value = form_urlencoded::parse(uri.query()?.as_bytes()).find(|(k, _)| k == "source").map(|(_, v)| v)?;
     let value = value.trim();
     let plain = value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::lead::{
     Email, FieldError, FieldTarget, FieldValue, Profile, ProfileField, UnknownCountry, valid_custom_name,
 };
-use crate::rules::capture::{Capture, EmployeeBand};
+use crate::rules::capture::{Capture, EmployeeBand, EventSpec};
 
 /// A value that did not fit: which field, and what was wrong (the value itself
 /// is on the lead, in `raw`, or was cut or dropped as the problem says).
@@ -179,6 +179,45 @@ fn query_parameter(address: &str, name: &str) -> Option<String> {
     let (_, query) = address.split_once('?')?;
     let query = query.split('#').next().unwrap_or("");
     form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.into_owned())
+}
+
+/// A source's webhook fields read as one leadflow event (`email`, `type`, and
+/// `id` and `at` when the sender gives them), by the source's `events` paths.
+/// `Err` says what is missing or not mapped.
+pub fn read_event(spec: &EventSpec, fields: &[(String, String)]) -> Result<serde_json::Value, String> {
+    let get = |path: &str| fields.iter().find(|(k, v)| k == path && !v.trim().is_empty()).map(|(_, v)| v.trim());
+    let email = get(&spec.email).ok_or_else(|| format!("no email at `{}`", spec.email))?;
+    let kind = match (&spec.fixed_kind, &spec.kind) {
+        (Some(fixed), _) => fixed.clone(),
+        (None, Some(path)) => {
+            let theirs = get(path).ok_or_else(|| format!("no event type at `{path}`"))?;
+            if spec.types.is_empty() {
+                theirs.to_owned()
+            } else {
+                let mapped = spec
+                    .types
+                    .get(theirs)
+                    .or_else(|| spec.types.iter().find(|(k, _)| k.eq_ignore_ascii_case(theirs)).map(|(_, v)| v));
+                mapped.cloned().ok_or_else(|| {
+                    format!(
+                        "the event type `{}` is not mapped in capture.yaml",
+                        theirs.chars().take(80).collect::<String>()
+                    )
+                })?
+            }
+        }
+        (None, None) => return Err("the source names no event type".to_owned()),
+    };
+    let mut event = serde_json::json!({ "email": email, "type": kind });
+    if let Some(id) = spec.id.as_deref().and_then(get) {
+        event["id"] = serde_json::json!(id);
+    }
+    // A time the sender writes otherwise than RFC 3339 is left out: the event
+    // then happened when it arrived.
+    if let Some(at) = spec.at.as_deref().and_then(get).filter(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()) {
+        event["at"] = serde_json::json!(at);
+    }
+    Ok(event)
 }
 
 fn refused(problem: &str) -> Refused {

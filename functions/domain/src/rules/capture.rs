@@ -81,9 +81,31 @@ pub struct SourceAuth {
 /// The vendor signatures `auth: { signature: NAME }` takes.
 pub const SIGNATURES: [&str; 4] = ["typeform", "tally", "webflow", "hubspot_v3"];
 
+/// Where a source's webhook body says what happened, for `POST
+/// /events?source=NAME`: paths of its fields (after its `format`), and its own
+/// event type names mapped to leadflow's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventSpec {
+    /// The path of the lead's email.
+    pub email: String,
+    /// The path of the sender's event type; `None` with `type_is`.
+    pub kind: Option<String>,
+    /// The one event type a webhook that sends only one kind stands for.
+    pub fixed_kind: Option<String>,
+    /// The sender's event type to leadflow's (`"Clicks Link in Email": email_click`);
+    /// empty: the sender's names are leadflow's.
+    pub types: BTreeMap<String, String>,
+    /// The path of the sender's id for the event, if it has one.
+    pub id: Option<String>,
+    /// The path of when it happened (RFC 3339), if it says.
+    pub at: Option<String>,
+}
+
 /// One source's reading of its posts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
+    /// How its engagement and sales events are read, when it sends them.
+    pub events: Option<EventSpec>,
     /// How its body is laid out.
     pub format: Format,
     /// How its sender proves who it is; `None`: anyone may post (a public form).
@@ -160,6 +182,49 @@ fn field_target(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<FieldTarge
             None
         }
     }
+}
+
+fn compile_events(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<EventSpec> {
+    let m = doc.map(node, path)?;
+    doc.only_keys(m, path, &["email", "type", "type_is", "types", "id", "at"]);
+    let mut text = |key: &str| optional(m, key).and_then(|n| doc.text(n, &child(path, key)));
+    let email = text("email");
+    let kind = text("type");
+    let fixed_kind = text("type_is");
+    let id = text("id");
+    let at = text("at");
+    let Some(email) = email else {
+        doc.error(m.span(), &child(path, "email"), "`email` is required: the path of the lead's email");
+        return None;
+    };
+    if kind.is_some() == fixed_kind.is_some() {
+        doc.error(node.span(), path, "give exactly one of `type` (a path) or `type_is` (one event type)");
+        return None;
+    }
+    let mut types = BTreeMap::new();
+    if let Some(n) = optional(m, "types")
+        && let Some(tm) = doc.map(n, &child(path, "types"))
+    {
+        for (theirs, ours) in tm.iter() {
+            let p = child(&child(path, "types"), theirs.as_str());
+            if let Some(ours) = doc.text(ours, &p) {
+                if !crate::rules::field::valid_event_name(&ours) {
+                    doc.error(&ours_span(tm, theirs.as_str()), &p, format!("`{ours}` is not an event type name"));
+                }
+                types.insert(theirs.as_str().to_owned(), ours);
+            }
+        }
+    }
+    if let Some(k) = &fixed_kind
+        && !crate::rules::field::valid_event_name(k)
+    {
+        doc.error(node.span(), &child(path, "type_is"), format!("`{k}` is not an event type name"));
+    }
+    Some(EventSpec { email, kind, fixed_kind, types, id, at })
+}
+
+fn ours_span(map: &marked_yaml::types::MarkedMappingNode, key: &str) -> marked_yaml::Span {
+    map.get_node(key).map(|n| *n.span()).unwrap_or(*map.span())
 }
 
 fn compile_auth(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<SourceAuth> {
@@ -299,8 +364,16 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
         for (name, spec) in m.iter() {
             let path = child("sources", name.as_str());
             let Some(s) = doc.map(spec, &path) else { continue };
-            doc.only_keys(s, &path, &["format", "fields", "custom_fields", "auth"]);
+            doc.only_keys(s, &path, &["format", "fields", "custom_fields", "auth", "events"]);
             let auth = optional(s, "auth").and_then(|n| compile_auth(doc, n, &child(&path, "auth")));
+            let events = optional(s, "events").and_then(|n| compile_events(doc, n, &child(&path, "events")));
+            if let (Some(n), None) = (optional(s, "events"), optional(s, "auth")) {
+                doc.error(
+                    n.span(),
+                    &child(&path, "events"),
+                    "a source that sends events must authenticate: add `auth`",
+                );
+            }
             let mut format = Format::default();
             if let Some(n) = optional(s, "format")
                 && let Some(name) = doc.text(n, &child(&path, "format"))
@@ -332,7 +405,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
                 Some(n) => doc.boolean(n, &child(&path, "custom_fields")).unwrap_or(true),
                 None => true,
             };
-            let fields = Source { format, auth, fields, custom_fields };
+            let fields = Source { events, format, auth, fields, custom_fields };
             sources.insert(name.as_str().to_owned(), fields);
         }
     }
