@@ -893,3 +893,64 @@ async fn marketo_activecampaign_and_hubspot_engagement_reach_events_through_thei
     let own = rig.events(json!({ "email": "ada@example.com", "type": "email_open" })).await;
     assert_eq!(own.body["results"][0]["ok"], true, "{}", own.body);
 }
+
+/// Everything the integration tests log, in the functions' own JSON format
+/// (`leadflow_lambda::init_tracing`), through one process-wide subscriber: a
+/// subscriber per test would race other tests for tracing's callsite cache.
+fn captured_logs() -> &'static Arc<std::sync::Mutex<Vec<u8>>> {
+    #[derive(Clone)]
+    struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("buffer").extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = Buffer(Arc::clone(&logs));
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(false)
+            .without_time()
+            .with_target(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the tests' one subscriber");
+        logs
+    })
+}
+
+/// Honeypot hits are counted: `template.yaml`'s metric filter matches the
+/// line the API logs for each hit, and not the line of a real lead.
+#[tokio::test]
+async fn a_honeypot_hit_is_logged_where_the_template_s_metric_filter_counts_it() {
+    let logs = captured_logs();
+    let rig = rig();
+    rig.lead_json(json!({ "email": "metric-bot@spam.com", "website_url": "http://spam" })).await;
+    rig.lead_json(json!({ "email": "metric-person@corp.com" })).await;
+    let text = String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned();
+    let lines: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+
+    let template: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(crate::support::repo_root().join("template.yaml")).expect("template.yaml"),
+    )
+    .expect("YAML");
+    let pattern = template["Resources"]["HoneypotHitsMetricFilter"]["Properties"]["FilterPattern"]
+        .as_str()
+        .expect("the honeypot metric filter");
+    // `{ $.a.b IS TRUE }`: the path of a field that must be true.
+    let path = pattern
+        .trim_matches(|c| c == '{' || c == '}' || c == ' ')
+        .strip_prefix("$.")
+        .and_then(|p| p.strip_suffix(" IS TRUE"))
+        .expect("a `{ $.path IS TRUE }` pattern");
+    let counted = |line: &Value| path.split('.').try_fold(line, |v, k| v.get(k)).is_some_and(|v| v == &json!(true));
+    let of = |email: &str| LeadId::for_email(&Email::parse(email).expect("email")).as_str().to_owned();
+    let hits = |email: &str| lines.iter().filter(|l| counted(l) && l["fields"]["lead_id"] == of(email)).count();
+    assert_eq!((hits("metric-bot@spam.com"), hits("metric-person@corp.com")), (1, 0), "{text}");
+}

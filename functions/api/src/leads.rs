@@ -123,7 +123,7 @@ pub(crate) async fn post<S: Store, N: Notifier>(
     let lead_id = LeadId::for_email(&form.profile.email);
     if form.honeypot {
         // A bot filled a hidden field: answer as usual, store nothing.
-        info!(honeypot = true, "form post caught by a honeypot; nothing stored");
+        info!(honeypot = true, lead_id = %lead_id, "form post caught by a honeypot; nothing stored");
     } else {
         let outcome = api.service.capture(form.profile, &warnings, now).await?;
         info!(
