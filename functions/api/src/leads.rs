@@ -96,7 +96,7 @@ pub(crate) async fn post<S: Store, N: Notifier>(
         return Err(ApiError::TooLarge { limit: MAX_FORM_BYTES });
     }
     let rules = &api.service.rules;
-    let source = source(request.uri()).filter(|s| !s.is_empty());
+    let source = source(request.uri());
     tracing::Span::current().record("source", source.as_deref().unwrap_or("-"));
     crate::auth::verify(&rules.capture, &api.config.source_secrets, source.as_deref(), request, now)?;
     let format = rules.capture.format(source.as_deref());

@@ -553,6 +553,20 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_json_body_reads_into_a_bounded_number_of_short_fields() {
+        // One 32 KB key over thousands of nested entries, and thousands of fields.
+        let long = "k".repeat(32_000);
+        let nested = serde_json::json!({ long: vec![serde_json::json!([{ "a": 1 }]); 8_000] });
+        assert!(flatten(&nested).is_empty(), "every path is over the limit");
+        let wide: serde_json::Map<String, serde_json::Value> =
+            (0..5_000).map(|i| (format!("f{i}"), serde_json::json!("x"))).collect();
+        let fields = flatten(&serde_json::Value::Object(wide));
+        assert_eq!(fields.len(), MAX_JSON_FIELDS);
+        let deep = (0..100).fold(serde_json::json!("x"), |v, _| serde_json::json!({ "d": v }));
+        assert!(flatten(&deep).is_empty(), "nesting past 16 levels is left out");
+    }
+
+    #[test]
     fn nested_json_is_read_by_path() {
         let body = serde_json::json!({
             "properties": { "email": { "value": "a@corp.com" } },
