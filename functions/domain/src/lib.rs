@@ -7,12 +7,13 @@ pub mod duration;
 pub mod form;
 pub mod formats;
 pub mod lead;
+pub mod link;
 pub mod machine;
 pub mod message;
 pub mod record;
 pub mod rules;
 
 pub use lead::{Bant, CountryCode, Email, FieldValue, Profile, Status};
-pub use machine::{Decision, Input, Need, Outcome, Refusal, TeamState, decide};
+pub use machine::{Access, Action, Decision, Input, Need, Outcome, Refusal, TeamState, access, decide};
 pub use record::{HistoryEntry, Lead, LeadId, Notification, NotificationKind, Pending, Record, SlaClock};
 pub use rules::{Diagnostic, Diagnostics, RuleError, RuleSet, RuleSources};

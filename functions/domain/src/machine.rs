@@ -31,7 +31,7 @@ use crate::message::{self, Context};
 use crate::record::{HistoryEntry, Lead, Notification, NotificationKind, Pending, Record, SlaClock};
 use crate::rules::capture::MergePolicy;
 use crate::rules::lifecycle::{LifecycleError, ReactivationAction, SalesEvent};
-use crate::rules::routing::{AssignContext, Assignment, CursorMove, PoolCursors, Strategy, Workload};
+use crate::rules::routing::{AssignContext, Assignment, CursorMove, PoolCursors, Strategy, Unavailable, Workload};
 use crate::rules::scoring::idle_days;
 use crate::rules::sla::Audience;
 use crate::rules::{Explanation, RuleSet};
@@ -58,6 +58,8 @@ pub enum Input<'a> {
     SlaTick,
     /// The nightly clean-up: decay and dormancy.
     Hygiene,
+    /// A rep's action from the web app, at `now`.
+    Act { by: &'a str, action: &'a Action, event_id: Option<&'a str> },
     /// Derive the lead's state again from its facts (a lead left without a
     /// score, nurturing at the hand-off tier, or a running clock out of the
     /// SLA check's index), as `leadflow doctor --repair` does.
@@ -72,9 +74,61 @@ impl Input<'_> {
             Input::Sales { .. } => "sales",
             Input::SlaTick => "sla_tick",
             Input::Hygiene => "hygiene",
+            Input::Act { .. } => "act",
             Input::Repair { .. } => "repair",
         }
     }
+}
+
+/// What a rep can do to a lead from the web app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// A sales event, recorded as the rep's.
+    Sales(SalesEvent),
+    /// The owner gives the lead back: another available member of its pool
+    /// takes it with a new first-response clock, or, when nobody can, it waits
+    /// unassigned and the managers are told.
+    NotMine,
+    /// A manager gives the lead to `to`, a member of their team (or
+    /// themselves); past `to`'s capacity only with `over_capacity`.
+    Assign { to: String, over_capacity: bool },
+}
+
+/// What a rep may do with a lead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Nothing: not theirs, and not their team's.
+    None,
+    /// The lead's owner: sales events and "not mine".
+    Owner,
+    /// The owner's manager, or, for a lead nobody owns, any manager: all of
+    /// the owner's actions, and assigning.
+    Manager,
+}
+
+/// What `rep` may do with `lead` under the rules: a rep acts on their own
+/// leads, a manager on their team's and on leads nobody owns.
+pub fn access(rules: &RuleSet, lead: &Lead, rep: &str) -> Access {
+    if rules.routing.rep_index(rep).is_none() {
+        return Access::None;
+    }
+    match lead.owner.as_deref() {
+        Some(owner) if owner == rep => Access::Owner,
+        Some(owner) if manager_of(rules, owner).as_deref() == Some(rep) => Access::Manager,
+        None if managers(rules).iter().any(|m| m == rep) => Access::Manager,
+        _ => Access::None,
+    }
+}
+
+/// The reps a manager may assign leads to: their team, and themselves.
+pub fn team_of(rules: &RuleSet, manager: &str) -> Vec<String> {
+    let routing = &rules.routing;
+    let Some(m) = routing.rep_index(manager) else {
+        return Vec::new();
+    };
+    let mut team: Vec<String> = vec![manager.to_owned()];
+    team.extend(routing.reps.iter().filter(|r| r.manager == Some(m)).map(|r| r.id.clone()));
+    team
 }
 
 /// What routing knows about the team: open-lead counts, the owner of the
@@ -121,6 +175,13 @@ pub enum Refusal {
     Rejected(#[from] LifecycleError),
     #[error("the event happened at {at}, in the future (more than {} minutes ahead)", CLOCK_SKEW.num_minutes())]
     FromTheFuture { at: DateTime<Utc> },
+    /// The rep may not act on this lead (it moved to someone else meanwhile,
+    /// or was never theirs).
+    #[error("{}", match owner { Some(o) => format!("this lead is with {o} now"), None => "this lead has no owner now".to_owned() })]
+    NotYours { owner: Option<String> },
+    /// A manager's assignment that cannot be made, and why.
+    #[error("{0}")]
+    CannotAssign(String),
 }
 
 /// One rep's open-lead count moving. An increment with a `capacity` succeeds
@@ -197,6 +258,7 @@ pub fn decide(
         }
         Input::SlaTick => m.sla_tick(lead.ok_or(Refusal::UnknownLead)?),
         Input::Hygiene => m.hygiene(lead.ok_or(Refusal::UnknownLead)?),
+        Input::Act { by, action, event_id } => m.act(lead.ok_or(Refusal::UnknownLead)?, by, action, *event_id),
         Input::Repair { problem } => m.repair(lead.ok_or(Refusal::UnknownLead)?, problem),
     };
     match result {
@@ -331,6 +393,7 @@ impl Machine<'_> {
             happened_at: now,
             event_id: None,
             source: profile.source.clone(),
+            by: None,
         });
         // On a lead a rep owns, the values a post replaced are kept.
         let replaced: BTreeMap<String, String> = match lead.filter(|l| l.owner.is_some()) {
@@ -376,6 +439,7 @@ impl Machine<'_> {
                 happened_at,
                 event_id: event_id.map(str::to_owned),
                 source: None,
+                by: None,
             });
         }
         let kinds: Vec<String> = counts.iter().map(|(k, _)| k.clone()).collect();
@@ -562,12 +626,20 @@ impl Machine<'_> {
         }
     }
 
+    /// One notification per recipient, so that each carries links that are
+    /// the recipient's own; with no recipient, one that reaches nobody's
+    /// subscription but stays in the outbox and the history.
     fn notify(&mut self, lead: &Lead, ctx: Context<'_>) {
         // The notification is named by the version this decision writes.
         let mut named = lead.clone();
         named.version = lead.version + 1;
-        let n = self.draft.notifications.len();
-        self.draft.notifications.push(message::render(self.rules, &named, n, ctx));
+        let recipients: Vec<Vec<String>> =
+            if ctx.to.is_empty() { vec![Vec::new()] } else { ctx.to.iter().map(|r| vec![r.clone()]).collect() };
+        for to in recipients {
+            let n = self.draft.notifications.len();
+            let ctx = Context { to, ..ctx.clone() };
+            self.draft.notifications.push(message::render(self.rules, &named, n, ctx));
+        }
     }
 
     fn alert(&mut self, lead: &Lead, kind: NotificationKind, to: Vec<String>, note: String) {
@@ -612,6 +684,7 @@ impl Machine<'_> {
             happened_at,
             event_id: event_id.map(str::to_owned),
             source: None,
+            by: None,
         });
         if t.to == Status::Nurturing {
             // Back to marketing: the owner lets go, and is remembered.
@@ -639,6 +712,170 @@ impl Machine<'_> {
         next.score = explanation.score.score;
         next.tier.clone_from(&explanation.score.tier);
         next.hygiene_at = hygiene_at(rules, &next, now);
+        Ok(Some(next))
+    }
+
+    /// A rep's action from the web app; who may do what is [`access`].
+    fn act(&mut self, lead: &Lead, by: &str, action: &Action, event_id: Option<&str>) -> Step<Option<Lead>> {
+        let access = access(self.rules, lead, by);
+        match action {
+            Action::Sales(event) => {
+                if access == Access::None {
+                    return Err(Refusal::NotYours { owner: lead.owner.clone() }.into());
+                }
+                let next = self.sales(lead, event, self.now, event_id)?;
+                for record in &mut self.draft.records {
+                    if let Record::Event { by: who, .. } = record {
+                        *who = Some(by.to_owned());
+                    }
+                }
+                Ok(next)
+            }
+            Action::NotMine => {
+                if access == Access::None {
+                    return Err(Refusal::NotYours { owner: lead.owner.clone() }.into());
+                }
+                if !lead.status.is_open() {
+                    return Err(LifecycleError::NotAllowed { status: lead.status, event: "not_mine" }.into());
+                }
+                self.give_back(lead, by)
+            }
+            Action::Assign { to, over_capacity } => {
+                if access != Access::Manager {
+                    return Err(Refusal::CannotAssign("only the owner's manager can assign this lead".into()).into());
+                }
+                self.assign_by(lead, by, to, *over_capacity)
+            }
+        }
+    }
+
+    /// "Not mine": another available member of the pool, with a fresh clock;
+    /// or nobody, and the managers decide.
+    fn give_back(&mut self, lead: &Lead, by: &str) -> Step<Option<Lead>> {
+        let rules = self.rules;
+        let mut next = lead.clone();
+        next.updated_at = self.now.max(lead.updated_at);
+        let why = format!("{by} said the lead is not theirs.");
+        let (explanation, tier) = rescore(rules, &next, self.now);
+        match self.reassign_pick(&next)? {
+            Some((rep, cursor)) => {
+                let from = next.owner.replace(rep.clone());
+                if let Some(old) = &from {
+                    self.draft.team.load.push(LoadChange { rep: old.clone(), delta: -1, capacity: None });
+                }
+                self.draft.team.load.push(LoadChange {
+                    rep: rep.clone(),
+                    delta: 1,
+                    capacity: capacity_of(rules, &rep),
+                });
+                if let Some((pool, cursor)) = cursor {
+                    self.skip_past(&pool, cursor);
+                }
+                if next.status == Status::Assigned {
+                    self.start_clock(&mut next, tier);
+                }
+                self.draft.effect.reassigned = true;
+                self.draft.records.push(Record::Reassignment { from, to: rep.clone(), why: why.clone() });
+                let ctx = Context {
+                    kind: NotificationKind::Reassigned,
+                    to: vec![rep],
+                    explanation: Some(&explanation),
+                    chain: &[],
+                    note: Some(why),
+                    at: self.now,
+                };
+                self.notify(&next, ctx);
+            }
+            None => {
+                let from = next.owner.take();
+                if let Some(old) = &from {
+                    self.draft.team.load.push(LoadChange { rep: old.clone(), delta: -1, capacity: None });
+                }
+                next.previous_owner = from;
+                next.status = Status::Unassigned;
+                next.sla = None;
+                next.sla_due = None;
+                self.transition(lead.status, Status::Unassigned, "not_mine");
+                let note = format!("{why} Nobody else in its pool is available; please assign it.");
+                let ctx = Context {
+                    kind: NotificationKind::Unassigned,
+                    to: managers(rules),
+                    explanation: Some(&explanation),
+                    chain: &[],
+                    note: Some(note),
+                    at: self.now,
+                };
+                self.notify(&next, ctx);
+            }
+        }
+        Ok(Some(next))
+    }
+
+    /// A manager's assignment of `lead` to `to`.
+    fn assign_by(&mut self, lead: &Lead, by: &str, to: &str, over_capacity: bool) -> Step<Option<Lead>> {
+        let rules = self.rules;
+        let routing = &rules.routing;
+        if !matches!(lead.status, Status::Unassigned | Status::Assigned | Status::Working) {
+            return Err(LifecycleError::NotAllowed { status: lead.status, event: "assign" }.into());
+        }
+        let Some(r) = routing.rep_index(to) else {
+            return Err(Refusal::CannotAssign(format!("there is no rep `{}`", message::clean(to, 40))).into());
+        };
+        if !team_of(rules, by).iter().any(|m| m == to) {
+            return Err(Refusal::CannotAssign(format!("{to} is not in your team")).into());
+        }
+        if lead.owner.as_deref() == Some(to) {
+            return Ok(None);
+        }
+        let team = self.team(lead)?;
+        let today = self.now.date_naive();
+        let open = team.open.get(to).copied().unwrap_or(0);
+        if let Err(why) = routing.availability(r, today, team, over_capacity) {
+            let why = match why {
+                Unavailable::Inactive => format!("{to} is not active"),
+                Unavailable::Away => format!("{to} is away today"),
+                Unavailable::AtCapacity { open, capacity } => {
+                    format!("{to} is at capacity ({open} of {capacity} open leads); assign over capacity to override")
+                }
+            };
+            return Err(Refusal::CannotAssign(why).into());
+        }
+        let mut next = lead.clone();
+        next.updated_at = self.now.max(lead.updated_at);
+        let from = next.owner.replace(to.to_owned());
+        if let Some(old) = &from
+            && lead.status.is_open()
+        {
+            self.draft.team.load.push(LoadChange { rep: old.clone(), delta: -1, capacity: None });
+        }
+        let capacity = if over_capacity { None } else { capacity_of(rules, to) };
+        self.draft.team.load.push(LoadChange { rep: to.to_owned(), delta: 1, capacity });
+        let (explanation, tier) = rescore(rules, &next, self.now);
+        if lead.status != Status::Working {
+            next.status = Status::Assigned;
+            next.unanswered = 0;
+            self.start_clock(&mut next, tier);
+        }
+        if lead.status == Status::Unassigned {
+            self.transition(lead.status, next.status, "assigned");
+        }
+        let mut why = format!("Assigned by {by}.");
+        if let Some(capacity) = routing.reps[r].capacity.filter(|c| over_capacity && open >= *c) {
+            why.push_str(&format!(" Over capacity ({} of {capacity} open leads), by {by}'s decision.", open + 1));
+        }
+        self.draft.effect.reassigned = true;
+        self.draft.records.push(Record::Reassignment { from, to: to.to_owned(), why: why.clone() });
+        let kind =
+            if lead.status == Status::Unassigned { NotificationKind::Handoff } else { NotificationKind::Reassigned };
+        let ctx = Context {
+            kind,
+            to: vec![to.to_owned()],
+            explanation: Some(&explanation),
+            chain: &[],
+            note: Some(why),
+            at: self.now,
+        };
+        self.notify(&next, ctx);
         Ok(Some(next))
     }
 

@@ -84,6 +84,27 @@ enum InputSpec {
     SlaTick(i64),
     Hygiene(i64),
     Repair,
+    /// A rep's action from the web app: `{by: rio, do: contacted}`, `{by:
+    /// rio, do: not_mine}`, `{by: max, do: assign, to: sam, over_capacity: true}`.
+    Act {
+        by: String,
+        #[serde(rename = "do")]
+        action: String,
+        #[serde(default)]
+        to: Option<String>,
+        #[serde(default)]
+        over_capacity: bool,
+    },
+}
+
+fn sales_event(kind: &str) -> Result<SalesEvent, String> {
+    Ok(match kind {
+        "contacted" => SalesEvent::Contacted,
+        "contact_attempt" => SalesEvent::ContactAttempt,
+        "converted" => SalesEvent::Converted,
+        "nurture" => SalesEvent::Nurture,
+        other => return Err(format!("unknown sales event {other}")),
+    })
 }
 
 #[derive(Default, Deserialize)]
@@ -171,6 +192,7 @@ fn run(case: &Case) -> Result<(), String> {
     let form;
     let counts: Vec<(String, u32)>;
     let sales;
+    let action;
     let spec: InputSpec =
         serde_json::to_value(&case.input).and_then(serde_json::from_value).map_err(|e| format!("input: {e}"))?;
     let (input, now) = match &spec {
@@ -185,14 +207,16 @@ fn run(case: &Case) -> Result<(), String> {
             (Input::Engagement { counts: &counts, happened_at: at(*happened), event_id: None }, t0())
         }
         InputSpec::Sales(kind) => {
-            sales = match kind.as_str() {
-                "contacted" => SalesEvent::Contacted,
-                "contact_attempt" => SalesEvent::ContactAttempt,
-                "converted" => SalesEvent::Converted,
-                "nurture" => SalesEvent::Nurture,
-                other => return Err(format!("unknown sales event {other}")),
-            };
+            sales = sales_event(kind)?;
             (Input::Sales { event: &sales, happened_at: t0(), event_id: None }, t0())
+        }
+        InputSpec::Act { by, action: kind, to, over_capacity } => {
+            action = match (kind.as_str(), to) {
+                ("not_mine", _) => Action::NotMine,
+                ("assign", Some(to)) => Action::Assign { to: to.clone(), over_capacity: *over_capacity },
+                (other, _) => Action::Sales(sales_event(other)?),
+            };
+            (Input::Act { by, action: &action, event_id: None }, t0())
         }
         InputSpec::SlaTick(m) => (Input::SlaTick, at(*m)),
         InputSpec::Hygiene(m) => (Input::Hygiene, at(*m)),
@@ -226,6 +250,8 @@ fn run(case: &Case) -> Result<(), String> {
                 Refusal::UnknownLead => "unknown_lead",
                 Refusal::Rejected(_) => "rejected",
                 Refusal::FromTheFuture { .. } => "future",
+                Refusal::NotYours { .. } => "not_yours",
+                Refusal::CannotAssign(_) => "cannot_assign",
             };
             return match expect.get("refused").and_then(text) {
                 Some(want) if want == got => Ok(()),
@@ -294,6 +320,28 @@ fn run(case: &Case) -> Result<(), String> {
                     .iter()
                     .map(|h| {
                         serde_json::to_value(&h.record).expect("record")["record"].as_str().unwrap_or("").to_owned()
+                    })
+                    .collect();
+                check(key, format!("{got:?}"), format!("{:?}", strings(want)));
+            }
+            "by" => {
+                let got: Vec<String> = decision
+                    .history
+                    .iter()
+                    .filter_map(|h| match &h.record {
+                        Record::Event { by, .. } => by.clone(),
+                        _ => None,
+                    })
+                    .collect();
+                check(key, format!("{got:?}"), format!("{:?}", strings(want)));
+            }
+            "why" => {
+                let got: Vec<String> = decision
+                    .history
+                    .iter()
+                    .filter_map(|h| match &h.record {
+                        Record::Reassignment { why, .. } => Some(why.clone()),
+                        _ => None,
                     })
                     .collect();
                 check(key, format!("{got:?}"), format!("{:?}", strings(want)));

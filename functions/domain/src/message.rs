@@ -25,7 +25,7 @@ const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\u{1
 const GSM_EXTENSION: &str = "^{}\\[~]|€";
 
 /// What a notification says, beyond the lead itself.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Context<'a> {
     pub kind: NotificationKind,
     pub to: Vec<String>,
@@ -210,15 +210,42 @@ pub fn fit_sms(s: &str) -> String {
     if !s.chars().all(is_gsm) {
         return truncate_utf16(&s, SMS_MAX_UCS2);
     }
-    let units = |c: char| if GSM_EXTENSION.contains(c) { 2 } else { 1 };
-    if s.chars().map(units).sum::<usize>() <= SMS_MAX_GSM {
-        return s;
+    cut_gsm(&s, SMS_MAX_GSM)
+}
+
+/// An SMS body that ends with `link` and still fits one message. The link
+/// needs the 160-unit GSM message, so the text is written in the GSM alphabet
+/// (other scripts transliterated, anything left as `?`) and cut to leave room.
+pub fn fit_sms_with_link(text: &str, link: &str) -> String {
+    let is_gsm = |c: char| GSM_BASIC.contains(c) || GSM_EXTENSION.contains(c);
+    let s: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let s = if s.chars().all(is_gsm) {
+        s
+    } else {
+        gsm_where_possible(&s).unwrap_or_else(|| {
+            let plain = deunicode::deunicode(&s);
+            plain.chars().map(|c| if is_gsm(c) && !c.is_control() { c } else { '?' }).collect()
+        })
+    };
+    let link: String = link.chars().filter(|c| is_gsm(*c) && !c.is_control()).collect();
+    let room = SMS_MAX_GSM.saturating_sub(gsm_units(&link) + 1);
+    format!("{} {link}", cut_gsm(s.trim_end(), room))
+}
+
+fn gsm_units(s: &str) -> usize {
+    s.chars().map(|c| if GSM_EXTENSION.contains(c) { 2 } else { 1 }).sum()
+}
+
+/// GSM text cut to `max` units, ending with "..." when cut ("..." is GSM; "…" is not).
+fn cut_gsm(s: &str, max: usize) -> String {
+    if gsm_units(s) <= max {
+        return s.to_owned();
     }
-    // Cut to leave room for the ellipsis ("..." is GSM; "…" is not).
+    let units = |c: char| if GSM_EXTENSION.contains(c) { 2 } else { 1 };
     let mut out = String::new();
     let mut used = 0;
     for c in s.chars() {
-        if used + units(c) > SMS_MAX_GSM - 3 {
+        if used + units(c) > max.saturating_sub(3) {
             break;
         }
         used += units(c);
@@ -289,6 +316,21 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_sms_with_a_link_keeps_the_link_whole_in_one_gsm_message() {
+        let link = format!("https://leads.example.com/a/{}", "A".repeat(43));
+        for text in
+            ["New lead: Jo", &"x".repeat(300), "New lead: Дмитрий Иванов, ООО Ромашка", "New lead: 王小明 {braces}"]
+        {
+            let s = fit_sms_with_link(text, &link);
+            assert!(s.ends_with(&format!(" {link}")), "{s}");
+            assert!(gsm_units(&s) <= SMS_MAX_GSM, "{} units: {s}", gsm_units(&s));
+            assert!(s.chars().all(|c| GSM_BASIC.contains(c) || GSM_EXTENSION.contains(c)), "{s}");
+        }
+        assert_eq!(fit_sms_with_link("New lead: Jo", &link), format!("New lead: Jo {link}"));
+        assert!(fit_sms_with_link("New lead: Дмитрий", &link).starts_with("New lead: Dmitrii"));
+    }
 
     #[test]
     fn a_long_gsm_sms_is_cut_to_one_message_of_160_units() {

@@ -288,6 +288,9 @@ pub enum Record {
         event_id: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         source: Option<String>,
+        /// The rep who recorded it in the web app, if one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     /// What a form post sent that did not fit its field (kept in the
     /// profile's `raw`, cut, or dropped), and the values it replaced on a lead
