@@ -13,3 +13,4 @@ mod rules_cli;
 mod runtime_api;
 mod serve;
 mod support;
+mod web;

@@ -16,10 +16,12 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 use leadflow_domain::form::Warning;
+use leadflow_domain::link::Links;
 use leadflow_domain::machine::{DELIVERY_LEASE, Effect, problems};
 use leadflow_domain::rules::lifecycle::SalesEvent;
 use leadflow_domain::{
-    Input, Lead, LeadId, Need, Notification, Outcome, Pending, Profile, Record, Refusal, RuleSet, TeamState, decide,
+    Action, Input, Lead, LeadId, Need, Notification, Outcome, Pending, Profile, Record, Refusal, RuleSet, TeamState,
+    decide,
 };
 use thiserror::Error;
 use tracing::{info, warn};
@@ -71,6 +73,8 @@ pub struct Leadflow<S, N> {
     pub max_deliveries: u32,
     /// Leads (DynamoDB: items) the repair sweep reads per SLA check.
     pub sweep_page: usize,
+    /// Where notifications' action links point; without it notifications carry none.
+    pub links: Option<Links>,
 }
 
 /// What a capture did.
@@ -134,6 +138,17 @@ pub struct Finding {
     pub repaired: bool,
 }
 
+/// What an applied event came to, as [`Leadflow::record`] and [`Leadflow::act`] answer.
+fn recorded(applied: Result<Applied, ServiceError>) -> Result<Option<Recorded>, ServiceError> {
+    match applied {
+        Ok(Applied::Changed(change, ..)) => Ok(Some(Recorded { result: EventResult::of(&change.lead), repeat: false })),
+        Ok(Applied::Repeat(result, _)) => Ok(Some(Recorded { result, repeat: true })),
+        Ok(Applied::Unchanged(lead)) => Ok(lead.map(|l| Recorded { result: EventResult::of(&l), repeat: false })),
+        Err(ServiceError::Refused(Refusal::UnknownLead)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// What a decision came to.
 enum Applied {
     /// The change saved, what it did, and how many of its notifications failed to publish.
@@ -145,7 +160,20 @@ enum Applied {
 
 impl<S: Store, N: Notifier> Leadflow<S, N> {
     pub fn new(rules: Arc<RuleSet>, store: S, notifier: N) -> Self {
-        Leadflow { rules, store, notifier, max_deliveries: DEFAULT_MAX_DELIVERIES, sweep_page: DEFAULT_SWEEP_PAGE }
+        Leadflow {
+            rules,
+            store,
+            notifier,
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
+            sweep_page: DEFAULT_SWEEP_PAGE,
+            links: None,
+        }
+    }
+
+    /// Notifications carry action links made with `links` (none without).
+    pub fn with_links(mut self, links: Option<Links>) -> Self {
+        self.links = links;
+        self
     }
 
     /// Captures a lead: create-or-update by email, score, route and hand off,
@@ -184,15 +212,21 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             Happening::Engagement(counts) => Input::Engagement { counts, happened_at, event_id },
             Happening::Sales(event) => Input::Sales { event, happened_at, event_id },
         };
-        match self.apply(id, &input, event_id, None, now).await {
-            Ok(Applied::Changed(change, ..)) => {
-                Ok(Some(Recorded { result: EventResult::of(&change.lead), repeat: false }))
-            }
-            Ok(Applied::Repeat(result, _)) => Ok(Some(Recorded { result, repeat: true })),
-            Ok(Applied::Unchanged(lead)) => Ok(lead.map(|l| Recorded { result: EventResult::of(&l), repeat: false })),
-            Err(ServiceError::Refused(Refusal::UnknownLead)) => Ok(None),
-            Err(e) => Err(e),
-        }
+        recorded(self.apply(id, &input, event_id, None, now).await)
+    }
+
+    /// A rep's action from the web app, at `now`. With an `event_id` (the
+    /// form's), a repeat of the same submission returns the first answer and
+    /// changes nothing. `None`: no such lead.
+    pub async fn act(
+        &self,
+        id: &LeadId,
+        by: &str,
+        action: &Action,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Recorded>, ServiceError> {
+        recorded(self.apply(id, &Input::Act { by, action, event_id }, event_id, None, now).await)
     }
 
     /// Engagement events (type and count) that happened now. `None`: no such lead.
@@ -269,7 +303,11 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                     + if event_id.starts_with(FORM_ID_PREFIX) { FORM_REPEAT_WINDOW } else { EVENT_ID_RETENTION },
                 now,
             });
-            let change = Change::from_decision(decision, mark);
+            let mut change = Change::from_decision(decision, mark);
+            if let Some(links) = &self.links {
+                // Each notification carries its recipient's own links.
+                change.outbox.iter_mut().for_each(|p| links.address(&mut p.notification));
+            }
             match self.store.save(&change).await {
                 Ok(()) => {
                     let failed = self.deliver(&change.outbox, now).await;

@@ -59,6 +59,13 @@ pub struct Backend {
     /// The rules directory.
     #[arg(long, value_name = "DIR", default_value = "rules")]
     pub rules: PathBuf,
+    /// The web app's address, that action links in notifications open
+    /// (https://leads.example.com). `serve` defaults to its own address.
+    #[arg(long, env = "APP_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// How many days an action link in a notification works.
+    #[arg(long, env = "ACTION_LINK_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..=90))]
+    pub action_link_days: u16,
 }
 
 /// Runs `$body` with `$app` bound to an `Arc<Leadflow<S, N>>` for the chosen
@@ -67,17 +74,21 @@ macro_rules! with_app {
     ($backend:expr, |$app:ident| $body:expr) => {{
         let backend: &$crate::data_cmd::Backend = $backend;
         let rules = std::sync::Arc::new($crate::data_cmd::load_rules(&backend.rules)?);
+        let web = $crate::web_cmd::config(backend)?;
         let aws = match (&backend.store, &backend.notify) {
             ($crate::data_cmd::StoreSpec::Embedded(_), $crate::data_cmd::NotifySpec::Log(_)) => None,
             _ => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
         };
         match (&backend.store, &backend.notify) {
             ($crate::data_cmd::StoreSpec::Embedded(path), $crate::data_cmd::NotifySpec::Log(log)) => {
-                let $app = std::sync::Arc::new(leadflow_app::Leadflow::new(
-                    rules,
-                    $crate::data_cmd::open_embedded(path)?,
-                    $crate::data_cmd::open_log(log)?,
-                ));
+                let $app = std::sync::Arc::new(
+                    leadflow_app::Leadflow::new(
+                        rules,
+                        $crate::data_cmd::open_embedded(path)?,
+                        $crate::data_cmd::open_log(log)?,
+                    )
+                    .with_links(web.as_ref().map(|w| w.links.clone())),
+                );
                 $body
             }
             ($crate::data_cmd::StoreSpec::Embedded(path), $crate::data_cmd::NotifySpec::Sns(arn)) => {
@@ -85,25 +96,28 @@ macro_rules! with_app {
                     aws_sdk_sns::Client::new(aws.as_ref().expect("AWS configuration")),
                     arn,
                 );
-                let $app = std::sync::Arc::new(leadflow_app::Leadflow::new(
-                    rules,
-                    $crate::data_cmd::open_embedded(path)?,
-                    sns,
-                ));
+                let $app = std::sync::Arc::new(
+                    leadflow_app::Leadflow::new(rules, $crate::data_cmd::open_embedded(path)?, sns)
+                        .with_links(web.as_ref().map(|w| w.links.clone())),
+                );
                 $body
             }
             ($crate::data_cmd::StoreSpec::Dynamodb(table), $crate::data_cmd::NotifySpec::Log(log)) => {
                 let config = aws.as_ref().expect("AWS configuration");
                 let store = leadflow_adapters::DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table);
-                let $app =
-                    std::sync::Arc::new(leadflow_app::Leadflow::new(rules, store, $crate::data_cmd::open_log(log)?));
+                let $app = std::sync::Arc::new(
+                    leadflow_app::Leadflow::new(rules, store, $crate::data_cmd::open_log(log)?)
+                        .with_links(web.as_ref().map(|w| w.links.clone())),
+                );
                 $body
             }
             ($crate::data_cmd::StoreSpec::Dynamodb(table), $crate::data_cmd::NotifySpec::Sns(arn)) => {
                 let config = aws.as_ref().expect("AWS configuration");
                 let store = leadflow_adapters::DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table);
                 let sns = leadflow_adapters::SnsNotifier::new(aws_sdk_sns::Client::new(config), arn);
-                let $app = std::sync::Arc::new(leadflow_app::Leadflow::new(rules, store, sns));
+                let $app = std::sync::Arc::new(
+                    leadflow_app::Leadflow::new(rules, store, sns).with_links(web.as_ref().map(|w| w.links.clone())),
+                );
                 $body
             }
         }

@@ -4,6 +4,7 @@ mod data_cmd;
 mod infra_cmd;
 mod rules_cmd;
 mod serve_cmd;
+mod web_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

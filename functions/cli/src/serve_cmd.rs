@@ -15,6 +15,7 @@ use axum::routing::get;
 use chrono::Utc;
 use leadflow_api::{Api, ApiConfig, ApiError, SourceSecrets};
 use leadflow_app::{Leadflow, Notifier, Store};
+use leadflow_web::Web;
 use tracing::{error, info};
 
 use crate::data_cmd::{Backend, runtime, with_app};
@@ -45,6 +46,7 @@ pub struct ServeArgs {
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     crate::init_tracing();
+    crate::web_cmd::prepare(&args.backend, args.addr)?;
     runtime()?.block_on(async {
         with_app!(&args.backend, |app| {
             run(app, &args).await?;
@@ -77,12 +79,16 @@ async fn run<S: Store + 'static, N: Notifier + 'static>(app: Arc<Leadflow<S, N>>
         println!("{m}: posts to /leads?source={} are refused until it is set", m.source_name);
     }
     let config = ApiConfig { events_secret: events_secret(), allowed_origins: origins, source_secrets };
-    let api = Arc::new(Api::new(Arc::clone(&app), config));
+    let api = Api::new(Arc::clone(&app), config);
+    let web = crate::web_cmd::config(&args.backend)?
+        .context("the web app has no secret: set APP_SECRET, or let serve keep one beside the store")?;
+    println!("action links open on {}", web.links.base_url);
+    let web = Web::new(Arc::clone(&app), web);
     let router = Router::new()
         .route("/", get(form_page))
         .route("/thanks", get(thanks_page))
         .fallback(handle::<S, N>)
-        .with_state(api);
+        .with_state(Arc::new(Apps { api, web }));
 
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("listening on {}", args.addr))?;
@@ -105,8 +111,15 @@ async fn run<S: Store + 'static, N: Notifier + 'static>(app: Arc<Leadflow<S, N>>
     Ok(())
 }
 
+/// The HTTP API and the web app, side by side as on AWS.
+#[derive(Debug)]
+struct Apps<S, N> {
+    api: Api<S, N>,
+    web: Web<S, N>,
+}
+
 async fn handle<S: Store + 'static, N: Notifier + 'static>(
-    State(api): State<Arc<Api<S, N>>>,
+    State(apps): State<Arc<Apps<S, N>>>,
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
@@ -114,7 +127,11 @@ async fn handle<S: Store + 'static, N: Notifier + 'static>(
         Ok(b) => b,
         Err(_) => return to_axum(ApiError::TooLarge { limit: MAX_BODY }.into_response()),
     };
-    to_axum(api.handle(http::Request::from_parts(parts, bytes), Utc::now()).await)
+    let request = http::Request::from_parts(parts, bytes);
+    if leadflow_web::handles(request.uri().path()) {
+        return to_axum(apps.web.handle(request, Utc::now()).await);
+    }
+    to_axum(apps.api.handle(request, Utc::now()).await)
 }
 
 fn to_axum(response: http::Response<String>) -> Response {

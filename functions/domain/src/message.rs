@@ -166,7 +166,7 @@ pub fn clean(value: &str, max: usize) -> String {
 }
 
 /// A time in the business-hours time zone when there is one, else UTC.
-fn local_time(rules: &RuleSet, t: DateTime<Utc>) -> String {
+pub fn local_time(rules: &RuleSet, t: DateTime<Utc>) -> String {
     match &rules.sla.business_hours {
         Some(bh) => t.with_timezone(&bh.timezone).format("%a %H:%M %Z").to_string(),
         None => t.format("%a %H:%M UTC").to_string(),

@@ -1,0 +1,225 @@
+//! The pages, server-rendered with maud (escaped by construction), one
+//! column, large buttons, readable at 360 px, no script.
+
+use chrono::{DateTime, Utc};
+use leadflow_domain::link::ACTIONS;
+use leadflow_domain::machine::{Access, team_of};
+use leadflow_domain::message::local_time;
+use leadflow_domain::rules::lifecycle::SalesEvent;
+use leadflow_domain::{Bant, Lead, RuleSet, Status};
+use maud::{DOCTYPE, Markup, html};
+
+const STYLE: &str = "
+body{font:17px/1.45 system-ui,sans-serif;margin:0;padding:16px;max-width:560px;color:#1b1b1b;background:#fafafa}
+h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.05em;margin:1.2em 0 .4em}
+.muted{color:#555}.card{background:#fff;border:1px solid #ddd;border-radius:10px;padding:12px 14px;margin:12px 0}
+.flash{background:#e7f6ea;border-color:#8fd19e}.problem{background:#fdecea;border-color:#f5a3a3}
+.due{font-weight:600}.late{color:#b00020;font-weight:600}
+form{margin:0}button{display:block;width:100%;font-size:1.05em;padding:14px;margin:8px 0;border-radius:10px;
+border:1px solid #0b5cad;background:#0b5cad;color:#fff}button.secondary{background:#fff;color:#0b5cad}
+label{display:block;padding:6px 0}select{font-size:1em;padding:10px;width:100%}
+a{color:#0b5cad}dl{margin:0}dt{font-weight:600;float:left;clear:left;width:7em}dd{margin:0 0 4px 7.5em}
+";
+
+/// A whole page.
+pub fn layout(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                meta name="robots" content="noindex, nofollow";
+                title { (title) " · leadflow" }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body { (body) }
+        }
+    }
+}
+
+/// A page that only says what went wrong.
+pub fn problem(message: &str) -> Markup {
+    layout(
+        "leadflow",
+        html! {
+            h1 { "leadflow" }
+            div.card.problem role="alert" { (message) }
+        },
+    )
+}
+
+/// An action link's page: the lead's essentials and what the rep may do.
+pub struct ActionPage<'a> {
+    pub rules: &'a RuleSet,
+    pub lead: &'a Lead,
+    pub rep: &'a str,
+    pub access: Access,
+    pub csrf: &'a str,
+    pub nonce: &'a str,
+    /// The action just taken (after the redirect).
+    pub flash: Option<&'a str>,
+    /// The action the link was opened for (`?do=`), shown first.
+    pub focus: Option<&'a str>,
+    /// Why the last action was refused.
+    pub problem: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
+fn label(action: &str) -> &'static str {
+    ACTIONS.iter().find(|(a, _)| *a == action).map_or("Assign", |(_, l)| *l)
+}
+
+/// "in 42 min", "3 h 5 min ago".
+fn time_left(deadline: DateTime<Utc>, now: DateTime<Utc>) -> (String, bool) {
+    let minutes = (deadline - now).num_minutes();
+    let span = |m: i64| if m >= 60 { format!("{} h {} min", m / 60, m % 60) } else { format!("{m} min") };
+    if minutes >= 0 { (format!("in {}", span(minutes)), false) } else { (format!("{} overdue", span(-minutes)), true) }
+}
+
+impl ActionPage<'_> {
+    fn name(&self) -> String {
+        let p = &self.lead.profile;
+        match (p.first_name.as_deref(), p.last_name.as_deref()) {
+            (Some(f), Some(l)) => format!("{f} {l}"),
+            (Some(n), None) | (None, Some(n)) => n.to_owned(),
+            (None, None) => p.email.as_str().to_owned(),
+        }
+    }
+
+    /// Whether the lifecycle takes this action from the lead's status.
+    fn allowed(&self, action: &str) -> bool {
+        let lifecycle = &self.rules.lifecycle;
+        let event = match action {
+            "contacted" => SalesEvent::Contacted,
+            "contact_attempt" => SalesEvent::ContactAttempt,
+            "qualified" => SalesEvent::Qualified(Bant::default()),
+            "converted" => SalesEvent::Converted,
+            "nurture" => SalesEvent::Nurture,
+            "disqualified" => match lifecycle.disqualify_reasons.first() {
+                Some(reason) => SalesEvent::Disqualified { reason: reason.clone() },
+                None => return false,
+            },
+            "not_mine" => return self.lead.status.is_open(),
+            _ => return false,
+        };
+        lifecycle.apply(self.lead.status, self.lead.bant, &event).is_ok()
+    }
+
+    fn form(&self, action: &str, fields: Markup, secondary: bool) -> Markup {
+        html! {
+            form method="post" {
+                input type="hidden" name="csrf" value=(self.csrf);
+                input type="hidden" name="nonce" value=(self.nonce);
+                input type="hidden" name="action" value=(action);
+                (fields)
+                @if secondary { button.secondary type="submit" { (label(action)) } }
+                @else { button type="submit" { (label(action)) } }
+            }
+        }
+    }
+
+    fn action_form(&self, action: &str) -> Markup {
+        let fields = match action {
+            "qualified" => html! {
+                @for (name, text) in [("budget", "Budget"), ("authority", "Authority"), ("need", "Need"), ("timeline", "Timeline")] {
+                    label { input type="checkbox" name=(name) value="yes"; " " (text) }
+                }
+            },
+            "disqualified" => html! {
+                label for="reason" { "Reason" }
+                select id="reason" name="reason" required {
+                    option value="" { "Choose a reason" }
+                    @for r in &self.rules.lifecycle.disqualify_reasons { option value=(r) { (r.replace('_', " ")) } }
+                }
+            },
+            _ => html! {},
+        };
+        let secondary = !matches!(action, "contacted");
+        self.form(action, fields, secondary)
+    }
+
+    fn assign_form(&self) -> Markup {
+        let team: Vec<String> =
+            team_of(self.rules, self.rep).into_iter().filter(|r| self.lead.owner.as_deref() != Some(r)).collect();
+        let routing = &self.rules.routing;
+        let name = |id: &str| routing.rep_index(id).map_or(id.to_owned(), |i| routing.reps[i].name.clone());
+        let fields = html! {
+            label for="to" { "Assign to" }
+            select id="to" name="to" required {
+                option value="" { "Choose a rep" }
+                @for r in &team { option value=(r) { (name(r)) } }
+            }
+            label { input type="checkbox" name="over_capacity" value="yes"; " Even over their capacity" }
+        };
+        self.form("assign", fields, true)
+    }
+
+    pub fn render(&self) -> Markup {
+        let lead = self.lead;
+        let p = &lead.profile;
+        let name = self.name();
+        let clock = lead.sla.filter(|_| lead.status == Status::Assigned);
+        let mut actions: Vec<&str> = ACTIONS.iter().map(|(a, _)| *a).filter(|a| self.allowed(a)).collect();
+        if let Some(focus) = self.focus
+            && let Some(i) = actions.iter().position(|a| *a == focus)
+        {
+            let a = actions.remove(i);
+            actions.insert(0, a);
+        }
+        layout(
+            &name,
+            html! {
+                p.muted { "Lead for " (self.rep) }
+                h1 { (name) }
+                p { (p.job_title.as_deref().unwrap_or("")) @if p.job_title.is_some() && p.company.is_some() { ", " } (p.company.as_deref().unwrap_or("")) }
+                @if let Some(done) = self.flash {
+                    div.card.flash role="status" { "Saved: " (label(done)) "." }
+                }
+                @if let Some(problem) = self.problem {
+                    div.card.problem role="alert" { (problem) }
+                }
+                div.card {
+                    dl {
+                        dt { "Status" } dd { (lead.status) }
+                        dt { "Score" } dd { (lead.score) " (" (lead.tier) ")" }
+                        dt { "Owner" } dd { (lead.owner.as_deref().unwrap_or("nobody")) }
+                        @if let Some(phone) = &p.phone { dt { "Phone" } dd { a href={ "tel:" (phone) } { (phone) } } }
+                        dt { "Email" } dd { a href={ "mailto:" (p.email.as_str()) } { (p.email.as_str()) } }
+                        @if let Some(c) = &p.country { dt { "Country" } dd { (c.as_str()) } }
+                    }
+                    @if let Some(clock) = clock {
+                        @let (left, late) = time_left(clock.deadline, self.now);
+                        p class=(if late { "late" } else { "due" }) {
+                            "Respond by " (local_time(self.rules, clock.deadline)) " (" (left) ")"
+                        }
+                    }
+                }
+                @match self.access {
+                    Access::None => {
+                        div.card role="status" {
+                            @match &lead.owner {
+                                Some(owner) => { "This lead is with " (owner) " now. There is nothing for you to do here." }
+                                None => { "This lead has no owner now. There is nothing for you to do here." }
+                            }
+                        }
+                    }
+                    access => {
+                        @if actions.is_empty() && access != Access::Manager {
+                            p.muted { "This lead is " (lead.status) "; there is nothing more to record." }
+                        }
+                        @for action in &actions {
+                            @if self.focus == Some(*action) { h2 { "Confirm: " (label(action)) } }
+                            (self.action_form(action))
+                        }
+                        @if access == Access::Manager && matches!(lead.status, Status::Unassigned | Status::Assigned | Status::Working) {
+                            h2 { "Assign" }
+                            (self.assign_form())
+                        }
+                    }
+                }
+            },
+        )
+    }
+}
