@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
-use leadflow_app::{Change, History, LeadFilter, Leadflow, Leads, Notifier, NotifyError, SaveError, StoreError, Team};
+use leadflow_app::{
+    Change, Direct, History, LeadFilter, Leadflow, Leads, Nonces, Notifier, NotifyError, SaveError, StoreError, Team,
+};
 use leadflow_domain::machine::LoadChange;
-use leadflow_domain::{Email, LeadId, Notification, Pending, Profile, RuleSet, Status};
+use leadflow_domain::{Action, Email, LeadId, Notification, Pending, Profile, Queue, RuleSet, Status};
 
 use crate::support::repo_root;
 
@@ -37,6 +39,13 @@ impl<N: Notifier> Notifier for Flaky<N> {
         }
         self.inner.publish(n).await
     }
+
+    async fn send(&self, m: &Direct) -> Result<(), NotifyError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(NotifyError { message: "the notifier is down".into(), source: None });
+        }
+        self.inner.send(m).await
+    }
 }
 
 /// A notifier that publishes nowhere, for cases about the store alone.
@@ -45,6 +54,10 @@ pub struct Nowhere;
 
 impl Notifier for Nowhere {
     async fn publish(&self, _: &Notification) -> Result<(), NotifyError> {
+        Ok(())
+    }
+
+    async fn send(&self, _: &Direct) -> Result<(), NotifyError> {
         Ok(())
     }
 }
@@ -656,6 +669,9 @@ impl<S: leadflow_app::Store> Leads for LosesAnswers<S> {
     async fn hygiene_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<leadflow_domain::Lead>, StoreError> {
         self.inner.hygiene_due(now, limit).await
     }
+    async fn queue(&self, queue: Queue<'_>, limit: usize) -> Result<Vec<leadflow_domain::Lead>, StoreError> {
+        self.inner.queue(queue, limit).await
+    }
     async fn list(&self, filter: &LeadFilter) -> Result<Vec<leadflow_domain::Lead>, StoreError> {
         self.inner.list(filter).await
     }
@@ -683,6 +699,12 @@ impl<S: leadflow_app::Store> Team for LosesAnswers<S> {
     }
     async fn take_turn(&self, pool: &str) -> Result<u64, StoreError> {
         self.inner.take_turn(pool).await
+    }
+}
+
+impl<S: leadflow_app::Store> Nonces for LosesAnswers<S> {
+    async fn spend(&self, nonce: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.spend(nonce, expires_at, now).await
     }
 }
 
@@ -818,6 +840,100 @@ pub async fn the_sla_check_sweeps_once_and_repairs_leads_an_older_version_left<R
     assert_sound(app, at(T0), "after the sweep").await;
 }
 
+pub async fn a_nonce_is_spent_once_until_it_expires_however_many_race_for_it<R: Rig>(rig: R) {
+    let store = rig.app().store.clone();
+    let now = at("2026-03-02T14:00:00Z");
+    let expires = at("2026-03-02T14:15:00Z");
+    let nonce = format!("n{}", fastrand::u64(..));
+    let tries = (0..20).map(|_| {
+        let store = store.clone();
+        let nonce = nonce.clone();
+        tokio::spawn(async move { store.spend(&nonce, expires, now).await.expect("spend") })
+    });
+    let mut firsts = 0;
+    for t in tries {
+        firsts += usize::from(t.await.expect("task"));
+    }
+    assert_eq!(firsts, 1, "exactly one of twenty concurrent uses is the first");
+    assert!(!store.spend(&nonce, expires, at("2026-03-02T14:14:59Z")).await.expect("spend"), "still spent");
+    assert!(store.spend(&nonce, at("2026-03-02T15:00:00Z"), expires).await.expect("spend"), "spendable once expired");
+    assert!(store.spend(&format!("{nonce}x"), expires, now).await.expect("spend"), "another nonce is its own");
+}
+
+pub async fn each_rep_queue_holds_exactly_their_leads_waiting_for_them<R: Rig>(rig: R) {
+    let app = rig.app();
+    let now = at("2026-03-02T14:00:00Z");
+    let mut ids = Vec::new();
+    for i in 0..9 {
+        let outcome = app.capture(vp(&format!("queue{i}@acme{i}.example")), &[], now).await.expect("capture");
+        ids.push(outcome.lead.id);
+    }
+    // One contacted (still theirs), one converted (gone from the queue), one
+    // given back with nobody else free (unassigned).
+    let lead = |i: usize| ids[i].clone();
+    let owner_of = |l: &leadflow_domain::Lead| l.owner.clone().expect("owner");
+    let first = app.store.get(&lead(0)).await.expect("get").expect("lead");
+    app.act(
+        &lead(0),
+        &owner_of(&first),
+        &Action::Sales(leadflow_domain::rules::lifecycle::SalesEvent::Contacted),
+        None,
+        now,
+    )
+    .await
+    .expect("contacted");
+    let second = app.store.get(&lead(1)).await.expect("get").expect("lead");
+    app.act(
+        &lead(1),
+        &owner_of(&second),
+        &Action::Sales(leadflow_domain::rules::lifecycle::SalesEvent::Converted),
+        None,
+        now,
+    )
+    .await
+    .expect("converted");
+    let all = app.store.list(&LeadFilter::default()).await.expect("list");
+    let mut expected: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for l in &all {
+        if let Some(Queue::Owner(rep)) = l.queue() {
+            expected.entry(rep.to_owned()).or_default().insert(l.id.to_string());
+        }
+    }
+    assert_eq!(expected.values().map(BTreeSet::len).sum::<usize>(), 8, "nine leads, one converted");
+    for rep in ["rio", "sam", "tia", "max"] {
+        let queue = app.store.queue(Queue::Owner(rep), 100).await.expect("queue");
+        let got: BTreeSet<String> = queue.iter().map(|l| l.id.to_string()).collect();
+        assert_eq!(got, expected.get(rep).cloned().unwrap_or_default(), "{rep}'s queue");
+        // Running clocks first, by deadline; the contacted lead after them.
+        let clocks: Vec<bool> = queue.iter().map(|l| l.sla.is_some() && l.status == Status::Assigned).collect();
+        assert!(clocks.windows(2).all(|w| w[0] || !w[1]), "{rep}: {clocks:?}");
+    }
+    let busiest = expected.iter().max_by_key(|(_, leads)| leads.len()).map(|(rep, _)| rep.clone()).expect("a rep");
+    assert_eq!(app.store.queue(Queue::Owner(&busiest), 1).await.expect("queue").len(), 1, "at most `limit`");
+    assert!(app.store.queue(Queue::Unassigned, 100).await.expect("queue").is_empty());
+}
+
+pub async fn a_direct_message_reaches_its_rep_alone<R: Rig>(rig: R) {
+    let before = rig.delivered().await.len();
+    let message = Direct {
+        id: format!("sign-in-{}", fastrand::u64(..)),
+        kind: "sign_in",
+        to: "sam".into(),
+        subject: "Sign in to leadflow".into(),
+        sms: "leadflow sign-in: https://leads.example.com/app/signin/x".into(),
+        email: "Sign in to leadflow: https://leads.example.com/app/signin/x".into(),
+        created_at: at("2026-03-02T14:00:00Z"),
+    };
+    rig.app().notifier.send(&message).await.expect("sent");
+    let delivered = rig.delivered().await;
+    let new: Vec<&Delivered> = delivered.iter().skip(before).collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(
+        (new[0].id.as_str(), new[0].kind.as_str(), new[0].rep.as_str()),
+        (message.id.as_str(), "sign_in", "sam")
+    );
+}
+
 /// Declares one test per conformance case for a rig made by `$make`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -843,6 +959,9 @@ macro_rules! conformance_tests {
             a_notification_that_keeps_failing_becomes_a_dead_letter_and_alerts_the_managers_once,
             doctor_finds_and_repairs_what_an_older_version_left_behind,
             the_sla_check_sweeps_once_and_repairs_leads_an_older_version_left,
+            a_nonce_is_spent_once_until_it_expires_however_many_race_for_it,
+            each_rep_queue_holds_exactly_their_leads_waiting_for_them,
+            a_direct_message_reaches_its_rep_alone,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConsumedCapacity, KeysAndAttributes, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem,
@@ -32,13 +33,13 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt as _;
 use leadflow_app::{
-    Change, History, LeadFilter, Leads, Outbox, SaveError, Snapshot, StoreError, SweepState, Team, TeamState,
+    Change, History, LeadFilter, Leads, Nonces, Outbox, SaveError, Snapshot, StoreError, SweepState, Team, TeamState,
 };
 use leadflow_domain::lead::{FieldTarget, ProfileField};
-use leadflow_domain::{Email, HistoryEntry, Lead, LeadId, Notification, Pending, Profile, Status};
+use leadflow_domain::{Email, HistoryEntry, Lead, LeadId, Notification, Pending, Profile, Queue, Status, queue_order};
 
 use crate::embedded::ts;
-use crate::table::{DUE_INDEX, IDLE_INDEX, TTL_ATTRIBUTE};
+use crate::table::{DUE_INDEX, IDLE_INDEX, QUEUE_INDEX, TTL_ATTRIBUTE};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -84,6 +85,15 @@ const OUTBOX_PARTITION: &str = "OUTBOX";
 const IDLE_PARTITION: &str = "OPEN";
 const DEAD_PARTITION: &str = "DEAD";
 const SWEEP_PK: &str = "SWEEP";
+const NONCE_SK: &str = "NONCE";
+
+/// A queue's partition of the `queue` index.
+fn queue_partition(queue: Queue<'_>) -> String {
+    match queue {
+        Queue::Owner(rep) => format!("OWNER#{rep}"),
+        Queue::Unassigned => "UNASSIGNED".to_owned(),
+    }
+}
 
 /// The sort key of an event id recorded under its lead.
 fn event_sk(event_id: &str) -> String {
@@ -227,6 +237,10 @@ fn lead_item(lead: &Lead) -> Item {
         item.insert("hygiene_at".into(), s(ts(at)));
         item.insert("gsi2pk".into(), s(IDLE_PARTITION));
         item.insert("gsi2sk".into(), s(format!("{}#{}", ts(at), lead.id)));
+    }
+    if let Some(queue) = lead.queue() {
+        item.insert("gsi3pk".into(), s(queue_partition(queue)));
+        item.insert("gsi3sk".into(), s(format!("{}#{}", ts(lead.updated_at), lead.id)));
     }
     if let Some(t) = lead.expires_at {
         item.insert(TTL_ATTRIBUTE.into(), n(t.timestamp()));
@@ -651,6 +665,16 @@ impl Leads for DynamoStore {
         Ok(())
     }
 
+    async fn queue(&self, queue: Queue<'_>, limit: usize) -> Result<Vec<Lead>, StoreError> {
+        let far = DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default();
+        let partition = queue_partition(queue);
+        let items = self.query_due("queue", QUEUE_INDEX, ("gsi3pk", "gsi3sk"), &partition, far, usize::MAX).await?;
+        let mut leads = items.iter().map(lead_from_item).collect::<Result<Vec<Lead>, StoreError>>()?;
+        queue_order(&mut leads);
+        leads.truncate(limit);
+        Ok(leads)
+    }
+
     /// Lists leads by scanning the table: for the CLI and small tables, never
     /// used by the functions.
     async fn list(&self, filter: &LeadFilter) -> Result<Vec<Lead>, StoreError> {
@@ -681,6 +705,36 @@ impl Leads for DynamoStore {
         }
         out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| a.id.cmp(&b.id)));
         Ok(out)
+    }
+}
+
+impl Nonces for DynamoStore {
+    /// One conditional put: the nonce's item is written only if there is none,
+    /// or the one there expired (DynamoDB's TTL deletes it some time after).
+    async fn spend(&self, nonce: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(format!("NONCE#{nonce}"))),
+            ("sk".to_owned(), s(NONCE_SK)),
+            (TTL_ATTRIBUTE.to_owned(), n(expires_at.timestamp())),
+        ]);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .send()
+            .boxed()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable("PutItem (nonce)", e)),
+        }
     }
 }
 

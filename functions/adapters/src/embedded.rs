@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use leadflow_app::{
-    Change, History, LeadFilter, Leads, Outbox, SaveError, Snapshot, StoreError, SweepState, Team, TeamState,
+    Change, History, LeadFilter, Leads, Nonces, Outbox, SaveError, Snapshot, StoreError, SweepState, Team, TeamState,
 };
-use leadflow_domain::{HistoryEntry, Lead, LeadId, Notification, Pending};
+use leadflow_domain::{HistoryEntry, Lead, LeadId, Notification, Pending, Queue, queue_order};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 const SCHEMA: &str = "
@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS leads (
 );
 CREATE INDEX IF NOT EXISTS leads_sla_due ON leads (sla_due) WHERE sla_due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS leads_hygiene_at ON leads (hygiene_at) WHERE hygiene_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
     lead_id TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -62,7 +63,7 @@ CREATE TABLE IF NOT EXISTS event_ids (
 ";
 
 /// Columns added since the first schema, for databases made before them.
-const MIGRATIONS: [&str; 1] = ["ALTER TABLE outbox ADD COLUMN dead_at TEXT"];
+const MIGRATIONS: [&str; 2] = ["ALTER TABLE outbox ADD COLUMN dead_at TEXT", "ALTER TABLE leads ADD COLUMN queue TEXT"];
 
 /// leadflow's store in one SQLite file.
 #[derive(Clone, Debug)]
@@ -99,11 +100,14 @@ impl EmbeddedStore {
         for migration in MIGRATIONS {
             // A column that exists already is what the migration wants.
             match conn.execute_batch(migration) {
+                Ok(()) if migration.contains("queue") => backfill_queues(&conn)?,
                 Ok(()) => {}
                 Err(e) if e.to_string().contains("duplicate column") => {}
                 Err(e) => return Err(sql_error(e)),
             }
         }
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS leads_queue ON leads (queue) WHERE queue IS NOT NULL;")
+            .map_err(sql_error)?;
         Ok(EmbeddedStore { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -148,13 +152,31 @@ fn load(conn: &Connection, id: &str) -> Result<Option<Lead>, StoreError> {
     doc.map(|d| serde_json::from_str(&d).map_err(json_error)).transpose()
 }
 
+/// A lead's queue as the `queue` column holds it.
+fn queue_key(queue: Option<Queue<'_>>) -> Option<String> {
+    match queue? {
+        Queue::Owner(rep) => Some(format!("owner#{rep}")),
+        Queue::Unassigned => Some("unassigned".to_owned()),
+    }
+}
+
+/// Fills the `queue` column of the leads stored before it existed.
+fn backfill_queues(conn: &Connection) -> Result<(), StoreError> {
+    let leads: Vec<Lead> = docs_where(conn, "SELECT doc FROM leads", &[])?;
+    for lead in leads {
+        conn.execute("UPDATE leads SET queue = ?2 WHERE id = ?1", params![lead.id.as_str(), queue_key(lead.queue())])
+            .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
 fn upsert(conn: &Connection, lead: &Lead) -> Result<(), StoreError> {
     let doc = serde_json::to_string(lead).map_err(json_error)?;
     conn.execute(
-        "INSERT INTO leads (id, version, status, owner, sla_due, hygiene_at, updated_at, doc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO leads (id, version, status, owner, sla_due, hygiene_at, updated_at, doc, queue)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (id) DO UPDATE SET version = ?2, status = ?3, owner = ?4, sla_due = ?5,
-             hygiene_at = ?6, updated_at = ?7, doc = ?8",
+             hygiene_at = ?6, updated_at = ?7, doc = ?8, queue = ?9",
         params![
             lead.id.as_str(),
             lead.version as i64,
@@ -163,7 +185,8 @@ fn upsert(conn: &Connection, lead: &Lead) -> Result<(), StoreError> {
             lead.sla_due.map(ts),
             lead.hygiene_at.map(ts),
             ts(lead.updated_at),
-            doc
+            doc,
+            queue_key(lead.queue()),
         ],
     )
     .map_err(sql_error)?;
@@ -345,6 +368,14 @@ impl Leads for EmbeddedStore {
         .map_err(into_store_error)
     }
 
+    async fn queue(&self, queue: Queue<'_>, limit: usize) -> Result<Vec<Lead>, StoreError> {
+        let key = queue_key(Some(queue));
+        let mut leads = self.query(move |c| docs_where(c, "SELECT doc FROM leads WHERE queue = ?1", &[&key])).await?;
+        queue_order(&mut leads);
+        leads.truncate(limit);
+        Ok(leads)
+    }
+
     async fn list(&self, filter: &LeadFilter) -> Result<Vec<Lead>, StoreError> {
         let status = filter.status.map(|s| s.as_str().to_owned());
         let owner = filter.owner.clone();
@@ -357,6 +388,24 @@ impl Leads for EmbeddedStore {
             )
         })
         .await
+    }
+}
+
+impl Nonces for EmbeddedStore {
+    async fn spend(&self, nonce: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let nonce = nonce.to_owned();
+        self.write(move |tx| {
+            let changed = tx
+                .execute(
+                    "INSERT INTO nonces (nonce, expires_at) VALUES (?1, ?2)
+                     ON CONFLICT (nonce) DO UPDATE SET expires_at = ?2 WHERE nonces.expires_at <= ?3",
+                    params![nonce, ts(expires_at), ts(now)],
+                )
+                .map_err(sql_error)?;
+            Ok(changed == 1)
+        })
+        .await
+        .map_err(into_store_error)
     }
 }
 

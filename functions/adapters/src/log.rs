@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use leadflow_app::{Notifier, NotifyError};
+use leadflow_app::{Direct, Notifier, NotifyError};
 use leadflow_domain::Notification;
 use serde::Serialize;
 
@@ -20,7 +20,7 @@ pub struct LogNotifier {
 #[derive(Serialize)]
 struct Line<'a> {
     kind: &'a str,
-    lead_id: &'a str,
+    lead_id: Option<&'a str>,
     owner: Option<&'a str>,
     to: &'a [String],
     tier: &'a str,
@@ -50,7 +50,7 @@ impl Notifier for LogNotifier {
     async fn publish(&self, n: &Notification) -> Result<(), NotifyError> {
         let line = Line {
             kind: n.kind.as_str(),
-            lead_id: n.lead_id.as_str(),
+            lead_id: Some(n.lead_id.as_str()),
             owner: n.owner.as_deref(),
             to: &n.to,
             tier: &n.tier,
@@ -60,7 +60,31 @@ impl Notifier for LogNotifier {
             id: &n.id,
             created_at: crate::embedded::ts(n.created_at),
         };
-        let mut text = serde_json::to_string(&line).map_err(|e| NotifyError::new("cannot encode", e))?;
+        self.append(&line)
+    }
+
+    /// A message about no lead: `lead_id` and `owner` are null, `tier` is empty.
+    async fn send(&self, m: &Direct) -> Result<(), NotifyError> {
+        let to = [m.to.clone()];
+        let line = Line {
+            kind: m.kind,
+            lead_id: None,
+            owner: None,
+            to: &to,
+            tier: "",
+            sms: &m.sms,
+            email: &m.email,
+            subject: &m.subject,
+            id: &m.id,
+            created_at: crate::embedded::ts(m.created_at),
+        };
+        self.append(&line)
+    }
+}
+
+impl LogNotifier {
+    fn append(&self, line: &impl Serialize) -> Result<(), NotifyError> {
+        let mut text = serde_json::to_string(line).map_err(|e| NotifyError::new("cannot encode", e))?;
         text.push('\n');
         let mut file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // One write call per line, so lines from concurrent writers never interleave.

@@ -10,7 +10,7 @@
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 use futures_util::FutureExt as _;
-use leadflow_app::{Notifier, NotifyError};
+use leadflow_app::{Direct, Notifier, NotifyError};
 use leadflow_domain::Notification;
 
 #[derive(Clone, Debug)]
@@ -54,6 +54,28 @@ impl Notifier for SnsNotifier {
                 "tier",
                 attribute("String", if n.tier.is_empty() { "none".into() } else { n.tier.clone() })?,
             )
+            .send()
+            .boxed()
+            .await
+            .map_err(|e| NotifyError::new("SNS Publish failed", e))?;
+        Ok(())
+    }
+
+    /// The same topic and attributes, so the rep's own subscriptions (which
+    /// filter on `owner`) receive it: `tier` is `none`.
+    async fn send(&self, m: &Direct) -> Result<(), NotifyError> {
+        let body = serde_json::json!({ "default": m.email, "email": m.email, "sms": m.sms }).to_string();
+        let to = serde_json::to_string(&[&m.to]).map_err(|e| NotifyError::new("cannot encode recipients", e))?;
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message_structure("json")
+            .message(body)
+            .subject(m.subject.chars().take(100).collect::<String>())
+            .message_attributes("owner", attribute("String.Array", to)?)
+            .message_attributes("notification", attribute("String", m.id.clone())?)
+            .message_attributes("kind", attribute("String", m.kind.to_owned())?)
+            .message_attributes("tier", attribute("String", "none".to_owned())?)
             .send()
             .boxed()
             .await

@@ -9,13 +9,16 @@
 //! | pool turn counter | `POOL#<pool>` | `TURNS` |
 //! | rep's open leads | `REP#<rep>` | `LOAD` |
 //! | company owner | `ACCOUNT#<domain>` | `OWNER` |
+//! | a used one-time value (a sign-in link; TTL) | `NONCE#<nonce>` | `NONCE` |
 //!
-//! Two sparse indexes: `due` (`gsi1pk`, `gsi1sk`) holds leads whose SLA clock
+//! Three sparse indexes: `due` (`gsi1pk`, `gsi1sk`) holds leads whose SLA clock
 //! runs (`SLA`, keyed by the next step's time), unsent notifications
 //! (`OUTBOX`, keyed by the end of their lease) and dead letters (`DEAD`, keyed
 //! by when they were given up); `idle` (`gsi2pk`, `gsi2sk`)
 //! holds open leads keyed by the time their idleness next matters, derived from
-//! their last activity. Items leave an index when the attributes are removed,
+//! their last activity; `queue` (`gsi3pk`, `gsi3sk`) holds the leads waiting for
+//! a person, by owner (`OWNER#<rep>`) or unassigned (`UNASSIGNED`), keyed by
+//! their last change, so a rep's page reads only their own leads. Items leave an index when the attributes are removed,
 //! so neither job ever reads a lead it has nothing to do for. `expires_at`
 //! (epoch seconds) is the TTL attribute.
 //!
@@ -28,10 +31,11 @@ use aws_sdk_dynamodb::types::{
 
 pub const DUE_INDEX: &str = "due";
 pub const IDLE_INDEX: &str = "idle";
+pub const QUEUE_INDEX: &str = "queue";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
 /// The key attributes: the table's, then each index's.
-pub const KEY_ATTRIBUTES: [&str; 6] = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"];
+pub const KEY_ATTRIBUTES: [&str; 8] = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"];
 
 fn key(name: &str, kind: KeyType) -> KeySchemaElement {
     KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("key schema element")
@@ -55,7 +59,7 @@ pub fn attribute_definitions() -> Vec<AttributeDefinition> {
 }
 
 pub fn global_secondary_indexes() -> Vec<GlobalSecondaryIndex> {
-    [(DUE_INDEX, "gsi1pk", "gsi1sk"), (IDLE_INDEX, "gsi2pk", "gsi2sk")]
+    [(DUE_INDEX, "gsi1pk", "gsi1sk"), (IDLE_INDEX, "gsi2pk", "gsi2sk"), (QUEUE_INDEX, "gsi3pk", "gsi3sk")]
         .into_iter()
         .map(|(name, hash, range)| {
             GlobalSecondaryIndex::builder()

@@ -8,7 +8,7 @@ pub mod service;
 
 pub use leadflow_domain::TeamState;
 pub use ports::{
-    Change, EventMark, EventResult, History, LeadFilter, Leads, Notifier, NotifyError, Outbox, SaveError, Snapshot,
-    Store, StoreError, SweepState, Team,
+    Change, Direct, EventMark, EventResult, History, LeadFilter, Leads, Nonces, Notifier, NotifyError, Outbox,
+    SaveError, Snapshot, Store, StoreError, SweepState, Team,
 };
 pub use service::{CaptureOutcome, CleanupReport, Finding, Happening, Leadflow, Recorded, ServiceError, SlaReport};

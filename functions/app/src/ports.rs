@@ -6,7 +6,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use leadflow_domain::machine::TeamChanges;
-use leadflow_domain::{Decision, HistoryEntry, Lead, LeadId, Notification, Pending, Status, TeamState};
+use leadflow_domain::{Decision, HistoryEntry, Lead, LeadId, Notification, Pending, Queue, Status, TeamState};
 use thiserror::Error;
 
 /// A store that could not do what it was asked. The source is kept for the logs.
@@ -165,6 +165,11 @@ pub trait Leads: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Lead>, StoreError>> + Send;
 
+    /// The leads waiting in `queue` (see [`Lead::queue`]), at most `limit`,
+    /// in the order a person works them ([`leadflow_domain::queue_order`]).
+    /// Reads only that queue's leads.
+    fn queue(&self, queue: Queue<'_>, limit: usize) -> impl Future<Output = Result<Vec<Lead>, StoreError>> + Send;
+
     /// Every lead that matches, newest first.
     fn list(&self, filter: &LeadFilter) -> impl Future<Output = Result<Vec<Lead>, StoreError>> + Send;
 
@@ -262,9 +267,21 @@ pub trait Outbox: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Values that may be used once, such as a sign-in link.
+pub trait Nonces: Send + Sync {
+    /// Records `nonce` as used until `expires_at`: true the first time; false
+    /// when it was used before and has not expired by `now`.
+    fn spend(
+        &self,
+        nonce: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 /// All the storage the service needs.
-pub trait Store: Leads + Team + History + Outbox {}
-impl<T: Leads + Team + History + Outbox> Store for T {}
+pub trait Store: Leads + Team + History + Outbox + Nonces {}
+impl<T: Leads + Team + History + Outbox + Nonces> Store for T {}
 
 /// A notification that could not be published; it stays pending.
 #[derive(Debug, Error)]
@@ -281,7 +298,26 @@ impl NotifyError {
     }
 }
 
+/// A message to one rep that is about no lead: a sign-in link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Direct {
+    /// Unique per message, for consumers that deduplicate.
+    pub id: String,
+    /// What it is (`sign_in`); SNS carries it as the `kind` attribute.
+    pub kind: &'static str,
+    /// The rep it is for.
+    pub to: String,
+    pub subject: String,
+    pub sms: String,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+}
+
 /// Publishes notifications to reps.
 pub trait Notifier: Send + Sync {
     fn publish(&self, notification: &Notification) -> impl Future<Output = Result<(), NotifyError>> + Send;
+
+    /// Sends a message to one rep, through the same channel and the rep's
+    /// same subscriptions. Not kept in any outbox: the rep asks again.
+    fn send(&self, message: &Direct) -> impl Future<Output = Result<(), NotifyError>> + Send;
 }

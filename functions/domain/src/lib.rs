@@ -15,5 +15,7 @@ pub mod rules;
 
 pub use lead::{Bant, CountryCode, Email, FieldValue, Profile, Status};
 pub use machine::{Access, Action, Decision, Input, Need, Outcome, Refusal, TeamState, access, decide};
-pub use record::{HistoryEntry, Lead, LeadId, Notification, NotificationKind, Pending, Record, SlaClock};
+pub use record::{
+    HistoryEntry, Lead, LeadId, Notification, NotificationKind, Pending, Queue, Record, SlaClock, queue_order,
+};
 pub use rules::{Diagnostic, Diagnostics, RuleError, RuleSet, RuleSources};

@@ -186,6 +186,18 @@ impl Lead {
         dropped
     }
 
+    /// Where the lead waits for a person, if anywhere: with its owner while
+    /// they work it (assigned, working or qualified), or in the managers'
+    /// unassigned queue. Both stores index leads by this, so that a rep's
+    /// page reads only their own leads.
+    pub fn queue(&self) -> Option<Queue<'_>> {
+        match (self.status, self.owner.as_deref()) {
+            (Status::Unassigned, _) => Some(Queue::Unassigned),
+            (Status::Assigned | Status::Working | Status::Qualified, Some(owner)) => Some(Queue::Owner(owner)),
+            _ => None,
+        }
+    }
+
     /// Adds event counts; `inbound` events are activity (they reset idleness and
     /// the unanswered-attempt count).
     pub fn count_events(&mut self, counts: &[(String, u32)], at: DateTime<Utc>) {
@@ -270,6 +282,28 @@ impl HistoryEntry {
     pub fn version(&self) -> Option<u64> {
         self.seq.split('#').next()?.parse().ok()
     }
+}
+
+/// A queue of leads waiting for a person (see [`Lead::queue`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queue<'a> {
+    Owner(&'a str),
+    Unassigned,
+}
+
+/// A queue in the order a person works it: running first-response clocks
+/// by deadline, then the rest by last change, newest first.
+pub fn queue_order(leads: &mut [Lead]) {
+    leads.sort_by(|a, b| {
+        let deadline = |l: &Lead| l.sla.filter(|_| l.status == Status::Assigned).map(|c| c.deadline);
+        match (deadline(a), deadline(b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => b.updated_at.cmp(&a.updated_at),
+        }
+        .then_with(|| a.id.cmp(&b.id))
+    });
 }
 
 /// Everything a lead's history can hold, one variant per kind of record.
