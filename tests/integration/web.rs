@@ -266,7 +266,8 @@ async fn every_misuse_of_a_link_or_form_is_refused_and_changes_nothing<S: Store>
     // Forms: a token of another link, none, another site, no nonce, unknown actions, too large.
     let wrong_csrf = vec![("csrf", "0".repeat(32)), ("nonce", nonce.clone()), ("action", "contacted".to_owned())];
     type Form = Vec<(&'static str, String)>;
-    let cases: Vec<(Form, Vec<(&str, &str)>, StatusCode)> = vec![
+    type Headers = Vec<(&'static str, &'static str)>;
+    let cases: Vec<(Form, Headers, StatusCode)> = vec![
         (wrong_csrf, vec![], StatusCode::FORBIDDEN),
         (ok_form("contacted").into_iter().filter(|(k, _)| *k != "csrf").collect(), vec![], StatusCode::FORBIDDEN),
         (ok_form("contacted"), vec![("sec-fetch-site", "cross-site")], StatusCode::FORBIDDEN),
