@@ -375,3 +375,251 @@ async fn not_mine_passes_the_lead_on_and_a_manager_reassigns_it<S: Store>(rig: W
         .collect();
     assert_eq!(why, vec![format!("{first} said the lead is not theirs."), "Assigned by mia.".to_owned()]);
 }
+
+impl<S: Store> WebRig<S> {
+    async fn send_as(
+        &self,
+        mut request: Request<Bytes>,
+        cookie: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> (Page, Option<String>) {
+        if let Some(c) = cookie {
+            request.headers_mut().insert("cookie", c.parse().expect("cookie"));
+        }
+        let response = self.web.handle(request, now).await;
+        let set = response.headers().get("set-cookie").map(|v| v.to_str().expect("cookie").to_owned());
+        let page = Page {
+            status: response.status(),
+            location: response.headers().get("location").map(|l| l.to_str().expect("location").to_owned()),
+            body: response.body().clone(),
+        };
+        (page, set)
+    }
+
+    async fn get_as(&self, path: &str, cookie: &str) -> Page {
+        self.send_as(Request::get(path).body(Bytes::new()).expect("request"), Some(cookie), self.now).await.0
+    }
+
+    async fn post_as(&self, path: &str, form: &[(&str, &str)], cookie: Option<&str>) -> (Page, Option<String>) {
+        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let request = Request::post(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "same-origin")
+            .body(Bytes::from(body))
+            .expect("request");
+        self.send_as(request, cookie, self.now).await
+    }
+
+    /// Asks for a sign-in link for `email` from the sign-in page.
+    async fn ask(&self, email: &str) -> Page {
+        let page = self.get("/app/signin").await;
+        let (csrf, nonce) = (page.field("csrf"), page.field("nonce"));
+        self.post_as("/app/signin", &[("csrf", &csrf), ("nonce", &nonce), ("email", email)], None).await.0
+    }
+
+    fn sign_in_links(&self) -> Vec<(String, String)> {
+        self.notifications()
+            .into_iter()
+            .filter(|n| n["kind"] == "sign_in")
+            .map(|n| {
+                let sms = n["sms"].as_str().expect("sms");
+                let url = sms.rsplit(' ').next().expect("link");
+                (n["to"][0].as_str().expect("to").to_owned(), url[BASE.len()..].to_owned())
+            })
+            .collect()
+    }
+
+    /// Signs `email`'s rep in through the emailed link: the session cookie (`name=value`).
+    async fn sign_in(&self, email: &str) -> String {
+        self.ask(email).await;
+        let (_, link) = self.sign_in_links().pop().expect("a sign-in link");
+        let page = self.get(&link).await;
+        let (done, cookie) = self.post_as(&link, &[("csrf", &page.field("csrf"))], None).await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert_eq!(done.location.as_deref(), Some("/app"));
+        cookie.expect("a session cookie").split(';').next().expect("pair").to_owned()
+    }
+}
+
+#[tokio::test]
+async fn reps_sign_in_by_emailed_link_and_see_only_what_is_theirs_on_the_embedded_store() {
+    reps_sign_in_by_emailed_link_and_see_only_what_is_theirs(embedded()).await;
+}
+
+#[tokio::test]
+async fn reps_sign_in_by_emailed_link_and_see_only_what_is_theirs_on_dynamodb() {
+    reps_sign_in_by_emailed_link_and_see_only_what_is_theirs(dynamodb().await).await;
+}
+
+async fn reps_sign_in_by_emailed_link_and_see_only_what_is_theirs<S: Store>(rig: WebRig<S>) {
+    let first = rig.capture("one@bigcorp.com").await;
+    let second = rig.capture("two@megacorp.com").await;
+    let (a, b) = (first.owner.clone().expect("owner"), second.owner.clone().expect("owner"));
+    assert_ne!(a, b, "round robin: the enterprise pool's two reps");
+
+    // Without a session, every page sends people to sign in.
+    for path in ["/app", "/app/team", "/app/unassigned", &format!("/app/leads/{}", first.id)] {
+        let page = rig.get(path).await;
+        assert_eq!((page.status, page.location.as_deref()), (StatusCode::SEE_OTHER, Some("/app/signin")), "{path}");
+    }
+
+    let cookie = rig.sign_in(&format!("{a}@example.com")).await;
+    let mine = rig.get_as("/app", &cookie).await;
+    assert_eq!(mine.status, StatusCode::OK);
+    assert!(mine.body.contains(&format!("/app/leads/{}", first.id)), "{}", mine.body);
+    assert!(!mine.body.contains(&second.id.to_string()), "another rep's lead is not listed");
+    let page = rig.get_as(&format!("/app/leads/{}", first.id), &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("<h2>History</h2>") && page.body.contains(&format!("<h2>Why {a}</h2>")),
+        "{}",
+        page.body
+    );
+    // Another rep's lead, a made-up id and garbage all look the same: not found.
+    for id in [second.id.to_string(), "0".repeat(24), "../../etc".to_owned()] {
+        assert_eq!(rig.get_as(&format!("/app/leads/{id}"), &cookie).await.status, StatusCode::NOT_FOUND, "{id}");
+    }
+    // Not a manager: no team, no unassigned queue.
+    assert_eq!(rig.get_as("/app/team", &cookie).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(rig.get_as("/app/unassigned", &cookie).await.status, StatusCode::NOT_FOUND);
+
+    // Acting from the lead's page: the session's CSRF token, then back to the page.
+    let csrf = page.field("csrf");
+    let nonce = page.field("nonce");
+    let path = format!("/app/leads/{}", first.id);
+    let (done, _) =
+        rig.post_as(&path, &[("csrf", &csrf), ("nonce", &nonce), ("action", "contacted")], Some(&cookie)).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.location, Some(format!("{path}?done=contacted")));
+    assert_eq!(rig.lead("one@bigcorp.com").await.status, Status::Working);
+    // The same form without the session, with another session's token, or for another rep's lead.
+    let (page, _) = rig.post_as(&path, &[("csrf", &csrf), ("nonce", &nonce), ("action", "converted")], None).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let other_path = format!("/app/leads/{}", second.id);
+    let (page, _) =
+        rig.post_as(&other_path, &[("csrf", &csrf), ("nonce", &nonce), ("action", "contacted")], Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    let (page, _) =
+        rig.post_as(&path, &[("csrf", "0"), ("nonce", &nonce), ("action", "converted")], Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(rig.lead("two@megacorp.com").await.version, second.version);
+
+    // The manager sees the team and assigns from the lead's page.
+    let mia = rig.sign_in("mia@example.com").await;
+    let team = rig.get_as("/app/team", &mia).await;
+    assert_eq!(team.status, StatusCode::OK);
+    for rep in ["Ana Lopez", "Ben Okafor", "Eve Martin", "Fay Nguyen"] {
+        assert!(team.body.contains(rep), "{rep}: {}", team.body);
+    }
+    assert!(!team.body.contains("Cho Park"), "max's team is not mia's");
+    let page = rig.get_as(&other_path, &mia).await;
+    assert_eq!(page.status, StatusCode::OK, "her team's lead");
+    let form = [
+        ("csrf", page.field("csrf")),
+        ("nonce", page.field("nonce")),
+        ("action", "assign".into()),
+        ("to", "eve".into()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (done, _) = rig.post_as(&other_path, &form, Some(&mia)).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(rig.lead("two@megacorp.com").await.owner.as_deref(), Some("eve"));
+    let eve = rig.sign_in("eve@example.com").await;
+    assert!(rig.get_as("/app", &eve).await.body.contains(&second.id.to_string()), "now in Eve's queue");
+    assert!(
+        !rig.get_as("/app", &rig.sign_in(&format!("{b}@example.com")).await)
+            .await
+            .body
+            .contains(&second.id.to_string())
+    );
+
+    // Signing out ends the session in the browser.
+    let (out, set) = rig.post_as("/app/signout", &[("csrf", &csrf)], Some(&cookie)).await;
+    assert_eq!(out.location.as_deref(), Some("/app/signin"));
+    assert!(set.expect("a removal").contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn sign_in_links_are_refused_when_forged_expired_replayed_or_asked_for_by_strangers() {
+    let mut rig = embedded();
+    // A stranger's address gets the same answer as a rep's, and no message.
+    let stranger = rig.ask("nobody@elsewhere.example").await;
+    let rep = rig.ask("ana@example.com").await;
+    assert_eq!(stranger.status, StatusCode::OK);
+    let said = |p: &Page| {
+        let status = p.body.split("role=\"status\">").nth(1).and_then(|t| t.split("</div>").next());
+        status.and_then(|t| t.split(" is a rep").nth(1)).map(str::to_owned)
+    };
+    assert_eq!(said(&stranger), said(&rep), "the same words either way");
+    assert_eq!(rig.sign_in_links().len(), 1, "one link, to ana");
+    // Asking again within the minute sends nothing more (no SMS flood).
+    rig.ask("ana@example.com").await;
+    rig.ask("ANA@Example.com").await;
+    assert_eq!(rig.sign_in_links().len(), 1);
+    // Not an address: said so, nothing sent.
+    let bad = rig.ask("<script>@@").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!bad.body.contains("<script>"));
+
+    let (_, link) = rig.sign_in_links().pop().expect("link");
+    // Opening the link twice (a mail scanner, then the rep) signs nobody in and spends nothing.
+    assert!(rig.get(&link).await.body.contains("Sign in as Ana Lopez"));
+    let page = rig.get(&link).await;
+    let csrf = page.field("csrf");
+    // The button's form from another site, or without its token.
+    let cross = Request::post(link.as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "cross-site")
+        .body(Bytes::from(format!("csrf={csrf}")))
+        .expect("request");
+    assert_eq!(rig.send_as(cross, None, rig.now).await.0.status, StatusCode::FORBIDDEN);
+    assert_eq!(rig.post_as(&link, &[], None).await.0.status, StatusCode::FORBIDDEN);
+    // Once, then never again.
+    let (first, cookie) = rig.post_as(&link, &[("csrf", &csrf)], None).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    assert!(cookie.is_some());
+    let (again, cookie) = rig.post_as(&link, &[("csrf", &csrf)], None).await;
+    assert_eq!(again.status, StatusCode::GONE, "{}", again.body);
+    assert!(cookie.is_none());
+
+    // Expired, forged, or an action link in its place.
+    let key = &rig.config.links.key;
+    let expired = format!("/app/signin/{}", key.sign_in_token("ana", 9, rig.now - Duration::seconds(1)));
+    assert_eq!(rig.get(&expired).await.status, StatusCode::GONE);
+    let forged = format!("/app/signin/{}", LinkKeyOf::other().sign_in_token("ana", 9, rig.now + Duration::minutes(5)));
+    assert_eq!(rig.get(&forged).await.status, StatusCode::FORBIDDEN);
+    let lead = rig.capture("x@bigcorp.com").await;
+    let action = format!("/app/signin/{}", key.action_token(&lead.id, "ana", rig.now + Duration::days(1)));
+    assert_eq!(rig.get(&action).await.status, StatusCode::NOT_FOUND);
+    // A link for a rep no longer in routing.yaml.
+    let gone = format!("/app/signin/{}", key.sign_in_token("zed", 9, rig.now + Duration::minutes(5)));
+    assert_eq!(rig.get(&gone).await.status, StatusCode::NOT_FOUND);
+
+    // A session cookie that was altered, or signed with another secret, is no session.
+    let good = rig.sign_in_with_new_minute("ana@example.com").await;
+    assert_eq!(rig.get_as("/app", &good).await.status, StatusCode::OK);
+    let altered = good.replace(".ana", ".mia");
+    assert_eq!(rig.get_as("/app", &altered).await.location.as_deref(), Some("/app/signin"));
+    let expired_session = rig
+        .send_as(Request::get("/app").body(Bytes::new()).expect("request"), Some(&good), rig.now + Duration::hours(13))
+        .await
+        .0;
+    assert_eq!(expired_session.location.as_deref(), Some("/app/signin"));
+}
+
+/// A link key no deployment uses.
+struct LinkKeyOf;
+
+impl LinkKeyOf {
+    fn other() -> leadflow_domain::link::LinkKey {
+        leadflow_domain::link::LinkKey::derive(b"another deployment's secret, also long enough").expect("key")
+    }
+}
+
+impl<S: Store> WebRig<S> {
+    /// Signs in a minute later than the last ask (one link a minute per rep).
+    async fn sign_in_with_new_minute(&mut self, email: &str) -> String {
+        self.now += Duration::minutes(1);
+        self.sign_in(email).await
+    }
+}

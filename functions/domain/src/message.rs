@@ -173,7 +173,8 @@ pub fn local_time(rules: &RuleSet, t: DateTime<Utc>) -> String {
     }
 }
 
-fn describe(step: &Step) -> String {
+/// One step of how a rep was chosen, in words.
+pub fn describe(step: &Step) -> String {
     match step {
         Step::Sticky { rep } => format!("{rep} owned this lead before (sticky)"),
         Step::AccountMatch { rep } => format!("{rep} owns this company's other leads"),

@@ -10,8 +10,18 @@
 //! it carries a CSRF token bound to the link, must come from this site, and
 //! carries a one-time nonce so that a double submit is one action. Then it
 //! redirects back to the page (POST, redirect, GET).
+//!
+//! Sign-in: a rep asks for a link at `/app/signin` with the email
+//! `routing.yaml` gives them; the notifier sends it to their own
+//! subscriptions. The link works once, for 15 minutes; opening it shows a
+//! button, and only the button's POST signs in (mail scanners open links).
+//! The session is a signed cookie ([`session`]). A rep sees and acts on their
+//! own leads (`/app`, `/app/leads/{id}`); a manager also on their team's,
+//! with the team (`/app/team`) and the unassigned queue (`/app/unassigned`).
+//! Every form carries a CSRF token bound to its link or session.
 
 mod pages;
+pub mod session;
 
 use std::sync::Arc;
 
@@ -20,10 +30,12 @@ use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use leadflow_app::{Leadflow, Notifier, ServiceError, Store};
-use leadflow_domain::link::{Grant, LinkError, LinkKey, Links, ShortSecret, derive_key};
+use leadflow_app::{Direct, Leadflow, Notifier, ServiceError, Store};
+use leadflow_domain::link::{ACTIONS, Grant, LinkError, LinkKey, Links, SIGN_IN_TTL, ShortSecret, derive_key};
+use leadflow_domain::machine::{Access, managers, team_of};
 use leadflow_domain::rules::lifecycle::SalesEvent;
-use leadflow_domain::{Action, Bant, Lead, LeadId, Refusal, access};
+use leadflow_domain::{Action, Bant, Email, Lead, LeadId, Queue, Refusal, access};
+use session::{Session, Sessions};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
@@ -38,6 +50,7 @@ const EVENT_ID_PREFIX: &str = "web:";
 #[derive(Clone, Debug)]
 pub struct WebConfig {
     pub links: Links,
+    pub sessions: Sessions,
     csrf_key: [u8; 32],
 }
 
@@ -48,16 +61,49 @@ impl WebConfig {
         let key = LinkKey::derive(secret)?;
         Ok(WebConfig {
             links: Links::new(base_url, key, action_ttl),
+            sessions: Sessions::new(secret, base_url.starts_with("https://")),
             csrf_key: derive_key(secret, b"leadflow csrf v1"),
         })
     }
 
-    /// The CSRF token of the forms on an action link's page: bound to the link.
-    fn csrf(&self, token: &str) -> String {
+    /// The CSRF token of a form, bound to what the form acts with: an action
+    /// link's token, a session, a sign-in link, or a sign-in form's nonce.
+    fn csrf(&self, scope: &str, value: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.csrf_key).expect("HMAC takes a key of any length");
-        mac.update(b"action-link|");
-        mac.update(token.as_bytes());
+        mac.update(scope.as_bytes());
+        mac.update(b"|");
+        mac.update(value.as_bytes());
         hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    fn session_csrf(&self, session: &Session) -> String {
+        self.csrf("session", &format!("{}|{}", session.rep, session.expires_at.timestamp()))
+    }
+
+    /// Checks a posted CSRF token in constant time.
+    fn check_csrf(&self, form: &Form, scope: &str, value: &str) -> Result<(), WebError> {
+        let given = form.get("csrf").unwrap_or("");
+        if bool::from(given.as_bytes().ct_eq(self.csrf(scope, value).as_bytes())) {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden("This form was not made by this page"))
+        }
+    }
+}
+
+/// A posted form.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn read(request: &Request<Bytes>) -> Result<Form, WebError> {
+        if request.body().len() > MAX_FORM_BYTES {
+            return Err(WebError::TooLarge);
+        }
+        Ok(Form(form_urlencoded::parse(request.body()).into_owned().collect()))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -72,13 +118,15 @@ pub type HttpResponse = Response<String>;
 
 /// Whether a path is the web app's (the rest is the HTTP API's).
 pub fn handles(path: &str) -> bool {
-    path.starts_with("/a/")
+    path.starts_with("/a/") || path == "/app" || path.starts_with("/app/")
 }
 
 /// Why a request got no page it asked for.
 #[derive(Debug)]
 enum WebError {
     Link(LinkError),
+    /// A sign-in link used before.
+    Used,
     NotFound,
     MethodNotAllowed,
     TooLarge,
@@ -87,19 +135,22 @@ enum WebError {
     Forbidden(&'static str),
     BadForm(String),
     Busy,
+    /// A page that needs a session, without one.
+    SignIn,
     Internal(ServiceError),
 }
 
 impl WebError {
     fn status(&self) -> StatusCode {
         match self {
-            WebError::Link(LinkError::Expired) => StatusCode::GONE,
+            WebError::Link(LinkError::Expired) | WebError::Used => StatusCode::GONE,
             WebError::Link(LinkError::Forged) | WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::Link(LinkError::Malformed) | WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             WebError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::BadForm(_) => StatusCode::UNPROCESSABLE_ENTITY,
             WebError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::SignIn => StatusCode::SEE_OTHER,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -110,18 +161,23 @@ impl WebError {
                 "This link has expired. Open the lead from a newer notification, or ask your manager.".into()
             }
             WebError::Link(e) => format!("{e}. Open the lead from the notification you received."),
+            WebError::Used => "This sign-in link was used already. Ask for a new one.".into(),
             WebError::NotFound => "There is nothing here. The lead may have been deleted.".into(),
             WebError::MethodNotAllowed => "This page does not take that request.".into(),
             WebError::TooLarge => "The form sent too much.".into(),
             WebError::Forbidden(why) => format!("{why}. Open the link again and press the button there."),
             WebError::BadForm(why) => why.clone(),
             WebError::Busy => "The lead was changing while you acted. Nothing was saved; please try again.".into(),
+            WebError::SignIn => "Sign in first.".into(),
             // The cause is logged, never shown.
             WebError::Internal(_) => "Something went wrong on our side. Nothing was saved; please try again.".into(),
         }
     }
 
     fn into_response(self) -> HttpResponse {
+        if let WebError::SignIn = self {
+            return redirect("/app/signin");
+        }
         if let WebError::Internal(e) = &self {
             warn!(error = %e, "web app request failed");
         }
@@ -146,11 +202,39 @@ impl<S: Store, N: Notifier> Web<S, N> {
     /// Answers one request at `now`.
     pub async fn handle(&self, request: Request<Bytes>, now: DateTime<Utc>) -> HttpResponse {
         let path = request.uri().path().to_owned();
-        let result = match (request.method(), path.strip_prefix("/a/")) {
-            (&Method::GET | &Method::HEAD, Some(token)) => self.action_page(token, &request, now).await,
-            (&Method::POST, Some(token)) => self.act(token, &request, now).await,
-            (_, Some(_)) => Err(WebError::MethodNotAllowed),
-            _ => Err(WebError::NotFound),
+        let get = matches!(*request.method(), Method::GET | Method::HEAD);
+        let post = *request.method() == Method::POST;
+        let result = if let Some(token) = path.strip_prefix("/a/") {
+            match (get, post) {
+                (true, _) => self.action_page(token, &request, now).await,
+                (_, true) => self.act(token, &request, now).await,
+                _ => Err(WebError::MethodNotAllowed),
+            }
+        } else if let Some(token) = path.strip_prefix("/app/signin/") {
+            match (get, post) {
+                (true, _) => self.sign_in_page(token, now),
+                (_, true) => self.sign_in(token, &request, now).await,
+                _ => Err(WebError::MethodNotAllowed),
+            }
+        } else if let Some(id) = path.strip_prefix("/app/leads/") {
+            match (get, post) {
+                (true, _) => self.lead_page(id, &request, now).await,
+                (_, true) => self.lead_act(id, &request, now).await,
+                _ => Err(WebError::MethodNotAllowed),
+            }
+        } else {
+            match (path.trim_end_matches('/'), get, post) {
+                ("/app/signin", true, _) => Ok(self.ask_page(&request, now, None)),
+                ("/app/signin", _, true) => self.ask(&request, now).await,
+                ("/app/signout", _, true) => self.sign_out(&request, now),
+                ("/app", true, _) => self.my_leads(&request, now).await,
+                ("/app/team", true, _) => self.team_page(&request, now).await,
+                ("/app/unassigned", true, _) => self.unassigned_page(&request, now).await,
+                ("/app" | "/app/signin" | "/app/signout" | "/app/team" | "/app/unassigned", _, _) => {
+                    Err(WebError::MethodNotAllowed)
+                }
+                _ => Err(WebError::NotFound),
+            }
         };
         let mut response = result.unwrap_or_else(WebError::into_response);
         secure(response.headers_mut());
@@ -177,33 +261,26 @@ impl<S: Store, N: Notifier> Web<S, N> {
         let query = query_pairs(request);
         let flash = query.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
         let focus = query.iter().find(|(k, _)| k == "do").map(|(_, v)| v.as_str());
-        Ok(self.render(token, &rep, &lead, flash, focus, None, now, StatusCode::OK))
+        let csrf = self.config.csrf("action-link", token);
+        let view = View { lead: &lead, rep: &rep, csrf: &csrf, flash, focus, problem: None, details: None, now };
+        Ok(self.render(view, StatusCode::OK))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn render(
-        &self,
-        token: &str,
-        rep: &str,
-        lead: &Lead,
-        flash: Option<&str>,
-        focus: Option<&str>,
-        problem: Option<&str>,
-        now: DateTime<Utc>,
-        status: StatusCode,
-    ) -> HttpResponse {
+    /// A lead's page for `rep`, its forms posting to `post_to` with `csrf`.
+    fn render(&self, view: View<'_>, status: StatusCode) -> HttpResponse {
         let rules = &self.service.rules;
         let page = pages::ActionPage {
             rules,
-            lead,
-            rep,
-            access: access(rules, lead, rep),
-            csrf: &self.config.csrf(token),
+            lead: view.lead,
+            rep: view.rep,
+            access: access(rules, view.lead, view.rep),
+            csrf: view.csrf,
             nonce: &nonce(),
-            flash,
-            focus,
-            problem,
-            now,
+            flash: view.flash,
+            focus: view.focus,
+            problem: view.problem,
+            details: view.details,
+            now: view.now,
         };
         html(status, page.render().into_string())
     }
@@ -211,65 +288,339 @@ impl<S: Store, N: Notifier> Web<S, N> {
     async fn act(&self, token: &str, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
         same_site(request)?;
         let (lead_id, rep, _) = self.open(token, now).await?;
-        if request.body().len() > MAX_FORM_BYTES {
-            return Err(WebError::TooLarge);
+        let form = Form::read(request)?;
+        self.config.check_csrf(&form, "action-link", token)?;
+        match self.perform(&lead_id, &rep, &form, now).await? {
+            Ok(name) => Ok(redirect(&format!("/a/{token}?done={name}"))),
+            Err((lead, message)) => {
+                let csrf = self.config.csrf("action-link", token);
+                let view = View {
+                    lead: &lead,
+                    rep: &rep,
+                    csrf: &csrf,
+                    flash: None,
+                    focus: None,
+                    problem: Some(&message),
+                    details: None,
+                    now,
+                };
+                Ok(self.render(view, StatusCode::CONFLICT))
+            }
         }
-        let form: Vec<(String, String)> = form_urlencoded::parse(request.body()).into_owned().collect();
-        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        let csrf = field("csrf").unwrap_or("");
-        if !bool::from(csrf.as_bytes().ct_eq(self.config.csrf(token).as_bytes())) {
-            return Err(WebError::Forbidden("This form was not made by this page"));
-        }
+    }
+
+    /// Applies the action a form names, as `rep`: the action's name when it
+    /// was saved; the lead as it is and why, when the rules refused it.
+    async fn perform(
+        &self,
+        lead_id: &LeadId,
+        rep: &str,
+        form: &Form,
+        now: DateTime<Utc>,
+    ) -> Result<Result<&'static str, (Lead, String)>, WebError> {
         let nonce =
-            field("nonce").filter(|n| (8..=64).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric()));
-        let nonce = nonce.ok_or_else(|| WebError::BadForm("The form is incomplete; open the link again.".into()))?;
-        let name = field("action").unwrap_or("");
-        let action = read_action(name, &form)?;
+            form.get("nonce").filter(|n| (8..=64).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let nonce = nonce.ok_or_else(|| WebError::BadForm("The form is incomplete; open the page again.".into()))?;
+        let (name, action) = read_action(form.get("action").unwrap_or(""), form)?;
         // One page's forms share a nonce: each action on it is its own event.
         let event_id = format!("{EVENT_ID_PREFIX}{nonce}:{name}");
-        match self.service.act(&lead_id, &rep, &action, Some(&event_id), now).await {
+        match self.service.act(lead_id, rep, &action, Some(&event_id), now).await {
             Ok(Some(recorded)) => {
                 info!(lead_id = %lead_id, rep = %rep, action = name, repeat = recorded.repeat, "web action");
-                Ok(redirect(&format!("/a/{token}?done={name}")))
+                Ok(Ok(name))
             }
             Ok(None) => Err(WebError::NotFound),
             Err(ServiceError::Refused(refusal)) => {
-                let lead = self.service.store.get(&lead_id).await.map_err(|e| WebError::Internal(e.into()))?;
-                let lead = lead.ok_or(WebError::NotFound)?;
-                let message = refusal_message(&refusal);
-                Ok(self.render(token, &rep, &lead, None, None, Some(&message), now, StatusCode::CONFLICT))
+                let lead = self.service.store.get(lead_id).await.map_err(|e| WebError::Internal(e.into()))?;
+                Ok(Err((lead.ok_or(WebError::NotFound)?, refusal_message(&refusal))))
             }
             Err(e) => Err(e.into()),
         }
     }
+
+    /// The signed-in rep, or a redirect to the sign-in page.
+    fn session(&self, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<Session, WebError> {
+        let session = self.config.sessions.read(request.headers(), now).ok_or(WebError::SignIn)?;
+        // A rep removed from routing.yaml is signed out.
+        if self.service.rules.routing.rep_index(&session.rep).is_none() {
+            return Err(WebError::SignIn);
+        }
+        Ok(session)
+    }
+
+    fn chrome(&self, session: &Session) -> pages::Chrome {
+        let rules = &self.service.rules;
+        pages::Chrome {
+            rep: session.rep.clone(),
+            manager: managers(rules).contains(&session.rep),
+            csrf: self.config.session_csrf(session),
+        }
+    }
+
+    async fn my_leads(&self, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
+        let session = self.session(request, now)?;
+        let leads = self.service.store.queue(Queue::Owner(&session.rep), QUEUE_PAGE).await.map_err(internal)?;
+        let page = pages::queue_page(&self.service.rules, &self.chrome(&session), "My leads", &leads, None, now);
+        Ok(html(StatusCode::OK, page.into_string()))
+    }
+
+    async fn unassigned_page(&self, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
+        let session = self.session(request, now)?;
+        let chrome = self.chrome(&session);
+        if !chrome.manager {
+            return Err(WebError::NotFound);
+        }
+        let leads = self.service.store.queue(Queue::Unassigned, QUEUE_PAGE).await.map_err(internal)?;
+        let assign = pages::AssignForms { team: team_of(&self.service.rules, &session.rep), nonce: nonce() };
+        let page = pages::queue_page(&self.service.rules, &chrome, "Unassigned", &leads, Some(&assign), now);
+        Ok(html(StatusCode::OK, page.into_string()))
+    }
+
+    async fn team_page(&self, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
+        let session = self.session(request, now)?;
+        let chrome = self.chrome(&session);
+        if !chrome.manager {
+            return Err(WebError::NotFound);
+        }
+        let rules = &self.service.rules;
+        let team = team_of(rules, &session.rep);
+        let ids: Vec<&str> = team.iter().map(String::as_str).collect();
+        let state = self.service.store.team_state(&ids, None).await.map_err(internal)?;
+        let page = pages::team_page(rules, &chrome, &team, &state, now);
+        Ok(html(StatusCode::OK, page.into_string()))
+    }
+
+    /// A lead the signed-in rep may see: their own, their team's, or (for a
+    /// manager) one nobody owns. Any other is "not found", so that a page
+    /// never tells whether an address is a lead.
+    async fn visible_lead(&self, id: &str, session: &Session) -> Result<Lead, WebError> {
+        let id = LeadId::parse(id).map_err(|_| WebError::NotFound)?;
+        let lead = self.service.store.get(&id).await.map_err(internal)?.ok_or(WebError::NotFound)?;
+        if access(&self.service.rules, &lead, &session.rep) == Access::None {
+            return Err(WebError::NotFound);
+        }
+        Ok(lead)
+    }
+
+    async fn lead_page(
+        &self,
+        id: &str,
+        request: &Request<Bytes>,
+        now: DateTime<Utc>,
+    ) -> Result<HttpResponse, WebError> {
+        let session = self.session(request, now)?;
+        let lead = self.visible_lead(id, &session).await?;
+        let history = self.service.store.history(&lead.id).await.map_err(internal)?;
+        let query = query_pairs(request);
+        let flash = query.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
+        let csrf = self.config.session_csrf(&session);
+        let chrome = self.chrome(&session);
+        let details = pages::Details { chrome: &chrome, history: &history };
+        let view = View {
+            lead: &lead,
+            rep: &session.rep,
+            csrf: &csrf,
+            flash,
+            focus: None,
+            problem: None,
+            details: Some(details),
+            now,
+        };
+        Ok(self.render(view, StatusCode::OK))
+    }
+
+    async fn lead_act(&self, id: &str, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
+        same_site(request)?;
+        let session =
+            self.session(request, now).map_err(|_| WebError::Forbidden("Your session has ended; sign in again"))?;
+        let form = Form::read(request)?;
+        self.config.check_csrf(&form, "session", &format!("{}|{}", session.rep, session.expires_at.timestamp()))?;
+        let lead = self.visible_lead(id, &session).await?;
+        match self.perform(&lead.id, &session.rep, &form, now).await? {
+            Ok(name) => {
+                let back = form.get("back").filter(|b| *b == "/app/unassigned").map(str::to_owned);
+                Ok(redirect(&back.unwrap_or_else(|| format!("/app/leads/{}?done={name}", lead.id))))
+            }
+            Err((lead, message)) => {
+                let history = self.service.store.history(&lead.id).await.map_err(internal)?;
+                let csrf = self.config.session_csrf(&session);
+                let chrome = self.chrome(&session);
+                let details = pages::Details { chrome: &chrome, history: &history };
+                let view = View {
+                    lead: &lead,
+                    rep: &session.rep,
+                    csrf: &csrf,
+                    flash: None,
+                    focus: None,
+                    problem: Some(&message),
+                    details: Some(details),
+                    now,
+                };
+                Ok(self.render(view, StatusCode::CONFLICT))
+            }
+        }
+    }
+
+    /// The page that asks for a sign-in link.
+    fn ask_page(&self, request: &Request<Bytes>, now: DateTime<Utc>, said: Option<(&str, bool)>) -> HttpResponse {
+        if said.is_none() && self.session(request, now).is_ok() {
+            return redirect("/app");
+        }
+        let nonce = nonce();
+        let csrf = self.config.csrf("sign-in-form", &nonce);
+        let status = match said {
+            Some((_, false)) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::OK,
+        };
+        html(status, pages::ask_page(&csrf, &nonce, said).into_string())
+    }
+
+    /// Sends a sign-in link to the rep whose email was given. The answer is
+    /// the same whether or not the address is a rep's, and a rep gets at
+    /// most one link a minute however often it is asked for.
+    async fn ask(&self, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
+        same_site(request)?;
+        let form = Form::read(request)?;
+        self.config.check_csrf(&form, "sign-in-form", form.get("nonce").unwrap_or(""))?;
+        let typed = form.get("email").unwrap_or("").trim();
+        let Ok(email) = Email::parse(typed) else {
+            return Ok(self.ask_page(request, now, Some((typed, false))));
+        };
+        let rules = &self.service.rules;
+        if let Some(rep) = rules.routing.reps.iter().find(|r| r.email == email && r.active) {
+            let minute = now.timestamp().div_euclid(60);
+            let throttle = format!("sign-in-asked:{}:{minute}", rep.id);
+            let first = self.service.store.spend(&throttle, now + Duration::minutes(2), now).await.map_err(internal)?;
+            if first {
+                let nonce = fastrand::u64(..);
+                let expires = now + SIGN_IN_TTL;
+                let token = self.config.links.key.sign_in_token(&rep.id, nonce, expires);
+                let url = format!("{}/app/signin/{token}", self.config.links.base_url);
+                let message = Direct {
+                    id: format!("sign-in-{nonce:016x}"),
+                    kind: "sign_in",
+                    to: rep.id.clone(),
+                    subject: "Your leadflow sign-in link".into(),
+                    sms: leadflow_domain::message::fit_sms_with_link("leadflow sign-in, once, 15 min:", &url),
+                    email: format!(
+                        "Sign in to leadflow: {url}\n\nThe link works once, for 15 minutes. \
+                         If you did not ask for it, ignore this message.\n"
+                    ),
+                    created_at: now,
+                };
+                if let Err(e) = self.service.notifier.send(&message).await {
+                    warn!(rep = %rep.id, error = %e, "the sign-in link could not be sent");
+                } else {
+                    info!(rep = %rep.id, "sign-in link sent");
+                }
+            }
+        }
+        Ok(self.ask_page(request, now, Some((email.as_str(), true))))
+    }
+
+    /// A sign-in link's page: one button, since only its POST signs in.
+    fn sign_in_page(&self, token: &str, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
+        let Grant::SignIn { rep, .. } = self.config.links.key.open(token, now).map_err(WebError::Link)? else {
+            return Err(WebError::Link(LinkError::Malformed));
+        };
+        let routing = &self.service.rules.routing;
+        let name = routing.rep_index(&rep).map(|i| routing.reps[i].name.clone()).ok_or(WebError::NotFound)?;
+        let csrf = self.config.csrf("sign-in-link", token);
+        Ok(html(StatusCode::OK, pages::sign_in_page(&name, &csrf).into_string()))
+    }
+
+    /// Signs in with a link, once: its nonce is spent in the store first.
+    async fn sign_in(
+        &self,
+        token: &str,
+        request: &Request<Bytes>,
+        now: DateTime<Utc>,
+    ) -> Result<HttpResponse, WebError> {
+        same_site(request)?;
+        let Grant::SignIn { rep, nonce, expires_at } =
+            self.config.links.key.open(token, now).map_err(WebError::Link)?
+        else {
+            return Err(WebError::Link(LinkError::Malformed));
+        };
+        let form = Form::read(request)?;
+        self.config.check_csrf(&form, "sign-in-link", token)?;
+        if self.service.rules.routing.rep_index(&rep).is_none() {
+            return Err(WebError::NotFound);
+        }
+        let first =
+            self.service.store.spend(&format!("sign-in:{nonce:016x}"), expires_at, now).await.map_err(internal)?;
+        if !first {
+            return Err(WebError::Used);
+        }
+        let (_, cookie) = self.config.sessions.start(&rep, now);
+        info!(rep = %rep, "signed in");
+        let mut r = redirect("/app");
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().insert(header::SET_COOKIE, value);
+        }
+        Ok(r)
+    }
+
+    fn sign_out(&self, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
+        same_site(request)?;
+        let form = Form::read(request)?;
+        if let Some(session) = self.config.sessions.read(request.headers(), now) {
+            self.config.check_csrf(&form, "session", &format!("{}|{}", session.rep, session.expires_at.timestamp()))?;
+        }
+        let mut r = redirect("/app/signin");
+        if let Ok(value) = HeaderValue::from_str(&self.config.sessions.end()) {
+            r.headers_mut().insert(header::SET_COOKIE, value);
+        }
+        Ok(r)
+    }
 }
 
-/// An action as the form names it.
-fn read_action(name: &str, form: &[(String, String)]) -> Result<Action, WebError> {
-    let field = |n: &str| form.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-    let checked = |n: &str| Some(field(n).is_some());
-    Ok(match name {
-        "contacted" => Action::Sales(SalesEvent::Contacted),
-        "contact_attempt" => Action::Sales(SalesEvent::ContactAttempt),
-        "qualified" => Action::Sales(SalesEvent::Qualified(Bant {
+/// What a lead's page shows.
+struct View<'a> {
+    lead: &'a Lead,
+    rep: &'a str,
+    csrf: &'a str,
+    flash: Option<&'a str>,
+    focus: Option<&'a str>,
+    problem: Option<&'a str>,
+    details: Option<pages::Details<'a>>,
+    now: DateTime<Utc>,
+}
+
+/// The most leads a queue page lists.
+const QUEUE_PAGE: usize = 200;
+
+fn internal(e: leadflow_app::StoreError) -> WebError {
+    WebError::Internal(e.into())
+}
+
+/// An action as the form names it, with its name as the page says it.
+fn read_action(name: &str, form: &Form) -> Result<(&'static str, Action), WebError> {
+    let checked = |n: &str| Some(form.get(n).is_some());
+    let name = ACTIONS.iter().map(|(a, _)| *a).chain(["assign"]).find(|a| *a == name);
+    let action = match name {
+        Some("contacted") => Action::Sales(SalesEvent::Contacted),
+        Some("contact_attempt") => Action::Sales(SalesEvent::ContactAttempt),
+        Some("qualified") => Action::Sales(SalesEvent::Qualified(Bant {
             budget: checked("budget"),
             authority: checked("authority"),
             need: checked("need"),
             timeline: checked("timeline"),
         })),
-        "converted" => Action::Sales(SalesEvent::Converted),
-        "nurture" => Action::Sales(SalesEvent::Nurture),
-        "disqualified" => match field("reason").filter(|r| !r.is_empty()) {
+        Some("converted") => Action::Sales(SalesEvent::Converted),
+        Some("nurture") => Action::Sales(SalesEvent::Nurture),
+        Some("disqualified") => match form.get("reason").filter(|r| !r.is_empty()) {
             Some(reason) => Action::Sales(SalesEvent::Disqualified { reason: reason.to_owned() }),
             None => return Err(WebError::BadForm("Choose a reason to disqualify the lead.".into())),
         },
-        "not_mine" => Action::NotMine,
-        "assign" => match field("to").filter(|r| !r.is_empty()) {
-            Some(to) => Action::Assign { to: to.to_owned(), over_capacity: field("over_capacity").is_some() },
+        Some("not_mine") => Action::NotMine,
+        Some("assign") => match form.get("to").filter(|r| !r.is_empty()) {
+            Some(to) => Action::Assign { to: to.to_owned(), over_capacity: form.get("over_capacity").is_some() },
             None => return Err(WebError::BadForm("Choose whom to assign the lead to.".into())),
         },
         _ => return Err(WebError::BadForm("That is not an action leadflow knows.".into())),
-    })
+    };
+    Ok((name.unwrap_or_default(), action))
 }
 
 /// A refusal in the words of the page.

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use leadflow_domain::link::ACTIONS;
 use leadflow_domain::machine::{Access, team_of};
-use leadflow_domain::message::local_time;
+use leadflow_domain::message::{describe, local_time};
 use leadflow_domain::rules::lifecycle::SalesEvent;
-use leadflow_domain::{Bant, Lead, RuleSet, Status};
+use leadflow_domain::{Bant, HistoryEntry, Lead, Record, RuleSet, Status, TeamState};
 use maud::{DOCTYPE, Markup, html};
 
 const STYLE: &str = "
@@ -19,6 +19,10 @@ form{margin:0}button{display:block;width:100%;font-size:1.05em;padding:14px;marg
 border:1px solid #0b5cad;background:#0b5cad;color:#fff}button.secondary{background:#fff;color:#0b5cad}
 label{display:block;padding:6px 0}select{font-size:1em;padding:10px;width:100%}
 a{color:#0b5cad}dl{margin:0}dt{font-weight:600;float:left;clear:left;width:7em}dd{margin:0 0 4px 7.5em}
+nav{display:flex;flex-wrap:wrap;gap:12px;align-items:center;margin-bottom:8px}nav form button{padding:6px 10px;margin:0;width:auto}
+ul.leads{list-style:none;padding:0;margin:0}ul.leads li{margin:10px 0}ul.leads a.lead{display:block;text-decoration:none;color:inherit}
+input[type=email]{font-size:1.05em;padding:12px;width:100%;box-sizing:border-box}
+pre{white-space:pre-wrap;font-size:.9em;margin:0}ol.history{padding-left:1.2em;font-size:.92em}
 ";
 
 /// A whole page.
@@ -64,6 +68,8 @@ pub struct ActionPage<'a> {
     pub focus: Option<&'a str>,
     /// Why the last action was refused.
     pub problem: Option<&'a str>,
+    /// For a signed-in rep: the navigation, the score, why this rep, the history.
+    pub details: Option<Details<'a>>,
     pub now: DateTime<Utc>,
 }
 
@@ -79,15 +85,6 @@ fn time_left(deadline: DateTime<Utc>, now: DateTime<Utc>) -> (String, bool) {
 }
 
 impl ActionPage<'_> {
-    fn name(&self) -> String {
-        let p = &self.lead.profile;
-        match (p.first_name.as_deref(), p.last_name.as_deref()) {
-            (Some(f), Some(l)) => format!("{f} {l}"),
-            (Some(n), None) | (None, Some(n)) => n.to_owned(),
-            (None, None) => p.email.as_str().to_owned(),
-        }
-    }
-
     /// Whether the lifecycle takes this action from the lead's status.
     fn allowed(&self, action: &str) -> bool {
         let lifecycle = &self.rules.lifecycle;
@@ -159,7 +156,7 @@ impl ActionPage<'_> {
     pub fn render(&self) -> Markup {
         let lead = self.lead;
         let p = &lead.profile;
-        let name = self.name();
+        let name = lead_name(lead);
         let clock = lead.sla.filter(|_| lead.status == Status::Assigned);
         let mut actions: Vec<&str> = ACTIONS.iter().map(|(a, _)| *a).filter(|a| self.allowed(a)).collect();
         if let Some(focus) = self.focus
@@ -171,6 +168,7 @@ impl ActionPage<'_> {
         layout(
             &name,
             html! {
+                @if let Some(d) = &self.details { (nav(d.chrome)) }
                 p.muted { "Lead for " (self.rep) }
                 h1 { (name) }
                 p { (p.job_title.as_deref().unwrap_or("")) @if p.job_title.is_some() && p.company.is_some() { ", " } (p.company.as_deref().unwrap_or("")) }
@@ -219,7 +217,250 @@ impl ActionPage<'_> {
                         }
                     }
                 }
+                @if let Some(d) = &self.details {
+                    @let (score, why) = score_and_why(d.history);
+                    @if let Some(score) = score { h2 { "Score" } div.card { pre { (score) } } }
+                    @if !why.is_empty() {
+                        h2 { "Why " (lead.owner.as_deref().unwrap_or("nobody")) }
+                        div.card { @for line in &why { (line) br; } }
+                    }
+                    h2 { "History" }
+                    ol.history {
+                        @for h in d.history { li { span.muted { (local_time(self.rules, h.at)) } " " (summary(&h.record)) } }
+                    }
+                }
             },
         )
     }
+}
+
+/// What a signed-in page shows around its content.
+#[derive(Debug)]
+pub struct Chrome {
+    pub rep: String,
+    pub manager: bool,
+    /// The session's CSRF token (for sign-out).
+    pub csrf: String,
+}
+
+/// A lead's page for a signed-in rep, beyond the action link's.
+#[derive(Clone, Copy, Debug)]
+pub struct Details<'a> {
+    pub chrome: &'a Chrome,
+    pub history: &'a [HistoryEntry],
+}
+
+/// The navigation of signed-in pages.
+fn nav(chrome: &Chrome) -> Markup {
+    html! {
+        nav {
+            a href="/app" { "My leads" }
+            @if chrome.manager { a href="/app/team" { "Team" } a href="/app/unassigned" { "Unassigned" } }
+            span.muted { (chrome.rep) }
+            form method="post" action="/app/signout" {
+                input type="hidden" name="csrf" value=(chrome.csrf);
+                button.secondary type="submit" { "Sign out" }
+            }
+        }
+    }
+}
+
+/// The name a lead goes by.
+fn lead_name(lead: &Lead) -> String {
+    let p = &lead.profile;
+    match (p.first_name.as_deref(), p.last_name.as_deref()) {
+        (Some(f), Some(l)) => format!("{f} {l}"),
+        (Some(n), None) | (None, Some(n)) => n.to_owned(),
+        (None, None) => p.email.as_str().to_owned(),
+    }
+}
+
+/// One history record, in a line.
+fn summary(record: &Record) -> String {
+    match record {
+        Record::Event { kind, count, by, .. } => match by {
+            Some(by) => format!("{kind} (by {by})"),
+            None if *count > 1 => format!("{kind} x{count}"),
+            None => kind.clone(),
+        },
+        Record::Capture { warnings, replaced } => {
+            format!("form values kept aside: {} warnings, {} replaced", warnings.len(), replaced.len())
+        }
+        Record::Scored { explanation, .. } => {
+            format!("scored {} ({})", explanation.score.score, explanation.score.tier)
+        }
+        Record::Transition { from, to, cause, reason, .. } => match reason {
+            Some(r) => format!("{from} to {to} ({cause}: {r})"),
+            None => format!("{from} to {to} ({cause})"),
+        },
+        Record::Assignment { assignment, .. } => match &assignment.rep {
+            Some(rep) => format!("assigned to {rep} by rule {}", assignment.rule),
+            None => format!("nobody available (rule {})", assignment.rule),
+        },
+        Record::Reassignment { to, why, .. } => format!("to {to}: {why}"),
+        Record::Escalation { steps, .. } => format!("escalation steps {steps:?}"),
+        Record::Notification { kind, to, .. } => format!("{} sent to {}", kind.as_str(), to.join(", ")),
+        Record::Rescored { from, to, idle_days, .. } => format!("rescored {from} to {to} after {idle_days} idle days"),
+        Record::Repair { problem } => format!("repaired: {problem}"),
+        Record::Legacy { kind, .. } => format!("({kind})"),
+    }
+}
+
+/// The last score's explanation, and how the current owner came to have the lead.
+fn score_and_why(history: &[HistoryEntry]) -> (Option<String>, Vec<String>) {
+    let score = history.iter().rev().find_map(|h| match &h.record {
+        Record::Scored { explanation, .. } => Some(explanation.to_string()),
+        _ => None,
+    });
+    let mut why = Vec::new();
+    for h in history.iter().rev() {
+        match &h.record {
+            Record::Reassignment { why: w, .. } => {
+                why.push(w.clone());
+                break;
+            }
+            Record::Assignment { assignment, .. } => {
+                why.extend(assignment.chain.iter().map(describe));
+                break;
+            }
+            _ => {}
+        }
+    }
+    (score, why)
+}
+
+/// Where a rep asks for a sign-in link, and what they were told.
+pub fn ask_page(csrf: &str, nonce: &str, said: Option<(&str, bool)>) -> Markup {
+    layout(
+        "Sign in",
+        html! {
+            h1 { "Sign in to leadflow" }
+            @match said {
+                Some((email, true)) => {
+                    div.card.flash role="status" {
+                        "If " (email) " is a rep's address, a sign-in link is on its way to your email and phone. "
+                        "It works once, for 15 minutes."
+                    }
+                }
+                Some((typed, false)) => { div.card.problem role="alert" { "\u{201c}" (typed) "\u{201d} is not an email address." } }
+                None => {}
+            }
+            form method="post" action="/app/signin" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="nonce" value=(nonce);
+                label for="email" { "Your work email" }
+                input id="email" type="email" name="email" required autocomplete="email";
+                button type="submit" { "Send me a sign-in link" }
+            }
+        },
+    )
+}
+
+/// A sign-in link's page: one button.
+pub fn sign_in_page(name: &str, csrf: &str) -> Markup {
+    layout(
+        "Sign in",
+        html! {
+            h1 { "Sign in as " (name) }
+            p.muted { "This link works once." }
+            form method="post" {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+/// The forms a manager assigns unassigned leads with.
+#[derive(Debug)]
+pub struct AssignForms {
+    pub team: Vec<String>,
+    pub nonce: String,
+}
+
+/// A list of leads: a rep's own, or the unassigned queue (with `assign`).
+pub fn queue_page(
+    rules: &RuleSet,
+    chrome: &Chrome,
+    title: &str,
+    leads: &[Lead],
+    assign: Option<&AssignForms>,
+    now: DateTime<Utc>,
+) -> Markup {
+    let routing = &rules.routing;
+    let name = |id: &str| routing.rep_index(id).map_or(id.to_owned(), |i| routing.reps[i].name.clone());
+    layout(
+        title,
+        html! {
+            (nav(chrome))
+            h1 { (title) " (" (leads.len()) ")" }
+            @if leads.is_empty() { p.muted { "Nothing waiting." } }
+            ul.leads {
+                @for lead in leads {
+                    li.card {
+                        a.lead href={ "/app/leads/" (lead.id) } {
+                            strong { (lead_name(lead)) }
+                            @if let Some(c) = &lead.profile.company { " · " (c) }
+                            br;
+                            span.muted { (lead.status) " · " (lead.tier) " " (lead.score) }
+                            @if let Some(clock) = lead.sla.filter(|_| lead.status == Status::Assigned) {
+                                @let (left, late) = time_left(clock.deadline, now);
+                                br;
+                                span class=(if late { "late" } else { "due" }) { "respond " (left) }
+                            }
+                        }
+                        @if let Some(assign) = assign {
+                            form method="post" action={ "/app/leads/" (lead.id) } {
+                                input type="hidden" name="csrf" value=(chrome.csrf);
+                                input type="hidden" name="nonce" value=(assign.nonce);
+                                input type="hidden" name="action" value="assign";
+                                input type="hidden" name="back" value="/app/unassigned";
+                                select name="to" required aria-label="Assign to" {
+                                    option value="" { "Assign to…" }
+                                    @for r in &assign.team { option value=(r) { (name(r)) } }
+                                }
+                                label { input type="checkbox" name="over_capacity" value="yes"; " Even over their capacity" }
+                                button.secondary type="submit" { "Assign" }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// A manager's team: availability, away dates, capacity and open leads.
+pub fn team_page(rules: &RuleSet, chrome: &Chrome, team: &[String], state: &TeamState, now: DateTime<Utc>) -> Markup {
+    let routing = &rules.routing;
+    let today = now.date_naive();
+    layout(
+        "Team",
+        html! {
+            (nav(chrome))
+            h1 { "Team" }
+            @for id in team {
+                @if let Some(rep) = routing.rep_index(id).map(|i| &routing.reps[i]) {
+                    @let open = state.open.get(id).copied().unwrap_or(0);
+                    div.card {
+                        strong { (rep.name) } " " span.muted { (rep.id) }
+                        dl {
+                            dt { "Available" }
+                            dd {
+                                @if !rep.active { "no (inactive)" }
+                                @else if rep.is_away(today) { "no (away)" }
+                                @else { "yes" }
+                            }
+                            dt { "Open leads" }
+                            dd { (open) @if let Some(c) = rep.capacity { " of " (c) } }
+                            @if !rep.away.is_empty() {
+                                dt { "Away" }
+                                dd { @for (from, to) in &rep.away { (from) " to " (to) br; } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
 }
