@@ -700,6 +700,14 @@ impl<S: leadflow_app::Store> Team for LosesAnswers<S> {
     async fn take_turn(&self, pool: &str) -> Result<u64, StoreError> {
         self.inner.take_turn(pool).await
     }
+    async fn set_rep_settings(
+        &self,
+        rep: &str,
+        expected: Option<&leadflow_domain::team::RepSettings>,
+        next: Option<&leadflow_domain::team::RepSettings>,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_rep_settings(rep, expected, next).await
+    }
 }
 
 impl<S: leadflow_app::Store> Nonces for LosesAnswers<S> {
@@ -934,6 +942,39 @@ pub async fn a_direct_message_reaches_its_rep_alone<R: Rig>(rig: R) {
     );
 }
 
+pub async fn concurrent_team_changes_are_all_kept_and_the_next_routing_honours_them<R: Rig>(rig: R) {
+    use leadflow_domain::team::TeamChange;
+    let app = rig.app();
+    let now = at("2026-03-02T14:00:00Z");
+    let day = move |d: i64| now.date_naive() + chrono::Duration::days(d);
+    let changes = (0..8).map(|i| {
+        let app = Arc::clone(app);
+        tokio::spawn(async move {
+            let away = TeamChange::Away { from: day(10 + 3 * i), to: day(11 + 3 * i) };
+            app.change_team("tia", &away, &format!("manager{i}"), now).await.expect("change")
+        })
+    });
+    for c in changes {
+        c.await.expect("task");
+    }
+    let state = app.store.team_state(&["tia"], None).await.expect("team");
+    let away = state.settings.get("tia").and_then(|s| s.away.clone()).expect("tia's settings");
+    assert_eq!(away.len(), 8, "no change lost to another: {away:?}");
+
+    for rep in ["rio", "sam"] {
+        app.change_team(rep, &TeamChange::Active(false), "max", now).await.expect("inactive");
+    }
+    for i in 0..3 {
+        let lead = app.capture(vp(&format!("team{i}@corp{i}.example")), &[], now).await.expect("capture").lead;
+        assert_eq!(lead.owner.as_deref(), Some("tia"), "rio and sam are off today");
+    }
+    app.change_team("rio", &TeamChange::Reset, "max", now).await.expect("reset");
+    let lead = app.capture(vp("team9@corp9.example"), &[], now).await.expect("capture").lead;
+    assert_eq!(lead.owner.as_deref(), Some("rio"), "back as routing.yaml says, and next in the cycle");
+    let unknown = app.change_team("zed", &TeamChange::Active(false), "max", now).await;
+    assert!(matches!(unknown, Err(leadflow_app::TeamError::UnknownRep(_))), "{unknown:?}");
+}
+
 /// Declares one test per conformance case for a rig made by `$make`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -962,6 +1003,7 @@ macro_rules! conformance_tests {
             a_nonce_is_spent_once_until_it_expires_however_many_race_for_it,
             each_rep_queue_holds_exactly_their_leads_waiting_for_them,
             a_direct_message_reaches_its_rep_alone,
+            concurrent_team_changes_are_all_kept_and_the_next_routing_honours_them,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -36,6 +36,7 @@ use leadflow_app::{
     Change, History, LeadFilter, Leads, Nonces, Outbox, SaveError, Snapshot, StoreError, SweepState, Team, TeamState,
 };
 use leadflow_domain::lead::{FieldTarget, ProfileField};
+use leadflow_domain::team::RepSettings;
 use leadflow_domain::{Email, HistoryEntry, Lead, LeadId, Notification, Pending, Profile, Queue, Status, queue_order};
 
 use crate::embedded::ts;
@@ -743,17 +744,56 @@ impl Team for DynamoStore {
         let key = |pk: String, sk: &str| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]);
         let mut keys: Vec<Item> = reps.iter().map(|r| key(format!("REP#{r}"), REP_SK)).collect();
         keys.extend(account.map(|d| key(format!("ACCOUNT#{d}"), ACCOUNT_SK)));
-        let mut state =
-            TeamState { open: reps.iter().map(|r| ((*r).to_owned(), 0)).collect(), account_owner: None, turn: None };
+        let mut state = TeamState { open: reps.iter().map(|r| ((*r).to_owned(), 0)).collect(), ..TeamState::default() };
         for item in &self.batch_get("team_state", keys).await? {
             let pk = get_s(item, "pk").unwrap_or_default();
             if let Some(rep) = pk.strip_prefix("REP#") {
                 state.open.insert(rep.to_owned(), get_n::<i64>(item, "open").unwrap_or(0).max(0) as u32);
+                if let Some(doc) = get_s(item, "settings") {
+                    let settings = serde_json::from_str(doc)
+                        .map_err(|e| StoreError::Corrupt(format!("the settings of rep {rep}: {e}")))?;
+                    state.settings.insert(rep.to_owned(), settings);
+                }
             } else if pk.starts_with("ACCOUNT#") {
                 state.account_owner = get_s(item, "owner").map(str::to_owned);
             }
         }
         Ok(state)
+    }
+
+    /// One conditional update of the rep's item (the one that holds the
+    /// open-lead count), on the settings document as it was read.
+    async fn set_rep_settings(
+        &self,
+        rep: &str,
+        expected: Option<&RepSettings>,
+        next: Option<&RepSettings>,
+    ) -> Result<bool, StoreError> {
+        let doc = |s: &RepSettings| serde_json::to_string(s).unwrap_or_default();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("REP#{rep}")))
+            .key("sk", s(REP_SK))
+            .expression_attribute_names("#settings", "settings");
+        update = match expected {
+            Some(e) => {
+                update.condition_expression("#settings = :expected").expression_attribute_values(":expected", s(doc(e)))
+            }
+            None => update.condition_expression("attribute_not_exists(#settings)"),
+        };
+        update = match next {
+            Some(n) => {
+                update.update_expression("SET #settings = :next").expression_attribute_values(":next", s(doc(n)))
+            }
+            None => update.update_expression("REMOVE #settings"),
+        };
+        match update.send().boxed().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("UpdateItem (rep settings)", e)),
+        }
     }
 
     async fn set_open_leads(&self, rep: &str, expected: u32, open: u32) -> Result<bool, StoreError> {

@@ -17,6 +17,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use leadflow_app::{
     Change, History, LeadFilter, Leads, Nonces, Outbox, SaveError, Snapshot, StoreError, SweepState, Team, TeamState,
 };
+use leadflow_domain::team::RepSettings;
 use leadflow_domain::{HistoryEntry, Lead, LeadId, Notification, Pending, Queue, queue_order};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -51,6 +52,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (lease_until) WHERE sent_at IS NULL;
 CREATE TABLE IF NOT EXISTS pool_turns (pool TEXT PRIMARY KEY, taken INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rep_load (rep TEXT PRIMARY KEY, open INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rep_settings (rep TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (domain TEXT PRIMARY KEY, owner TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS event_ids (
@@ -443,6 +445,13 @@ impl Team for EmbeddedStore {
                     .query_row("SELECT open FROM rep_load WHERE rep = ?1", [&rep], |r| r.get(0))
                     .optional()
                     .map_err(sql_error)?;
+                let settings: Option<String> = c
+                    .query_row("SELECT doc FROM rep_settings WHERE rep = ?1", [&rep], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_error)?;
+                if let Some(doc) = settings {
+                    state.settings.insert(rep.clone(), serde_json::from_str(&doc).map_err(json_error)?);
+                }
                 state.open.insert(rep, u32::try_from(open.unwrap_or(0).max(0)).unwrap_or(u32::MAX));
             }
             if let Some(domain) = account {
@@ -454,6 +463,37 @@ impl Team for EmbeddedStore {
             Ok(state)
         })
         .await
+    }
+
+    async fn set_rep_settings(
+        &self,
+        rep: &str,
+        expected: Option<&RepSettings>,
+        next: Option<&RepSettings>,
+    ) -> Result<bool, StoreError> {
+        let rep = rep.to_owned();
+        let expected = expected.map(serde_json::to_string).transpose().map_err(json_error)?;
+        let next = next.map(serde_json::to_string).transpose().map_err(json_error)?;
+        self.write(move |tx| {
+            let stored: Option<String> = tx
+                .query_row("SELECT doc FROM rep_settings WHERE rep = ?1", [&rep], |r| r.get(0))
+                .optional()
+                .map_err(sql_error)?;
+            if stored != expected {
+                return Ok(false);
+            }
+            match next {
+                Some(doc) => tx.execute(
+                    "INSERT INTO rep_settings (rep, doc) VALUES (?1, ?2) ON CONFLICT (rep) DO UPDATE SET doc = ?2",
+                    params![rep, doc],
+                ),
+                None => tx.execute("DELETE FROM rep_settings WHERE rep = ?1", [&rep]),
+            }
+            .map_err(sql_error)?;
+            Ok(true)
+        })
+        .await
+        .map_err(into_store_error)
     }
 
     async fn set_open_leads(&self, rep: &str, expected: u32, open: u32) -> Result<bool, StoreError> {

@@ -11,4 +11,6 @@ pub use ports::{
     Change, Direct, EventMark, EventResult, History, LeadFilter, Leads, Nonces, Notifier, NotifyError, Outbox,
     SaveError, Snapshot, Store, StoreError, SweepState, Team,
 };
-pub use service::{CaptureOutcome, CleanupReport, Finding, Happening, Leadflow, Recorded, ServiceError, SlaReport};
+pub use service::{
+    CaptureOutcome, CleanupReport, Finding, Happening, Leadflow, Recorded, ServiceError, SlaReport, TeamError,
+};

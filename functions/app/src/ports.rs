@@ -6,6 +6,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use leadflow_domain::machine::TeamChanges;
+use leadflow_domain::team::RepSettings;
 use leadflow_domain::{Decision, HistoryEntry, Lead, LeadId, Notification, Pending, Queue, Status, TeamState};
 use thiserror::Error;
 
@@ -197,7 +198,8 @@ pub struct SweepState {
     pub after: Option<String>,
 }
 
-/// Per-rep open-lead counts, account owners, and one turn counter per pool.
+/// Per-rep open-lead counts and runtime settings, account owners, and one
+/// turn counter per pool.
 ///
 /// Counts and owners change only inside a [`Change`], with the assignment that
 /// moves them. A round-robin assignment first takes a turn: the counter is
@@ -223,6 +225,17 @@ pub trait Team: Send + Sync {
     /// Advances the pool's turn counter by one, atomically, and returns the
     /// position it was at (0 for a pool that has never assigned).
     fn take_turn(&self, pool: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Replaces a rep's runtime settings with `next` (`None`: none, as
+    /// `routing.yaml` says) if they are still `expected`; false when they
+    /// changed meanwhile. The settings are read with the rep's open-lead
+    /// count by [`Team::team_state`].
+    fn set_rep_settings(
+        &self,
+        rep: &str,
+        expected: Option<&RepSettings>,
+        next: Option<&RepSettings>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// A lead's events and decisions.

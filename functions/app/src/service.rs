@@ -19,6 +19,7 @@ use leadflow_domain::form::Warning;
 use leadflow_domain::link::Links;
 use leadflow_domain::machine::{DELIVERY_LEASE, Effect, problems};
 use leadflow_domain::rules::lifecycle::SalesEvent;
+use leadflow_domain::team::{self, RepSettings, TeamChange, TeamChangeError};
 use leadflow_domain::{
     Action, Input, Lead, LeadId, Need, Notification, Outcome, Pending, Profile, Record, Refusal, RuleSet, TeamState,
     decide,
@@ -60,6 +61,19 @@ pub enum ServiceError {
     #[error(transparent)]
     Refused(Refusal),
     #[error("the lead kept changing while this change was saved; try again")]
+    Busy,
+}
+
+/// Why a change to the team was not made.
+#[derive(Debug, Error)]
+pub enum TeamError {
+    #[error("there is no rep `{0}` in routing.yaml")]
+    UnknownRep(String),
+    #[error(transparent)]
+    Invalid(#[from] TeamChangeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the rep's settings kept changing; try again")]
     Busy,
 }
 
@@ -227,6 +241,33 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         now: DateTime<Utc>,
     ) -> Result<Option<Recorded>, ServiceError> {
         recorded(self.apply(id, &Input::Act { by, action, event_id }, event_id, None, now).await)
+    }
+
+    /// Changes a rep's runtime settings (availability, away dates, capacity)
+    /// as `by` asks, effective at the next routing decision: one conditional
+    /// write on the settings as read, read again if they changed meanwhile.
+    /// The settings after it (`None`: as `routing.yaml` says).
+    pub async fn change_team(
+        &self,
+        rep: &str,
+        change: &TeamChange,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RepSettings>, TeamError> {
+        let index = self.rules.routing.rep_index(rep).ok_or_else(|| TeamError::UnknownRep(rep.to_owned()))?;
+        for attempt in 1..=MAX_ATTEMPTS {
+            if attempt > 1 {
+                backoff(attempt).await;
+            }
+            let state = self.store.team_state(&[rep], None).await?;
+            let current = state.settings.get(rep);
+            let next = team::apply(&self.rules.routing.reps[index], current, change, by, now)?;
+            if self.store.set_rep_settings(rep, current, next.as_ref()).await? {
+                info!(rep, by, change = ?change, "team changed");
+                return Ok(next);
+            }
+        }
+        Err(TeamError::Busy)
     }
 
     /// Engagement events (type and count) that happened now. `None`: no such lead.

@@ -12,6 +12,7 @@ pub mod machine;
 pub mod message;
 pub mod record;
 pub mod rules;
+pub mod team;
 
 pub use lead::{Bant, CountryCode, Email, FieldValue, Profile, Status};
 pub use machine::{Access, Action, Decision, Input, Need, Outcome, Refusal, TeamState, access, decide};

@@ -136,6 +136,8 @@ pub fn team_of(rules: &RuleSet, manager: &str) -> Vec<String> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TeamState {
     pub open: BTreeMap<String, u32>,
+    /// Runtime settings over `routing.yaml`, by rep.
+    pub settings: BTreeMap<String, crate::team::RepSettings>,
     pub account_owner: Option<String>,
     /// A pool and the position of the turn this decision took in its cycle.
     pub turn: Option<(String, u64)>,
@@ -144,6 +146,10 @@ pub struct TeamState {
 impl Workload for TeamState {
     fn open_leads(&self, rep: &str) -> u32 {
         self.open.get(rep).copied().unwrap_or(0)
+    }
+
+    fn settings(&self, rep: &str) -> Option<&crate::team::RepSettings> {
+        self.settings.get(rep)
     }
 }
 
@@ -553,7 +559,7 @@ impl Machine<'_> {
                 // sticky only keeps an owner under it; account ownership ignores it.
                 let account_match =
                     a.chain.iter().any(|s| matches!(s, crate::rules::routing::Step::AccountMatch { .. }));
-                let capacity = if account_match { None } else { capacity_of(rules, rep) };
+                let capacity = if account_match { None } else { capacity_of(rules, self.team, rep) };
                 self.draft.team.load.push(LoadChange { rep: rep.clone(), delta: 1, capacity });
                 if let (Some(pool), Some(cursor)) = (&a.pool, a.cursor) {
                     self.skip_past(pool, cursor);
@@ -766,7 +772,7 @@ impl Machine<'_> {
                 self.draft.team.load.push(LoadChange {
                     rep: rep.clone(),
                     delta: 1,
-                    capacity: capacity_of(rules, &rep),
+                    capacity: capacity_of(rules, self.team, &rep),
                 });
                 if let Some((pool, cursor)) = cursor {
                     self.skip_past(&pool, cursor);
@@ -848,7 +854,7 @@ impl Machine<'_> {
         {
             self.draft.team.load.push(LoadChange { rep: old.clone(), delta: -1, capacity: None });
         }
-        let capacity = if over_capacity { None } else { capacity_of(rules, to) };
+        let capacity = if over_capacity { None } else { capacity_of(rules, self.team, to) };
         self.draft.team.load.push(LoadChange { rep: to.to_owned(), delta: 1, capacity });
         let (explanation, tier) = rescore(rules, &next, self.now);
         if lead.status != Status::Working {
@@ -860,7 +866,7 @@ impl Machine<'_> {
             self.transition(lead.status, next.status, "assigned");
         }
         let mut why = format!("Assigned by {by}.");
-        if let Some(capacity) = routing.reps[r].capacity.filter(|c| over_capacity && open >= *c) {
+        if let Some(capacity) = capacity_of(rules, self.team, to).filter(|c| over_capacity && open >= *c) {
             why.push_str(&format!(" Over capacity ({} of {capacity} open leads), by {by}'s decision.", open + 1));
         }
         self.draft.effect.reassigned = true;
@@ -926,7 +932,7 @@ impl Machine<'_> {
                 self.draft.team.load.push(LoadChange {
                     rep: rep.clone(),
                     delta: 1,
-                    capacity: capacity_of(rules, &rep),
+                    capacity: capacity_of(rules, self.team, &rep),
                 });
                 if let Some((pool, cursor)) = cursor {
                     self.skip_past(&pool, cursor);
@@ -1056,8 +1062,10 @@ pub fn rescore(rules: &RuleSet, lead: &Lead, now: DateTime<Utc>) -> (Explanation
     (explanation, tier)
 }
 
-fn capacity_of(rules: &RuleSet, rep: &str) -> Option<u32> {
-    rules.routing.rep_index(rep).and_then(|r| rules.routing.reps[r].capacity)
+/// A rep's capacity as routing sees it: `routing.yaml`'s, or a manager's change.
+fn capacity_of(rules: &RuleSet, team: Option<&TeamState>, rep: &str) -> Option<u32> {
+    let r = rules.routing.rep_index(rep)?;
+    crate::team::Effective::of(&rules.routing.reps[r], team.and_then(|t| t.settings.get(rep))).capacity
 }
 
 /// A company's email domain, for account ownership; `None` for free email.

@@ -114,6 +114,32 @@ struct TeamSpec {
     open: BTreeMap<String, u32>,
     #[serde(default)]
     turn: u64,
+    /// Reps a manager marked inactive at runtime.
+    #[serde(default)]
+    inactive: Vec<String>,
+    /// Capacities a manager set at runtime.
+    #[serde(default)]
+    capacity: BTreeMap<String, u32>,
+}
+
+impl TeamSpec {
+    fn state(&self) -> TeamState {
+        let mut settings: BTreeMap<String, crate::team::RepSettings> = BTreeMap::new();
+        let blank = || crate::team::RepSettings {
+            active: None,
+            away: None,
+            capacity: None,
+            changed_by: "max".into(),
+            changed_at: t0(),
+        };
+        for rep in &self.inactive {
+            settings.entry(rep.clone()).or_insert_with(blank).active = Some(false);
+        }
+        for (rep, c) in &self.capacity {
+            settings.entry(rep.clone()).or_insert_with(blank).capacity = Some(*c);
+        }
+        TeamState { open: self.open.clone(), settings, ..TeamState::default() }
+    }
 }
 
 fn profile(email: &str, fields: &BTreeMap<String, String>) -> Profile {
@@ -229,7 +255,7 @@ fn run(case: &Case) -> Result<(), String> {
         match decide(&rules, lead.as_ref(), &input, team.as_ref(), now) {
             Ok(Outcome::Needs(Need::Team { .. })) => {
                 needs.push("team".to_owned());
-                team = Some(TeamState { open: case.team.open.clone(), ..TeamState::default() });
+                team = Some(case.team.state());
             }
             Ok(Outcome::Needs(Need::Turn { pool })) => {
                 needs.push(format!("turn {pool}"));

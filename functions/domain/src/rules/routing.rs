@@ -89,9 +89,15 @@ pub struct Routing {
     pub account_match: bool,
 }
 
-/// How many open leads (assigned + working) each rep has now.
+/// How many open leads (assigned + working) each rep has now, and what
+/// managers changed about them at runtime.
 pub trait Workload {
     fn open_leads(&self, rep: &str) -> u32;
+
+    /// The runtime settings layered over `routing.yaml` for this rep, if any.
+    fn settings(&self, _rep: &str) -> Option<&crate::team::RepSettings> {
+        None
+    }
 }
 
 /// Where each round-robin or weighted pool stands: the position in its cycle of
@@ -233,7 +239,8 @@ impl Routing {
         self.pools.iter().position(|p| p.id == id)
     }
 
-    /// Whether a rep can take a lead today. `capacity` applies unless `ignore_capacity`.
+    /// Whether a rep can take a lead today, as `routing.yaml` and the runtime
+    /// settings say together. `capacity` applies unless `ignore_capacity`.
     pub fn availability<W: Workload>(
         &self,
         rep: usize,
@@ -242,13 +249,14 @@ impl Routing {
         ignore_capacity: bool,
     ) -> Result<(), Unavailable> {
         let r = &self.reps[rep];
-        if !r.active {
+        let effective = crate::team::Effective::of(r, load.settings(&r.id));
+        if !effective.active {
             return Err(Unavailable::Inactive);
         }
-        if r.is_away(today) {
+        if effective.is_away(today) {
             return Err(Unavailable::Away);
         }
-        if let Some(capacity) = r.capacity
+        if let Some(capacity) = effective.capacity
             && !ignore_capacity
         {
             let open = load.open_leads(&r.id);
