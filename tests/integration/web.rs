@@ -623,3 +623,124 @@ impl<S: Store> WebRig<S> {
         self.sign_in(email).await
     }
 }
+
+#[tokio::test]
+async fn a_manager_marks_a_rep_away_on_the_team_page_and_the_next_leads_go_elsewhere_on_the_embedded_store() {
+    a_manager_marks_a_rep_away_and_the_next_leads_go_elsewhere(embedded()).await;
+}
+
+#[tokio::test]
+async fn a_manager_marks_a_rep_away_on_the_team_page_and_the_next_leads_go_elsewhere_on_dynamodb() {
+    a_manager_marks_a_rep_away_and_the_next_leads_go_elsewhere(dynamodb().await).await;
+}
+
+async fn a_manager_marks_a_rep_away_and_the_next_leads_go_elsewhere<S: Store>(rig: WebRig<S>) {
+    let mia = rig.sign_in("mia@example.com").await;
+    let page = rig.get_as("/app/team", &mia).await;
+    assert!(page.body.contains("id=\"rep-ana\""), "{}", page.body);
+    let csrf = page.field("csrf");
+    let today = rig.now.date_naive().to_string();
+    let change = |rep: &'static str, change: &'static str, extra: Vec<(&'static str, String)>| {
+        let mut form = vec![("csrf", csrf.clone()), ("rep", rep.to_owned()), ("change", change.to_owned())];
+        form.extend(extra);
+        form
+    };
+
+    // Refused: dates that make no sense, a capacity that is not a number,
+    // another manager's rep, a rep that does not exist, a rep who manages nobody.
+    let backwards = change("ana", "away", vec![("from", today.clone()), ("to", "2026-03-01".into())]);
+    let page = rig.post_team(backwards, &mia).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.body);
+    assert!(page.body.contains("Nothing was saved: an away range must not end before it starts"), "{}", page.body);
+    assert_eq!(
+        rig.post_team(change("ana", "away", vec![("from", "soon".into())]), &mia).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        rig.post_team(change("ana", "capacity", vec![("capacity", "lots".into())]), &mia).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(rig.post_team(change("cho", "inactive", vec![]), &mia).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(rig.post_team(change("zed", "inactive", vec![]), &mia).await.status, StatusCode::NOT_FOUND);
+    let ana = rig.sign_in("ana@example.com").await;
+    let page = rig.get_as("/app", &ana).await;
+    let own = [("csrf", page.field("csrf")), ("rep", "ben".into()), ("change", "inactive".into())];
+    let own: Vec<(&str, &str)> = own.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(rig.post_as("/app/team", &own, Some(&ana)).await.0.status, StatusCode::NOT_FOUND);
+    let unchanged = rig.get_as("/app/team", &mia).await;
+    assert!(!unchanged.body.contains("Changed</dt>"), "nothing was changed: {}", unchanged.body);
+
+    // Ana is away today: the enterprise pool's leads all go to Ben.
+    let away = change("ana", "away", vec![("from", today.clone()), ("to", today.clone())]);
+    let done = rig.post_team(away, &mia).await;
+    assert_eq!(
+        (done.status, done.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/app/team?done=away")),
+        "{}",
+        done.body
+    );
+    let page = rig.get_as("/app/team", &mia).await;
+    assert!(page.body.contains("no (away today)") && page.body.contains("by mia"), "{}", page.body);
+    for i in 0..3 {
+        let lead = rig.capture(&format!("buyer{i}@corp{i}.example")).await;
+        assert_eq!(lead.owner.as_deref(), Some("ben"), "lead {i}");
+    }
+    // Back today: Ana takes leads again.
+    assert_eq!(rig.post_team(change("ana", "back", vec![]), &mia).await.status, StatusCode::SEE_OTHER);
+    let owners: Vec<Option<String>> = {
+        let mut v = Vec::new();
+        for i in 3..5 {
+            v.push(rig.capture(&format!("buyer{i}@corp{i}.example")).await.owner);
+        }
+        v
+    };
+    assert!(owners.contains(&Some("ana".to_owned())), "{owners:?}");
+}
+
+impl<S: Store> WebRig<S> {
+    async fn post_team(&self, form: Vec<(&'static str, String)>, cookie: &str) -> Page {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.post_as("/app/team", &form, Some(cookie)).await.0
+    }
+}
+
+#[test]
+fn leadflow_team_changes_the_team_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = format!("embedded:{}", dir.path().join("leads.db").display());
+    let run = |args: &[&str]| {
+        let mut all = vec!["team"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--store", &store, "--notify"]);
+        let log = format!("log:{}", dir.path().join("outbox.jsonl").display());
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_leadflow"));
+        cmd.args(&all).arg(&log).arg("--rules").arg(starter_rules()).env("USER", "revops");
+        cmd.output().expect("leadflow team")
+    };
+    let away = run(&["away", "dan", "--from", "2026-12-02", "--to", "2099-12-05"]);
+    assert!(away.status.success(), "{}", String::from_utf8_lossy(&away.stderr));
+    assert!(run(&["capacity", "eve", "3"]).status.success());
+    assert!(run(&["active", "fay", "false"]).status.success());
+    let show = run(&["show", "--json"]);
+    let rows: Vec<Value> = serde_json::from_slice(&show.stdout).expect("JSON");
+    let row = |rep: &str| rows.iter().find(|r| r["rep"] == rep).expect("row").clone();
+    assert_eq!(row("eve")["capacity"], 3);
+    assert_eq!(row("fay")["available"], false);
+    assert_eq!(row("dan")["changed_by"], "cli:revops");
+    assert!(row("dan")["away"].as_array().expect("away").iter().any(|r| r == "2026-12-02..2099-12-05"));
+    // Wrong input: a clear error, nothing changed.
+    for bad in [
+        vec!["away", "dan", "--from", "2026-12-05", "--to", "2026-12-01"],
+        vec!["capacity", "eve", "0"],
+        vec!["back", "zed"],
+        vec!["active", "fay", "maybe"],
+    ] {
+        let out = run(&bad);
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).trim().is_empty(), "{bad:?} says why");
+    }
+    assert_eq!(serde_json::from_slice::<Vec<Value>>(&run(&["show", "--json"]).stdout).expect("JSON"), rows);
+    assert!(run(&["reset", "fay"]).status.success());
+    let rows: Vec<Value> = serde_json::from_slice(&run(&["show", "--json"]).stdout).expect("JSON");
+    assert_eq!(rows.iter().find(|r| r["rep"] == "fay").expect("fay")["changed_by"], Value::Null);
+}

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use leadflow_adapters::{EmbeddedStore, LogNotifier};
-use leadflow_app::{History, LeadFilter, Leadflow, Leads, Notifier, Outbox, Store};
+use leadflow_app::{History, LeadFilter, Leadflow, Leads, Notifier, Outbox, Store, Team};
 use leadflow_domain::{Email, LeadId, RuleSet, Status};
 
 /// Where leads are stored.
@@ -215,6 +215,85 @@ pub fn outbox(backend: &Backend, now: DateTime<Utc>, as_json: bool) -> Result<Ex
                     }
                 }
                 eprintln!("{} pending past their lease, {} dead letters", pending.len(), dead.len());
+            }
+        });
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Who changes the team from the command line: the operating system's user.
+fn cli_user() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_default();
+    if user.is_empty() { "cli".to_owned() } else { format!("cli:{user}") }
+}
+
+/// `leadflow team show`.
+pub fn team_show(backend: &Backend, now: DateTime<Utc>, as_json: bool) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        with_app!(backend, |app| {
+            let routing = &app.rules.routing;
+            let ids: Vec<&str> = routing.reps.iter().map(|r| r.id.as_str()).collect();
+            let state = app.store.team_state(&ids, None).await?;
+            let today = now.date_naive();
+            let rows: Vec<serde_json::Value> = routing
+                .reps
+                .iter()
+                .map(|rep| {
+                    let settings = state.settings.get(&rep.id);
+                    let e = leadflow_domain::team::Effective::of(rep, settings);
+                    serde_json::json!({
+                        "rep": rep.id,
+                        "available": e.active && !e.is_away(today),
+                        "active": e.active,
+                        "away": e.away.iter().map(|(f, t)| format!("{f}..{t}")).collect::<Vec<_>>(),
+                        "capacity": e.capacity,
+                        "open": state.open.get(&rep.id).copied().unwrap_or(0),
+                        "changed_by": settings.map(|s| s.changed_by.clone()),
+                        "changed_at": settings.map(|s| s.changed_at),
+                    })
+                })
+                .collect();
+            if as_json {
+                print_json(&serde_json::Value::Array(rows))?;
+            } else {
+                println!(
+                    "{:<12}  {:<9}  {:>4}  {:>8}  {:<24}  changed",
+                    "rep", "available", "open", "capacity", "away"
+                );
+                for r in &rows {
+                    println!(
+                        "{:<12}  {:<9}  {:>4}  {:>8}  {:<24}  {}",
+                        r["rep"].as_str().unwrap_or(""),
+                        if r["available"] == true {
+                            "yes"
+                        } else if r["active"] == false {
+                            "inactive"
+                        } else {
+                            "away"
+                        },
+                        r["open"],
+                        r["capacity"].as_u64().map_or("-".to_owned(), |c| c.to_string()),
+                        r["away"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(","))
+                            .unwrap_or_default(),
+                        r["changed_by"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        });
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `leadflow team away|back|capacity|active|reset`.
+pub fn team_change(backend: &Backend, rep: &str, change: &leadflow_domain::team::TeamChange) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        with_app!(backend, |app| {
+            let settings = app.change_team(rep, change, &cli_user(), Utc::now()).await?;
+            match settings {
+                Some(s) => println!("{rep}: {}", serde_json::to_string(&s)?),
+                None => println!("{rep}: as routing.yaml says"),
             }
         });
         Ok(ExitCode::SUCCESS)

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use leadflow_domain::Status;
+use leadflow_domain::team::TeamChange;
 
 use crate::data_cmd::Backend;
 
@@ -87,6 +88,14 @@ enum Command {
     /// List or show stored leads.
     #[command(subcommand)]
     Leads(LeadsCommand),
+    /// Show or change the team at runtime: availability, away dates, capacity.
+    ///
+    /// Changes are stored (with who made them) over routing.yaml, which still
+    /// says who exists and the pools, and take effect at the next routing
+    /// decision, with no deploy. Managers make the same changes on the web
+    /// app's team page.
+    #[command(subcommand)]
+    Team(TeamCommand),
     /// Check, test and explain the rule files RevOps edits.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -134,6 +143,59 @@ enum LeadsCommand {
         /// Print JSON instead of YAML.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TeamCommand {
+    /// Every rep: available today or not, away dates, capacity, open leads,
+    /// and who changed them last.
+    Show {
+        #[command(flatten)]
+        backend: Backend,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark REP away from FROM to TO (inclusive dates, UTC).
+    Away {
+        #[command(flatten)]
+        backend: Backend,
+        rep: String,
+        /// The first day away (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        from: chrono::NaiveDate,
+        /// The last day away (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        to: chrono::NaiveDate,
+    },
+    /// REP is back today: the away range under way ends yesterday.
+    Back {
+        #[command(flatten)]
+        backend: Backend,
+        rep: String,
+    },
+    /// Set REP's capacity (most open leads at once).
+    Capacity {
+        #[command(flatten)]
+        backend: Backend,
+        rep: String,
+        #[arg(value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        capacity: u32,
+    },
+    /// Start (`true`) or stop (`false`) assigning leads to REP.
+    Active {
+        #[command(flatten)]
+        backend: Backend,
+        rep: String,
+        #[arg(action = clap::ArgAction::Set)]
+        active: bool,
+    },
+    /// Drop REP's runtime changes: routing.yaml again.
+    Reset {
+        #[command(flatten)]
+        backend: Backend,
+        rep: String,
     },
 }
 
@@ -229,6 +291,18 @@ fn main() -> ExitCode {
             data_cmd::list(&backend, status, owner, json)
         }
         Command::Leads(LeadsCommand::Show { backend, lead, json }) => data_cmd::show(&backend, &lead, json),
+        Command::Team(TeamCommand::Show { backend, json }) => data_cmd::team_show(&backend, Utc::now(), json),
+        Command::Team(TeamCommand::Away { backend, rep, from, to }) => {
+            data_cmd::team_change(&backend, &rep, &TeamChange::Away { from, to })
+        }
+        Command::Team(TeamCommand::Back { backend, rep }) => data_cmd::team_change(&backend, &rep, &TeamChange::Back),
+        Command::Team(TeamCommand::Capacity { backend, rep, capacity }) => {
+            data_cmd::team_change(&backend, &rep, &TeamChange::Capacity(capacity))
+        }
+        Command::Team(TeamCommand::Active { backend, rep, active }) => {
+            data_cmd::team_change(&backend, &rep, &TeamChange::Active(active))
+        }
+        Command::Team(TeamCommand::Reset { backend, rep }) => data_cmd::team_change(&backend, &rep, &TeamChange::Reset),
         Command::Doctor { backend, repair, now, json } => {
             data_cmd::doctor(&backend, repair, now.unwrap_or_else(Utc::now), json)
         }

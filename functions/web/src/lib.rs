@@ -30,10 +30,11 @@ use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use leadflow_app::{Direct, Leadflow, Notifier, ServiceError, Store};
+use leadflow_app::{Direct, Leadflow, Notifier, ServiceError, Store, TeamError};
 use leadflow_domain::link::{ACTIONS, Grant, LinkError, LinkKey, Links, SIGN_IN_TTL, ShortSecret, derive_key};
 use leadflow_domain::machine::{Access, managers, team_of};
 use leadflow_domain::rules::lifecycle::SalesEvent;
+use leadflow_domain::team::TeamChange;
 use leadflow_domain::{Action, Bant, Email, Lead, LeadId, Queue, Refusal, access};
 use session::{Session, Sessions};
 use sha2::Sha256;
@@ -229,6 +230,7 @@ impl<S: Store, N: Notifier> Web<S, N> {
                 ("/app/signout", _, true) => self.sign_out(&request, now),
                 ("/app", true, _) => self.my_leads(&request, now).await,
                 ("/app/team", true, _) => self.team_page(&request, now).await,
+                ("/app/team", _, true) => self.change_team(&request, now).await,
                 ("/app/unassigned", true, _) => self.unassigned_page(&request, now).await,
                 ("/app" | "/app/signin" | "/app/signout" | "/app/team" | "/app/unassigned", _, _) => {
                     Err(WebError::MethodNotAllowed)
@@ -378,7 +380,19 @@ impl<S: Store, N: Notifier> Web<S, N> {
 
     async fn team_page(&self, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
         let session = self.session(request, now)?;
-        let chrome = self.chrome(&session);
+        let query = query_pairs(request);
+        let done = query.iter().find(|(k, _)| k == "done").map(|(_, v)| format!("Saved: {v}."));
+        self.render_team(&session, done.as_deref().map(|d| (d, true)), now, StatusCode::OK).await
+    }
+
+    async fn render_team(
+        &self,
+        session: &Session,
+        said: Option<(&str, bool)>,
+        now: DateTime<Utc>,
+        status: StatusCode,
+    ) -> Result<HttpResponse, WebError> {
+        let chrome = self.chrome(session);
         if !chrome.manager {
             return Err(WebError::NotFound);
         }
@@ -386,8 +400,49 @@ impl<S: Store, N: Notifier> Web<S, N> {
         let team = team_of(rules, &session.rep);
         let ids: Vec<&str> = team.iter().map(String::as_str).collect();
         let state = self.service.store.team_state(&ids, None).await.map_err(internal)?;
-        let page = pages::team_page(rules, &chrome, &team, &state, now);
-        Ok(html(StatusCode::OK, page.into_string()))
+        let page = pages::team_page(rules, &chrome, &team, &state, said, now);
+        Ok(html(status, page.into_string()))
+    }
+
+    /// A manager changes a member of their team (or themselves).
+    async fn change_team(&self, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
+        same_site(request)?;
+        let session =
+            self.session(request, now).map_err(|_| WebError::Forbidden("Your session has ended; sign in again"))?;
+        let form = Form::read(request)?;
+        self.config.check_csrf(&form, "session", &format!("{}|{}", session.rep, session.expires_at.timestamp()))?;
+        let rep = form.get("rep").unwrap_or("");
+        if !managers(&self.service.rules).contains(&session.rep)
+            || !team_of(&self.service.rules, &session.rep).iter().any(|r| r == rep)
+        {
+            return Err(WebError::NotFound);
+        }
+        let date = |name: &str| form.get(name).and_then(|d| d.parse::<chrono::NaiveDate>().ok());
+        let change = match form.get("change").unwrap_or("") {
+            "away" => match (date("from"), date("to")) {
+                (Some(from), Some(to)) => TeamChange::Away { from, to },
+                _ => return Err(WebError::BadForm("Give the first and last day away as dates.".into())),
+            },
+            "back" => TeamChange::Back,
+            "capacity" => match form.get("capacity").and_then(|c| c.trim().parse::<u32>().ok()) {
+                Some(c) => TeamChange::Capacity(c),
+                None => return Err(WebError::BadForm("Give the capacity as a whole number.".into())),
+            },
+            "active" => TeamChange::Active(true),
+            "inactive" => TeamChange::Active(false),
+            "reset" => TeamChange::Reset,
+            _ => return Err(WebError::BadForm("That is not a change leadflow knows.".into())),
+        };
+        match self.service.change_team(rep, &change, &session.rep, now).await {
+            Ok(_) => Ok(redirect(&format!("/app/team?done={}", form.get("change").unwrap_or("")))),
+            Err(TeamError::Invalid(e)) => {
+                let text = format!("Nothing was saved: {e}.");
+                self.render_team(&session, Some((&text, false)), now, StatusCode::UNPROCESSABLE_ENTITY).await
+            }
+            Err(TeamError::UnknownRep(_)) => Err(WebError::NotFound),
+            Err(TeamError::Busy) => Err(WebError::Busy),
+            Err(TeamError::Store(e)) => Err(internal(e)),
+        }
     }
 
     /// A lead the signed-in rep may see: their own, their team's, or (for a

@@ -6,6 +6,7 @@ use leadflow_domain::link::ACTIONS;
 use leadflow_domain::machine::{Access, team_of};
 use leadflow_domain::message::{describe, local_time};
 use leadflow_domain::rules::lifecycle::SalesEvent;
+use leadflow_domain::team::Effective;
 use leadflow_domain::{Bant, HistoryEntry, Lead, Record, RuleSet, Status, TeamState};
 use maud::{DOCTYPE, Markup, html};
 
@@ -430,33 +431,78 @@ pub fn queue_page(
     )
 }
 
-/// A manager's team: availability, away dates, capacity and open leads.
-pub fn team_page(rules: &RuleSet, chrome: &Chrome, team: &[String], state: &TeamState, now: DateTime<Utc>) -> Markup {
+/// A manager's team: availability, away dates, capacity and open leads, and
+/// the forms that change them (effective at the next routing decision).
+pub fn team_page(
+    rules: &RuleSet,
+    chrome: &Chrome,
+    team: &[String],
+    state: &TeamState,
+    said: Option<(&str, bool)>,
+    now: DateTime<Utc>,
+) -> Markup {
     let routing = &rules.routing;
     let today = now.date_naive();
+    let form = |rep: &str, change: &str, fields: Markup, label: &str| {
+        html! {
+            form method="post" action="/app/team" {
+                input type="hidden" name="csrf" value=(chrome.csrf);
+                input type="hidden" name="rep" value=(rep);
+                input type="hidden" name="change" value=(change);
+                (fields)
+                button.secondary type="submit" { (label) }
+            }
+        }
+    };
     layout(
         "Team",
         html! {
             (nav(chrome))
             h1 { "Team" }
+            @match said {
+                Some((text, true)) => { div.card.flash role="status" { (text) } }
+                Some((text, false)) => { div.card.problem role="alert" { (text) } }
+                None => {}
+            }
             @for id in team {
                 @if let Some(rep) = routing.rep_index(id).map(|i| &routing.reps[i]) {
+                    @let settings = state.settings.get(id);
+                    @let effective = Effective::of(rep, settings);
                     @let open = state.open.get(id).copied().unwrap_or(0);
-                    div.card {
+                    div.card id={ "rep-" (id) } {
                         strong { (rep.name) } " " span.muted { (rep.id) }
                         dl {
                             dt { "Available" }
                             dd {
-                                @if !rep.active { "no (inactive)" }
-                                @else if rep.is_away(today) { "no (away)" }
+                                @if !effective.active { "no (not taking leads)" }
+                                @else if effective.is_away(today) { "no (away today)" }
                                 @else { "yes" }
                             }
                             dt { "Open leads" }
-                            dd { (open) @if let Some(c) = rep.capacity { " of " (c) } }
-                            @if !rep.away.is_empty() {
+                            dd { (open) @if let Some(c) = effective.capacity { " of " (c) } }
+                            @if !effective.away.is_empty() {
                                 dt { "Away" }
-                                dd { @for (from, to) in &rep.away { (from) " to " (to) br; } }
+                                dd { @for (from, to) in &effective.away { (from) " to " (to) br; } }
                             }
+                            @if let Some(s) = settings {
+                                dt { "Changed" }
+                                dd { "by " (s.changed_by) ", " (local_time(rules, s.changed_at)) }
+                            }
+                        }
+                        details {
+                            summary { "Change" }
+                            (form(id, "away", html! {
+                                label { "Away from " input type="date" name="from" required value=(today); }
+                                label { "to " input type="date" name="to" required value=(today); }
+                            }, "Mark away"))
+                            @if effective.is_away(today) { (form(id, "back", html! {}, "Back today")) }
+                            (form(id, "capacity", html! {
+                                label { "Capacity " input type="number" name="capacity" min="1" max="10000" required
+                                    value=(effective.capacity.map(|c| c.to_string()).unwrap_or_default()); }
+                            }, "Set capacity"))
+                            @if effective.active { (form(id, "inactive", html! {}, "Stop assigning leads")) }
+                            @else { (form(id, "active", html! {}, "Start assigning leads")) }
+                            @if settings.is_some() { (form(id, "reset", html! {}, "Back to routing.yaml")) }
                         }
                     }
                 }
