@@ -975,6 +975,38 @@ pub async fn concurrent_team_changes_are_all_kept_and_the_next_routing_honours_t
     assert!(matches!(unknown, Err(leadflow_app::TeamError::UnknownRep(_))), "{unknown:?}");
 }
 
+pub async fn an_unassigned_lead_is_handed_off_by_the_sla_check_when_a_rep_comes_back<R: Rig>(rig: R) {
+    use leadflow_domain::team::TeamChange;
+    let app = rig.app();
+    let now = at("2026-03-02T14:00:00Z");
+    for rep in ["rio", "sam", "tia"] {
+        app.change_team(rep, &TeamChange::Active(false), "max", now).await.expect("inactive");
+    }
+    let lead = app.capture(vp("waiting@corp.example"), &[], now).await.expect("capture").lead;
+    assert_eq!(lead.status, Status::Unassigned);
+    let report = app.sla_check(now + chrono::Duration::minutes(5)).await.expect("check");
+    assert_eq!((report.unassigned_routed, report.unassigned_reminders), (0, 0), "{report:?}");
+    let report = app.sla_check(now + chrono::Duration::minutes(61)).await.expect("check");
+    assert_eq!(report.unassigned_reminders, 1, "the managers are reminded after an hour: {report:?}");
+    let still = app.store.get(&lead.id).await.expect("get").expect("lead");
+    assert_eq!(still.status, Status::Unassigned);
+    assert_eq!(app.store.queue(Queue::Unassigned, 10).await.expect("queue").len(), 1);
+
+    app.change_team("tia", &TeamChange::Active(true), "max", now).await.expect("back");
+    let report = app.sla_check(now + chrono::Duration::minutes(70)).await.expect("check");
+    assert_eq!(report.unassigned_routed, 1, "{report:?}");
+    let taken = app.store.get(&lead.id).await.expect("get").expect("lead");
+    assert_eq!((taken.status, taken.owner.as_deref()), (Status::Assigned, Some("tia")));
+    assert!(taken.sla.is_some_and(|c| c.handed_off_at == now + chrono::Duration::minutes(70)), "a fresh clock");
+    assert!(app.store.queue(Queue::Unassigned, 10).await.expect("queue").is_empty());
+    let kinds: Vec<(String, String)> = rig.delivered().await.into_iter().map(|d| (d.kind, d.rep)).collect();
+    let count = |kind: &str, rep: &str| kinds.iter().filter(|(k, r)| k == kind && r == rep).count();
+    assert_eq!((count("unassigned", "max"), count("handoff", "tia")), (2, 1), "{kinds:?}");
+    // A second run changes nothing more.
+    let report = app.sla_check(now + chrono::Duration::minutes(75)).await.expect("check");
+    assert_eq!((report.unassigned_routed, report.unassigned_reminders), (0, 0));
+}
+
 /// Declares one test per conformance case for a rig made by `$make`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -1004,6 +1036,7 @@ macro_rules! conformance_tests {
             each_rep_queue_holds_exactly_their_leads_waiting_for_them,
             a_direct_message_reaches_its_rep_alone,
             concurrent_team_changes_are_all_kept_and_the_next_routing_honours_them,
+            an_unassigned_lead_is_handed_off_by_the_sla_check_when_a_rep_comes_back,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -21,8 +21,8 @@ use leadflow_domain::machine::{DELIVERY_LEASE, Effect, problems};
 use leadflow_domain::rules::lifecycle::SalesEvent;
 use leadflow_domain::team::{self, RepSettings, TeamChange, TeamChangeError};
 use leadflow_domain::{
-    Action, Input, Lead, LeadId, Need, Notification, Outcome, Pending, Profile, Record, Refusal, RuleSet, TeamState,
-    decide,
+    Action, Input, Lead, LeadId, Need, Notification, Outcome, Pending, Profile, Queue, Record, Refusal, RuleSet,
+    Status, TeamState, decide,
 };
 use thiserror::Error;
 use tracing::{info, warn};
@@ -48,6 +48,9 @@ pub const SWEEP_VERSION: u32 = 1;
 
 /// Leads (DynamoDB: items) read per SLA check by the repair sweep.
 pub const DEFAULT_SWEEP_PAGE: usize = 500;
+
+/// The most unassigned leads the SLA check routes again per run.
+pub const UNASSIGNED_PER_CHECK: usize = 500;
 
 /// How many times a notification is tried before it goes to the dead letters.
 pub const DEFAULT_MAX_DELIVERIES: u32 = 8;
@@ -128,6 +131,10 @@ pub struct SlaReport {
     pub leads_failed: usize,
     /// Leads an older version left broken, repaired by the sweep.
     pub leads_repaired: usize,
+    /// Unassigned leads handed off now that someone is available.
+    pub unassigned_routed: usize,
+    /// Unassigned leads still waiting that the managers were reminded of.
+    pub unassigned_reminders: usize,
 }
 
 /// What the nightly clean-up did.
@@ -482,6 +489,8 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         self.retry_pending(now, &mut report).await?;
         self.sweep(now, &mut report).await?;
         let due = self.store.sla_due(now, usize::MAX).await?;
+        // Unassigned leads due for a reminder are routed again with the rest of their queue.
+        let (reminders, due): (Vec<Lead>, Vec<Lead>) = due.into_iter().partition(|l| l.status == Status::Unassigned);
         report.leads_read = due.len();
         for lead in due {
             let id = lead.id.clone();
@@ -501,8 +510,51 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 }
             }
         }
-        info!(leads = report.leads_read, changed = report.leads_changed, escalations = report.escalations, "sla check");
+        self.route_unassigned(now, reminders, &mut report).await?;
+        info!(
+            leads = report.leads_read,
+            changed = report.leads_changed,
+            escalations = report.escalations,
+            unassigned_routed = report.unassigned_routed,
+            "sla check"
+        );
         Ok(report)
+    }
+
+    /// Routes the unassigned leads again (at most [`UNASSIGNED_PER_CHECK`] a
+    /// run, in the queue's order, with those due for a reminder): each goes
+    /// to whoever is available now, or waits, its managers reminded when due.
+    async fn route_unassigned(
+        &self,
+        now: DateTime<Utc>,
+        reminders: Vec<Lead>,
+        report: &mut SlaReport,
+    ) -> Result<(), ServiceError> {
+        let mut waiting = reminders;
+        for lead in self.store.queue(Queue::Unassigned, UNASSIGNED_PER_CHECK).await? {
+            if !waiting.iter().any(|l| l.id == lead.id) {
+                waiting.push(lead);
+            }
+        }
+        for lead in waiting {
+            let id = lead.id.clone();
+            report.leads_read += 1;
+            match self.apply(&id, &Input::SlaTick, None, Some(lead), now).await {
+                Ok(Applied::Changed(_, effect, failed)) => {
+                    report.leads_changed += 1;
+                    report.unassigned_routed += usize::from(effect.handed_off);
+                    report.unassigned_reminders += usize::from(!effect.handed_off);
+                    report.notifications_failed += failed;
+                }
+                Ok(_) | Err(ServiceError::Refused(_)) => {}
+                Err(ServiceError::Busy) => warn!(lead_id = %id, "left for the next SLA check"),
+                Err(e) => {
+                    report.leads_failed += 1;
+                    warn!(lead_id = %id, error = %e, "routing an unassigned lead failed; it stays unassigned");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One page of the repair sweep: leads that an older version of leadflow

@@ -582,7 +582,9 @@ impl Machine<'_> {
                 lead.status = Status::Unassigned;
                 lead.owner = None;
                 lead.sla = None;
-                lead.sla_due = None;
+                // The SLA check routes it again at every run; this is when the
+                // managers are reminded of it.
+                lead.sla_due = rules.sla.next_reminder(self.now);
                 let ctx = Context {
                     kind: NotificationKind::Unassigned,
                     to: managers(rules),
@@ -800,7 +802,7 @@ impl Machine<'_> {
                 next.previous_owner = from;
                 next.status = Status::Unassigned;
                 next.sla = None;
-                next.sla_due = None;
+                next.sla_due = rules.sla.next_reminder(self.now);
                 self.transition(lead.status, Status::Unassigned, "not_mine");
                 let note = format!("{why} Nobody else in its pool is available; please assign it.");
                 let ctx = Context {
@@ -898,10 +900,46 @@ impl Machine<'_> {
         lead.sla_due = None;
     }
 
+    /// An unassigned lead at the SLA check: routed again when someone in its
+    /// pools is available now; otherwise, when a reminder is due (`unassigned`
+    /// in `sla.yaml`), the managers are told again; otherwise nothing changes.
+    fn unassigned_tick(&mut self, lead: &Lead) -> Step<Option<Lead>> {
+        let rules = self.rules;
+        let now = self.now;
+        let mut next = lead.clone();
+        let (explanation, tier) = rescore(rules, &next, now);
+        next.score = explanation.score.score;
+        next.tier.clone_from(&explanation.score.tier);
+        let a = self.route(&next)?;
+        if a.rep.is_some() {
+            next.updated_at = now.max(lead.updated_at);
+            self.hand_off(&mut next, tier, &a, &explanation);
+            self.transition(Status::Unassigned, next.status, "rerouted");
+            next.hygiene_at = hygiene_at(rules, &next, now);
+            return Ok(Some(next));
+        }
+        if lead.sla_due.is_none_or(|due| due > now) {
+            return Ok(None);
+        }
+        next.updated_at = now.max(lead.updated_at);
+        next.sla_due = rules.sla.next_reminder(now);
+        self.draft.effect.escalations = 1;
+        self.alert(
+            &next,
+            NotificationKind::Unassigned,
+            managers(rules),
+            "Still waiting: nobody in the lead's pools is available. Please assign it.".to_owned(),
+        );
+        Ok(Some(next))
+    }
+
     /// The escalation steps due for one lead; `None` when nothing is due.
     fn sla_tick(&mut self, lead: &Lead) -> Step<Option<Lead>> {
         let rules = self.rules;
         let now = self.now;
+        if lead.status == Status::Unassigned {
+            return self.unassigned_tick(lead);
+        }
         let Some(clock) = lead.sla.filter(|_| lead.status == Status::Assigned) else {
             // The clock stopped since the lead was indexed: take it off the index.
             if lead.sla_due.is_none() {

@@ -66,6 +66,10 @@ struct LeadSpec {
     /// The first-response deadline, in minutes from T0.
     #[serde(default)]
     clock: Option<i64>,
+    /// When the SLA check is next due for it, in minutes from T0 (an
+    /// unassigned lead's next reminder).
+    #[serde(default)]
+    due: Option<i64>,
     /// Stored without derived state, as an older version could leave it.
     #[serde(default)]
     underived: bool,
@@ -171,6 +175,9 @@ fn stored(rules: &RuleSet, spec: &LeadSpec) -> Lead {
     if let Some(deadline) = spec.clock {
         lead.sla = Some(SlaClock { handed_off_at: at(deadline - 60), deadline: at(deadline), fired: 0 });
         lead.sla_due = Some(at(deadline));
+    }
+    if let Some(due) = spec.due {
+        lead.sla_due = Some(at(due));
     }
     lead
 }
@@ -312,6 +319,9 @@ fn run(case: &Case) -> Result<(), String> {
             "version" => check(key, next.version.to_string(), minutes(want).to_string()),
             "escalations" => check(key, decision.effect.escalations.to_string(), minutes(want).to_string()),
             "last_activity" => check(key, next.last_activity_at.to_string(), at(minutes(want)).to_string()),
+            "due" => {
+                check(key, format!("{:?}", next.sla_due), format!("{:?}", (!want.is_null()).then(|| at(minutes(want)))))
+            }
             "hygiene_at" => check(key, format!("{:?}", next.hygiene_at), format!("{:?}", Some(at(minutes(want))))),
             "counted" => {
                 let want: BTreeMap<String, u32> = serde_yaml::from_value(want.clone()).map_err(|e| e.to_string())?;

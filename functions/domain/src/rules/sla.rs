@@ -41,6 +41,17 @@ pub struct Sla {
     pub first_response: Vec<Option<Duration>>,
     pub business_hours: Option<BusinessHours>,
     pub escalation: Vec<EscalationStep>,
+    /// How often the managers are reminded of a lead still waiting unassigned
+    /// (wall-clock time); `None`: only the first alert.
+    pub unassigned_remind_every: Option<Duration>,
+}
+
+impl Sla {
+    /// When the managers are next reminded of a lead unassigned at `now`.
+    pub fn next_reminder(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let every = self.unassigned_remind_every?;
+        Some(now + chrono::Duration::seconds(i64::try_from(every.as_secs()).unwrap_or(i64::MAX / 2)))
+    }
 }
 
 const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -145,7 +156,7 @@ fn duration(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<Duration> {
 
 pub fn compile(doc: &mut Doc<'_>, root: &Node, tiers: Option<&[String]>) -> Option<Sla> {
     let map = doc.map(root, "")?;
-    doc.only_keys(map, "", &["first_response", "business_hours", "escalation"]);
+    doc.only_keys(map, "", &["first_response", "business_hours", "escalation", "unassigned"]);
     let errors_before = doc.diags.len();
 
     let mut first_response = vec![None; tiers.map_or(0, <[String]>::len)];
@@ -277,8 +288,21 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, tiers: Option<&[String]>) -> Opti
         }
     }
 
+    let mut unassigned_remind_every = None;
+    if let Some(node) = optional(map, "unassigned")
+        && let Some(m) = doc.map(node, "unassigned")
+    {
+        doc.only_keys(m, "unassigned", &["remind_every"]);
+        if let Some(n) = doc.required(m, "remind_every", "unassigned") {
+            unassigned_remind_every = duration(doc, n, "unassigned.remind_every");
+            if unassigned_remind_every.is_some_and(|d| d.as_secs() < 60) {
+                doc.error(n.span(), "unassigned.remind_every", "remind at most once a minute (`1m` or more)");
+            }
+        }
+    }
+
     if doc.diags.len() > errors_before {
         return None;
     }
-    Some(Sla { first_response, business_hours, escalation })
+    Some(Sla { first_response, business_hours, escalation, unassigned_remind_every })
 }
