@@ -167,6 +167,12 @@ fn the_readme_deploy_steps_agree_with_the_templates() {
         "the secret step must create the SecureString /{parameter}: {}",
         commands[steps[2]]
     );
+    let app_secret = text(&template["Parameters"]["AppSecretParameterName"]["Default"]);
+    let app_step = commands
+        .iter()
+        .find(|c| c.starts_with("aws ssm put-parameter") && c.contains(&format!("--name /{app_secret} ")))
+        .unwrap_or_else(|| panic!("no step creates the app secret /{app_secret}:\n{block}"));
+    assert!(app_step.contains("--type SecureString"), "{app_step}");
     let subscriptions = &block[block.find("aws cloudformation deploy").expect("the subscriptions step")..];
     let file =
         subscriptions.split("--template-file ").nth(1).and_then(|s| s.split_whitespace().next()).expect("a file");

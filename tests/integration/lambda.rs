@@ -183,3 +183,140 @@ async fn a_lead_lives_its_whole_life_through_the_lambda_handlers() {
     assert_eq!(listed[0]["email"], "lee@bigco.com");
     assert_eq!(listed[0]["status"], "converted");
 }
+
+/// An API Gateway event (payload 2.0) for the web app: `method` on `path`
+/// (with `query`), a form `body`, and the browser's `cookies`.
+fn web_request(method: &str, path: &str, query: &str, body: &str, cookies: &[String]) -> lambda_http::Request {
+    let mut event = fixture("post-leads.json");
+    let route = if path.starts_with("/a/") { format!("{method} /a/{{token}}") } else { "ANY /app/{proxy+}".to_owned() };
+    event["routeKey"] = json!(route);
+    event["requestContext"]["routeKey"] = json!(route);
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["requestContext"]["http"]["method"] = json!(method);
+    event["rawQueryString"] = json!(query);
+    event["queryStringParameters"] = json!({});
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').expect("k=v");
+        event["queryStringParameters"][k] = json!(v);
+    }
+    event["headers"] = json!({
+        "content-type": "application/x-www-form-urlencoded",
+        "host": "abc123.execute-api.us-east-1.amazonaws.com",
+        "origin": "https://abc123.execute-api.us-east-1.amazonaws.com",
+        "sec-fetch-site": "same-origin",
+    });
+    if !cookies.is_empty() {
+        event["cookies"] = json!(cookies);
+    }
+    event["body"] = json!(body);
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway request")
+}
+
+/// What the web app answered: status, body, `Location`, and cookies set (`name=value`).
+async fn web_call(
+    web: &leadflow_web::Web<DynamoStore, SnsNotifier>,
+    request: lambda_http::Request,
+) -> (u16, String, Option<String>, Vec<String>) {
+    let response = leadflow_lambda::web_http(web, request).await.expect("handler");
+    let status = response.status().as_u16();
+    let location = response.headers().get("location").map(|l| l.to_str().expect("location").to_owned());
+    let cookies = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().expect("cookie").split(';').next().expect("pair").to_owned())
+        .collect();
+    let body = match response.body() {
+        lambda_http::Body::Text(t) => t.clone(),
+        other => panic!("a text body, not {other:?}"),
+    };
+    (status, body, location, cookies)
+}
+
+fn field(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("no {name} in {page}")) + marker.len();
+    page[start..].split('"').next().unwrap_or("").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_app_runs_through_its_lambda_handler_with_its_secret_and_address_from_ssm() {
+    let sdk = sdk_config(&endpoint()).await;
+    let store = new_table(&sdk).await;
+    let reps = ["ana", "ben", "cho", "dan", "eve", "fay", "mia", "max"];
+    let inboxes = Inboxes::create(&sdk, &reps).await;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let secret_name = format!("/{}", crate::moto::unique("app-secret"));
+    let url_name = format!("/{}", crate::moto::unique("public-url"));
+    let base = "https://abc123.execute-api.us-east-1.amazonaws.com";
+    for (name, value, kind) in [
+        (&secret_name, "an app secret of forty bytes, for tests.", aws_sdk_ssm::types::ParameterType::SecureString),
+        (&url_name, base, aws_sdk_ssm::types::ParameterType::String),
+    ] {
+        ssm.put_parameter().name(name).value(value).r#type(kind).send().await.expect("parameter");
+    }
+    let vars = [
+        ("LEADS_TABLE", store.table().to_owned()),
+        ("HANDOFF_TOPIC_ARN", inboxes.topic_arn.clone()),
+        ("APP_SECRET", format!("ssm:{secret_name}")),
+        ("APP_URL", format!("ssm:{url_name}")),
+    ];
+    let config =
+        Config::from_vars(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())).expect("configuration");
+    let api = leadflow_lambda::api(&config, &sdk).await.expect("form-submission's cold start");
+    let web = leadflow_lambda::web(&config, &sdk).await.expect("web-app's cold start");
+
+    // A hand-off by SNS: the rep's SMS ends with their action link.
+    let vp = json!({ "email": "kim@initech.com", "first_name": "Kim", "job_title": "VP Sales", "employees": 2000, "country": "US" });
+    let (status, _) = call(&api, form_post("", &vp)).await;
+    assert_eq!(status, 202);
+    let delivered = inboxes.delivered().await;
+    let owner = delivered.iter().find(|d| d.kind == "handoff").expect("a hand-off").rep.clone();
+    let sms = inboxes.sms().await.into_iter().find(|(rep, _)| *rep == owner).expect("an SMS").1;
+    let link = sms.rsplit(' ').next().expect("a link").to_owned();
+    assert!(link.starts_with(&format!("{base}/a/")), "{sms}");
+    let path = &link[base.len()..];
+
+    // The page, then one tap: contacted.
+    let (status, page, _, _) = web_call(&web, web_request("GET", path, "do=contacted", "", &[])).await;
+    assert_eq!(status, 200, "{page}");
+    let form = format!("csrf={}&nonce={}&action=contacted", field(&page, "csrf"), field(&page, "nonce"));
+    let (status, _, location, _) = web_call(&web, web_request("POST", path, "", &form, &[])).await;
+    assert_eq!((status, location), (303, Some(format!("{path}?done=contacted"))));
+    let id = leadflow_domain::LeadId::for_email(&leadflow_domain::Email::parse("kim@initech.com").expect("email"));
+    let lead = leadflow_app::Leads::get(&web.service.store, &id).await.expect("get").expect("lead");
+    assert_eq!((lead.status, lead.sla), (leadflow_domain::Status::Working, None));
+
+    // Sign in by the link SNS carries, then the rep's own page through API Gateway's cookies.
+    let (_, page, _, _) = web_call(&web, web_request("GET", "/app/signin", "", "", &[])).await;
+    let ask = format!("csrf={}&nonce={}&email={owner}%40example.com", field(&page, "csrf"), field(&page, "nonce"));
+    let (status, _, _, _) = web_call(&web, web_request("POST", "/app/signin", "", &ask, &[])).await;
+    assert_eq!(status, 200);
+    let texts = inboxes.sms().await;
+    let signin = texts.iter().rev().find(|(rep, t)| *rep == owner && t.contains("sign-in")).expect("a sign-in SMS");
+    let signin_path = signin.1.rsplit(' ').next().expect("link")[base.len()..].to_owned();
+    let (_, page, _, _) = web_call(&web, web_request("GET", &signin_path, "", "", &[])).await;
+    let confirm = format!("csrf={}", field(&page, "csrf"));
+    let (status, _, location, cookies) = web_call(&web, web_request("POST", &signin_path, "", &confirm, &[])).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/app")));
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let (status, page, _, _) = web_call(&web, web_request("GET", "/app", "", "", &cookies)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&format!("/app/leads/{id}")), "{page}");
+
+    // Without its address the web app does not start, and says which variable is missing.
+    let partial = Config::from_vars(|name| {
+        vars.iter().filter(|(k, _)| *k != "APP_URL").find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    })
+    .expect("configuration");
+    let missing = leadflow_lambda::web(&partial, &sdk).await.err().expect("no cold start");
+    assert_eq!(missing.to_string(), "the environment variable APP_URL is not set");
+    let short = [("APP_SECRET", "short".to_owned()), ("APP_URL", base.to_owned())];
+    let weak = Config::from_vars(|name| {
+        short.iter().chain(vars.iter().take(2)).find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    })
+    .expect("configuration");
+    let refused = leadflow_lambda::web(&weak, &sdk).await.err().expect("no cold start");
+    assert!(refused.to_string().contains("at least 32 bytes"), "{refused}");
+}

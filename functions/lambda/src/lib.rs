@@ -1,4 +1,4 @@
-//! What leadflow's four Lambda functions share. Each function's `main` sets up
+//! What leadflow's five Lambda functions share. Each function's `main` sets up
 //! tracing and runs its cold start through [`start`]: it reads its [`Config`],
 //! builds the AWS clients and compiles the rules once, logs the time it took
 //! (`init_ms`), and hands every invocation to one of the handlers here. A cold
@@ -21,6 +21,7 @@ use leadflow_api::{Api, ApiConfig, SourceSecrets};
 use leadflow_app::{CleanupReport, Leadflow, Notifier, SlaReport, Store};
 use leadflow_domain::RuleSet;
 use leadflow_domain::rules::RuleSources;
+use leadflow_web::{Web, WebConfig};
 use thiserror::Error;
 use tracing::{error, info, warn};
 
@@ -40,12 +41,14 @@ pub enum StartError {
     Missing(&'static str),
     #[error("the compiled-in rules are not valid: {0}")]
     Rules(String),
-    #[error("cannot read the events secret from SSM parameter {name}")]
+    #[error("cannot read the SSM parameter {name}")]
     Secret {
         name: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Where the `/events` secret comes from.
@@ -70,6 +73,14 @@ pub struct Config {
     pub secret: Option<Secret>,
     /// `ALLOWED_ORIGINS`: comma-separated origins for CORS and `_redirect`.
     pub allowed_origins: Vec<String>,
+    /// `APP_SECRET`: what action links, sign-in links and sessions are
+    /// signed with (at least 32 bytes), or `ssm:NAME` for an SSM SecureString.
+    pub app_secret: Option<String>,
+    /// `APP_URL`: the web app's address that links in notifications open, or
+    /// `ssm:NAME` for a parameter holding it.
+    pub app_url: Option<String>,
+    /// `ACTION_LINK_DAYS`: how long an action link works (default 7).
+    pub action_link_days: u16,
 }
 
 impl Config {
@@ -84,7 +95,21 @@ impl Config {
         let allowed_origins = var("ALLOWED_ORIGINS")
             .map(|list| list.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
-        Ok(Config { table: need("LEADS_TABLE")?, topic_arn: need("HANDOFF_TOPIC_ARN")?, secret, allowed_origins })
+        let action_link_days = match var("ACTION_LINK_DAYS").filter(|v| !v.is_empty()) {
+            None => 7,
+            Some(v) => v.parse().ok().filter(|d| (1..=90).contains(d)).ok_or_else(|| {
+                StartError::Invalid(format!("ACTION_LINK_DAYS must be a number of days from 1 to 90, not `{v}`"))
+            })?,
+        };
+        Ok(Config {
+            table: need("LEADS_TABLE")?,
+            topic_arn: need("HANDOFF_TOPIC_ARN")?,
+            secret,
+            allowed_origins,
+            app_secret: var("APP_SECRET").filter(|v| !v.is_empty()),
+            app_url: var("APP_URL").filter(|v| !v.is_empty()),
+            action_link_days,
+        })
     }
 
     pub fn from_env() -> Result<Config, StartError> {
@@ -99,13 +124,42 @@ pub fn rules() -> Result<RuleSet, StartError> {
 
 pub type Service = Leadflow<DynamoStore, SnsNotifier>;
 
-/// The service on DynamoDB and SNS, with clients built from `sdk`.
-pub fn service(config: &Config, sdk: &SdkConfig) -> Result<Arc<Service>, StartError> {
+/// The service on DynamoDB and SNS, with clients built from `sdk`, and the
+/// web app's configuration when `APP_SECRET` and `APP_URL` are set (then
+/// notifications carry action links).
+pub async fn service(config: &Config, sdk: &SdkConfig) -> Result<(Arc<Service>, Option<WebConfig>), StartError> {
     let rules = Arc::new(rules()?);
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table);
     let notifier = SnsNotifier::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn);
+    let web = web_config(config, sdk).await?;
+    if web.is_none() {
+        warn!("APP_SECRET or APP_URL is not set: notifications carry no action links");
+    }
     info!(rules_version = %rules.version, "rules and clients ready");
-    Ok(Arc::new(Leadflow::new(rules, store, notifier)))
+    let links = web.as_ref().map(|w| w.links.clone());
+    Ok((Arc::new(Leadflow::new(rules, store, notifier).with_links(links)), web))
+}
+
+/// A value from the environment as it is, or from SSM when it is `ssm:NAME`.
+async fn resolve(sdk: &SdkConfig, value: &str) -> Result<String, StartError> {
+    match value.strip_prefix("ssm:") {
+        Some(name) => parameter(sdk, name).await,
+        None => Ok(value.to_owned()),
+    }
+}
+
+/// The web app's secret and address, read once at cold start.
+pub async fn web_config(config: &Config, sdk: &SdkConfig) -> Result<Option<WebConfig>, StartError> {
+    let (Some(secret), Some(url)) = (&config.app_secret, &config.app_url) else {
+        return Ok(None);
+    };
+    let secret = resolve(sdk, secret).await?;
+    let url = resolve(sdk, url).await?;
+    if !url.starts_with("https://") && !url.starts_with("http://") {
+        return Err(StartError::Invalid(format!("APP_URL must be an https:// address, not `{url}`")));
+    }
+    let ttl = chrono::Duration::days(i64::from(config.action_link_days));
+    WebConfig::new(secret.as_bytes(), &url, ttl).map(Some).map_err(|e| StartError::Invalid(format!("APP_SECRET: {e}")))
 }
 
 /// An SSM SecureString, read once at cold start.
@@ -128,7 +182,7 @@ async fn parameter(sdk: &SdkConfig, name: &str) -> Result<String, StartError> {
 /// not set is logged by name and refuses every post until it is; the other
 /// sources go on taking leads.
 pub async fn api(config: &Config, sdk: &SdkConfig) -> Result<Api<DynamoStore, SnsNotifier>, StartError> {
-    let service = service(config, sdk)?;
+    let (service, _) = service(config, sdk).await?;
     let events_secret = match &config.secret {
         Some(Secret::Value(v)) => v.clone().into_bytes(),
         Some(Secret::Parameter(name)) => parameter(sdk, name).await?.into_bytes(),
@@ -159,7 +213,25 @@ pub async fn api(config: &Config, sdk: &SdkConfig) -> Result<Api<DynamoStore, Sn
 /// then the service.
 pub async fn service_from_env() -> Result<Arc<Service>, StartError> {
     let config = Config::from_env()?;
-    service(&config, &sdk_config().await)
+    Ok(service(&config, &sdk_config().await).await?.0)
+}
+
+/// The web app's cold start: it needs `APP_SECRET` and `APP_URL`.
+pub async fn web(config: &Config, sdk: &SdkConfig) -> Result<Web<DynamoStore, SnsNotifier>, StartError> {
+    if config.app_secret.is_none() {
+        return Err(StartError::Missing("APP_SECRET"));
+    }
+    if config.app_url.is_none() {
+        return Err(StartError::Missing("APP_URL"));
+    }
+    let (service, web) = service(config, sdk).await?;
+    let web = web.ok_or(StartError::Missing("APP_SECRET"))?;
+    Ok(Web::new(service, web))
+}
+
+pub async fn web_from_env() -> Result<Web<DynamoStore, SnsNotifier>, StartError> {
+    let config = Config::from_env()?;
+    web(&config, &sdk_config().await).await
 }
 
 /// The HTTP functions' cold start: configuration from the environment, then the
@@ -234,6 +306,20 @@ pub async fn http<S: Store, N: Notifier>(
     api: &Api<S, N>,
     request: Request,
 ) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(to_lambda(api.handle(from_lambda(request), Utc::now()).await))
+}
+
+/// An API Gateway HTTP API request (payload 2.0) to the web app. Cookies
+/// arrive in the `cookie` header and `Set-Cookie` leaves as the payload's
+/// `cookies` (both by `lambda_http`).
+pub async fn web_http<S: Store, N: Notifier>(
+    web: &Web<S, N>,
+    request: Request,
+) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(to_lambda(web.handle(from_lambda(request), Utc::now()).await))
+}
+
+fn from_lambda(request: Request) -> http::Request<bytes::Bytes> {
     let (parts, body) = request.into_parts();
     let bytes = match body {
         Body::Empty => bytes::Bytes::new(),
@@ -241,9 +327,12 @@ pub async fn http<S: Store, N: Notifier>(
         Body::Binary(b) => bytes::Bytes::from(b),
         _ => bytes::Bytes::new(),
     };
-    let response = api.handle(http::Request::from_parts(parts, bytes), Utc::now()).await;
+    http::Request::from_parts(parts, bytes)
+}
+
+fn to_lambda(response: http::Response<String>) -> Response<Body> {
     let (parts, body) = response.into_parts();
-    Ok(Response::from_parts(parts, Body::Text(body)))
+    Response::from_parts(parts, Body::Text(body))
 }
 
 /// "Now" for a scheduled run: the schedule event's time.
