@@ -310,13 +310,13 @@ async fn the_web_app_runs_through_its_lambda_handler_with_its_secret_and_address
         vars.iter().filter(|(k, _)| *k != "APP_URL").find(|(k, _)| *k == name).map(|(_, v)| v.clone())
     })
     .expect("configuration");
-    let missing = leadflow_lambda::web(&partial, &sdk).await.err().expect("no cold start");
+    let missing = leadflow_lambda::web(&partial, &sdk).await.expect_err("no cold start");
     assert_eq!(missing.to_string(), "the environment variable APP_URL is not set");
     let short = [("APP_SECRET", "short".to_owned()), ("APP_URL", base.to_owned())];
     let weak = Config::from_vars(|name| {
         short.iter().chain(vars.iter().take(2)).find(|(k, _)| *k == name).map(|(_, v)| v.clone())
     })
     .expect("configuration");
-    let refused = leadflow_lambda::web(&weak, &sdk).await.err().expect("no cold start");
+    let refused = leadflow_lambda::web(&weak, &sdk).await.expect_err("no cold start");
     assert!(refused.to_string().contains("at least 32 bytes"), "{refused}");
 }
