@@ -8,8 +8,9 @@
 # tests/integration, and each benchmark once in test mode, which also checks
 # the engine against its hand-written reference; the store conformance suite on
 # the embedded store and on DynamoDB and SNS in moto's server; the shipped arm64
-# bootstraps under qemu-user against a local Lambda runtime API), then the rule
-# tests of rules/ through the CLI.
+# bootstraps under qemu-user against a local Lambda runtime API; the web app in
+# headless Chromium, from Debian's packages), then the rule tests of rules/
+# through the CLI.
 #
 # moto is installed from PyPI into .venv (once) and started on a free loopback
 # port for the run, through infra/moto/serial_server.py (moto's server, one
@@ -73,6 +74,14 @@ if ! command -v qemu-aarch64 >/dev/null || [ ! -e /usr/aarch64-linux-gnu/lib/ld-
         || { apt-get update -q >/dev/null && apt-get install -y -q qemu-user libc6-arm64-cross >/dev/null; }
 fi
 qemu-aarch64 --version | head -n 1
+
+step "browser: Debian's chromium and chromium-driver, for the web app's tests in headless Chromium"
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    apt-get install -y -q chromium chromium-driver >/dev/null \
+        || { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }
+fi
+/usr/bin/chromium --version
+export LEADFLOW_CHROMIUM=/usr/bin/chromium LEADFLOW_CHROMEDRIVER=/usr/bin/chromedriver
 
 step "emulator: moto on a free loopback port"
 port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -2,6 +2,7 @@
 
 mod api;
 mod arm64;
+mod browser;
 mod conformance;
 mod cost;
 mod embedded;

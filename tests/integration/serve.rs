@@ -14,15 +14,15 @@ use crate::support::{copy_of_starter_rules, stdout};
 const SECRET: &str = "e2e-secret";
 
 /// `leadflow serve` in a folder of its own, stopped when dropped.
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
     dir: tempfile::TempDir,
     rules: tempfile::TempDir,
 }
 
 impl Server {
-    fn start() -> Server {
+    pub fn start() -> Server {
         Server::start_logging("info")
     }
 
@@ -52,12 +52,12 @@ impl Server {
         panic!("leadflow serve did not start on port {port}");
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// Runs another `leadflow` command on the server's data.
-    fn cli(&self, args: &[&str]) -> Output {
+    pub fn cli(&self, args: &[&str]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_leadflow"))
             .args(args)
             .arg("--rules")
@@ -69,11 +69,11 @@ impl Server {
         out
     }
 
-    fn show(&self, email: &str) -> Value {
+    pub fn show(&self, email: &str) -> Value {
         serde_json::from_str(&stdout(&self.cli(&["leads", "show", email, "--json"]))).expect("lead JSON")
     }
 
-    fn notifications(&self, kind: &str) -> Vec<Value> {
+    pub fn notifications(&self, kind: &str) -> Vec<Value> {
         let text = std::fs::read_to_string(self.path(".leadflow/outbox.jsonl")).unwrap_or_default();
         text.lines()
             .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
@@ -81,7 +81,7 @@ impl Server {
             .collect()
     }
 
-    async fn lead(&self, query: &str, body: Value) -> (u16, Value) {
+    pub async fn lead(&self, query: &str, body: Value) -> (u16, Value) {
         let r = reqwest::Client::new()
             .post(format!("{}/leads{query}", self.base))
             .json(&body)

@@ -697,7 +697,9 @@ fn same_site(request: &Request<Bytes>) -> Result<(), WebError> {
     {
         return Err(WebError::Forbidden("This form was posted from another site"));
     }
-    if let (Some(origin), Some(host)) = (header("origin"), header("host")) {
+    // Under `Referrer-Policy: no-referrer` browsers send `Origin: null` with
+    // their own forms; then `Sec-Fetch-Site` and the CSRF token decide.
+    if let (Some(origin), Some(host)) = (header("origin").filter(|o| *o != "null"), header("host")) {
         let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
         if !origin_host.eq_ignore_ascii_case(host) {
             return Err(WebError::Forbidden("This form was posted from another site"));

@@ -121,6 +121,7 @@ impl ActionPage<'_> {
     fn action_form(&self, action: &str) -> Markup {
         let fields = match action {
             "qualified" => html! {
+                p.muted { "The BANT criteria the lead meets:" }
                 @for (name, text) in [("budget", "Budget"), ("authority", "Authority"), ("need", "Need"), ("timeline", "Timeline")] {
                     label { input type="checkbox" name=(name) value="yes"; " " (text) }
                 }
