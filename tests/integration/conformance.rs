@@ -1007,6 +1007,46 @@ pub async fn an_unassigned_lead_is_handed_off_by_the_sla_check_when_a_rep_comes_
     assert_eq!((report.unassigned_routed, report.unassigned_reminders), (0, 0));
 }
 
+pub async fn the_open_leads_of_a_rep_removed_from_routing_go_back_to_their_pool<R: Rig>(rig: R) {
+    let app = rig.app();
+    let now = at("2026-03-02T14:00:00Z");
+    app.sla_check(now).await.expect("the first check remembers who is on the team");
+    let mut theirs = Vec::new();
+    for i in 0..6 {
+        let lead = app.capture(vp(&format!("leaver{i}@corp{i}.example")), &[], now).await.expect("capture").lead;
+        if lead.owner.as_deref() == Some("tia") {
+            theirs.push(lead.id);
+        }
+    }
+    assert_eq!(theirs.len(), 2, "round robin over three reps");
+    // The next deploy's rules have no Tia.
+    let dir = tempfile::tempdir().expect("dir");
+    let source = repo_root().join("tests/fixtures/conformance-rules");
+    for entry in std::fs::read_dir(&source).expect("rules") {
+        let entry = entry.expect("entry");
+        let text = std::fs::read_to_string(entry.path()).expect("rule file");
+        let text = text
+            .lines()
+            .filter(|l| !l.contains("id: tia"))
+            .map(|l| l.replace("[rio, sam, tia]", "[rio, sam]"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(dir.path().join(entry.file_name()), text).expect("write");
+    }
+    let rules = RuleSet::load_dir(dir.path()).expect("the rules without Tia");
+    assert!(rules.routing.rep_index("tia").is_none());
+    let without = Leadflow::new(Arc::new(rules), app.store.clone(), Nowhere);
+    let report = without.sla_check(now + chrono::Duration::minutes(5)).await.expect("check");
+    assert_eq!(report.reassignments, 2, "{report:?}");
+    for id in &theirs {
+        let lead = app.store.get(id).await.expect("get").expect("lead");
+        assert!(matches!(lead.owner.as_deref(), Some("rio" | "sam")), "{:?}", lead.owner);
+    }
+    assert!(app.store.queue(Queue::Owner("tia"), 10).await.expect("queue").is_empty());
+    let again = without.sla_check(now + chrono::Duration::minutes(10)).await.expect("check");
+    assert_eq!(again.reassignments, 0, "once");
+}
+
 /// Declares one test per conformance case for a rig made by `$make`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -1037,6 +1077,7 @@ macro_rules! conformance_tests {
             a_direct_message_reaches_its_rep_alone,
             concurrent_team_changes_are_all_kept_and_the_next_routing_honours_them,
             an_unassigned_lead_is_handed_off_by_the_sla_check_when_a_rep_comes_back,
+            the_open_leads_of_a_rep_removed_from_routing_go_back_to_their_pool,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

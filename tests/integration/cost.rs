@@ -273,7 +273,7 @@ async fn on_ten_thousand_leads_the_jobs_read_little_more_than_the_hundred_they_c
     let app = Leadflow::new(conformance_rules(), store, Nowhere);
     // The one-time repair sweep of older leads is done (it reads a page per
     // check until it is, see the conformance suite); the steady state is measured.
-    let done = leadflow_app::SweepState { done_version: leadflow_app::service::SWEEP_VERSION, after: None };
+    let done = leadflow_app::SweepState { done_version: leadflow_app::service::SWEEP_VERSION, ..Default::default() };
     leadflow_app::Leads::save_sweep_state(&app.store, &done).await.expect("sweep done");
     app.store.reset_usage();
 

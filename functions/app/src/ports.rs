@@ -191,11 +191,14 @@ pub trait Leads: Send + Sync {
 }
 
 /// The repair sweep: which version of it finished last, and the page token of
-/// the one under way.
+/// the one under way; and the reps `routing.yaml` named at the last SLA check,
+/// so that the leads of a rep removed since go back to their pools.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SweepState {
     pub done_version: u32,
     pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster: Option<Vec<String>>,
 }
 
 /// Per-rep open-lead counts and runtime settings, account owners, and one

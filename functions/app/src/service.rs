@@ -510,6 +510,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 }
             }
         }
+        self.release_departed(now, &mut report).await?;
         self.route_unassigned(now, reminders, &mut report).await?;
         info!(
             leads = report.leads_read,
@@ -519,6 +520,45 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             "sla check"
         );
         Ok(report)
+    }
+
+    /// Gives the open leads of reps removed from `routing.yaml` since the last
+    /// check back to their pools (or to the unassigned queue). The reps named
+    /// at the last check are kept with the sweep's state; the roster moves on
+    /// only once every lead of a departed rep was given back.
+    async fn release_departed(&self, now: DateTime<Utc>, report: &mut SlaReport) -> Result<(), ServiceError> {
+        let state = self.store.sweep_state().await?;
+        let current: Vec<String> = self.rules.routing.reps.iter().map(|r| r.id.clone()).collect();
+        let departed: Vec<String> = match &state.roster {
+            Some(roster) if *roster == current => return Ok(()),
+            Some(roster) => roster.iter().filter(|r| !current.contains(r)).cloned().collect(),
+            None => Vec::new(),
+        };
+        let mut all_released = true;
+        for rep in &departed {
+            for lead in self.store.queue(Queue::Owner(rep), usize::MAX).await? {
+                let id = lead.id.clone();
+                match self.apply(&id, &Input::SlaTick, None, Some(lead), now).await {
+                    Ok(Applied::Changed(_, effect, failed)) => {
+                        report.leads_changed += 1;
+                        report.reassignments += usize::from(effect.reassigned);
+                        report.notifications_failed += failed;
+                        info!(lead_id = %id, rep = %rep, "the lead of a rep removed from routing.yaml was given back");
+                    }
+                    Ok(_) | Err(ServiceError::Refused(_)) => {}
+                    Err(e) => {
+                        all_released = false;
+                        warn!(lead_id = %id, error = %e, "a departed rep's lead is left for the next SLA check");
+                    }
+                }
+            }
+        }
+        if all_released {
+            // Read again: the repair sweep may have moved on meanwhile.
+            let state = self.store.sweep_state().await?;
+            self.store.save_sweep_state(&SweepState { roster: Some(current), ..state }).await?;
+        }
+        Ok(())
     }
 
     /// Routes the unassigned leads again (at most [`UNASSIGNED_PER_CHECK`] a
@@ -591,7 +631,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         }
         let state = match next {
             Some(after) => SweepState { after: Some(after), ..state },
-            None => SweepState { done_version: SWEEP_VERSION, after: None },
+            None => SweepState { done_version: SWEEP_VERSION, after: None, ..state },
         };
         self.store.save_sweep_state(&state).await?;
         Ok(())

@@ -746,7 +746,7 @@ impl Machine<'_> {
                 if !lead.status.is_open() {
                     return Err(LifecycleError::NotAllowed { status: lead.status, event: "not_mine" }.into());
                 }
-                self.give_back(lead, by)
+                self.give_back(lead, &format!("{by} said the lead is not theirs."), "not_mine")
             }
             Action::Assign { to, over_capacity } => {
                 if access != Access::Manager {
@@ -757,13 +757,14 @@ impl Machine<'_> {
         }
     }
 
-    /// "Not mine": another available member of the pool, with a fresh clock;
-    /// or nobody, and the managers decide.
-    fn give_back(&mut self, lead: &Lead, by: &str) -> Step<Option<Lead>> {
+    /// The owner lets a lead go ("not mine", or they left the team): another
+    /// available member of the pool takes it with a fresh clock; or nobody
+    /// can, and the managers decide. `why` goes into the history.
+    fn give_back(&mut self, lead: &Lead, why: &str, cause: &str) -> Step<Option<Lead>> {
         let rules = self.rules;
         let mut next = lead.clone();
         next.updated_at = self.now.max(lead.updated_at);
-        let why = format!("{by} said the lead is not theirs.");
+        let why = why.to_owned();
         let (explanation, tier) = rescore(rules, &next, self.now);
         match self.reassign_pick(&next)? {
             Some((rep, cursor)) => {
@@ -803,7 +804,7 @@ impl Machine<'_> {
                 next.status = Status::Unassigned;
                 next.sla = None;
                 next.sla_due = rules.sla.next_reminder(self.now);
-                self.transition(lead.status, Status::Unassigned, "not_mine");
+                self.transition(lead.status, Status::Unassigned, cause);
                 let note = format!("{why} Nobody else in its pool is available; please assign it.");
                 let ctx = Context {
                     kind: NotificationKind::Unassigned,
@@ -939,6 +940,13 @@ impl Machine<'_> {
         let now = self.now;
         if lead.status == Status::Unassigned {
             return self.unassigned_tick(lead);
+        }
+        if let Some(owner) = lead.owner.as_deref().filter(|o| rules.routing.rep_index(o).is_none())
+            && lead.status.is_open()
+        {
+            // The owner left routing.yaml: the lead goes back to its pool.
+            let why = format!("{owner} is no longer in routing.yaml.");
+            return self.give_back(lead, &why, "owner_removed");
         }
         let Some(clock) = lead.sla.filter(|_| lead.status == Status::Assigned) else {
             // The clock stopped since the lead was indexed: take it off the index.
