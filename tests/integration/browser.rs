@@ -1,6 +1,7 @@
 //! The web app as people use it: headless Chromium (Debian's `chromium`,
 //! driven through Debian's `chromedriver` over WebDriver) against `leadflow
-//! serve`, following the links the notifications carry. `tests/run.sh`
+//! serve` on each store (the embedded store, and DynamoDB on moto), following
+//! the links the notifications carry. `tests/run.sh`
 //! installs both packages; without them this test fails, it never skips.
 //! Screenshots go to `target/browser/`.
 
@@ -117,8 +118,13 @@ fn vp(email: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reps_and_managers_work_their_leads_in_a_real_browser() {
-    let server = Server::start();
     let driver = Driver::start();
+    work_leads_in_a_browser(&driver, Server::start(), "embedded").await;
+    work_leads_in_a_browser(&driver, Server::start_on_dynamodb(), "dynamodb").await;
+}
+
+/// The flows, on `leadflow serve` with the store `server` runs on; screenshots named after `store`.
+async fn work_leads_in_a_browser(driver: &Driver, server: Server, store: &str) {
     let phone = driver.browser(390, 844).await;
 
     // A rep gets a hand-off, opens the link in the SMS and taps "Contacted": one tap.
@@ -130,7 +136,7 @@ async fn reps_and_managers_work_their_leads_in_a_real_browser() {
     phone.goto(&link).await.expect("open the link");
     let page = wait_for(&phone, "Lead for").await;
     assert!(page.contains("Sam Reyes") && page.contains("tel:+14155550142"), "{page}");
-    screenshot(&phone, "action-link-phone").await;
+    screenshot(&phone, &format!("action-link-phone-{store}")).await;
     press(&phone, "", "Contacted").await;
     wait_for(&phone, "Saved: Contacted.").await;
     let lead = server.show("sam@initrode.com");
@@ -174,7 +180,7 @@ async fn reps_and_managers_work_their_leads_in_a_real_browser() {
     assert_eq!(server.show("late@corp9.example")["status"], "unassigned");
     phone.find(Locator::LinkText("Unassigned")).await.expect("the queue link").click().await.expect("click");
     wait_for(&phone, "Unassigned (1)").await;
-    screenshot(&phone, "unassigned-phone").await;
+    screenshot(&phone, &format!("unassigned-phone-{store}")).await;
     phone.find(Locator::LinkText("Team")).await.expect("the team link").click().await.expect("click");
     wait_for(&phone, "rep-ben").await;
     phone.find(Locator::Css("#rep-ben summary")).await.expect("ben's changes").click().await.expect("open");
@@ -191,6 +197,6 @@ async fn reps_and_managers_work_their_leads_in_a_real_browser() {
     let desktop = driver.browser(1280, 900).await;
     desktop.goto(&link).await.expect("open the link");
     wait_for(&desktop, "Lead for").await;
-    screenshot(&desktop, "action-link-desktop").await;
+    screenshot(&desktop, &format!("action-link-desktop-{store}")).await;
     desktop.close().await.expect("close");
 }

@@ -19,6 +19,10 @@ pub struct Server {
     pub base: String,
     dir: tempfile::TempDir,
     rules: tempfile::TempDir,
+    /// `--store` for this server and the commands run on its data (default: embedded).
+    store: Vec<String>,
+    /// The environment of the server and of those commands (the AWS SDK's, on DynamoDB).
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -29,20 +33,47 @@ impl Server {
     /// Logging at `level`: the server's standard error is read when it stops,
     /// so a busy test logs less than a pipe holds.
     fn start_logging(level: &str) -> Server {
+        Server::start_with(level, Vec::new(), Vec::new())
+    }
+
+    /// On a fresh DynamoDB table on moto, with the AWS SDK pointed at it.
+    pub fn start_on_dynamodb() -> Server {
+        let table = crate::moto::unique("serve");
+        let env: Vec<(String, String)> = [
+            ("AWS_ENDPOINT_URL", crate::moto::endpoint()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let created = Command::new(env!("CARGO_BIN_EXE_leadflow"))
+            .args(["table", "create", &table])
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("leadflow table create");
+        assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+        Server::start_with("info", vec!["--store".to_owned(), format!("dynamodb:{table}")], env)
+    }
+
+    fn start_with(level: &str, store: Vec<String>, env: Vec<(String, String)>) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let rules = copy_of_starter_rules();
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let child = Command::new(env!("CARGO_BIN_EXE_leadflow"))
             .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--rules"])
             .arg(rules.path())
+            .args(&store)
             .current_dir(dir.path())
             .env("EVENTS_SECRET", SECRET)
             .env("RUST_LOG", level)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start leadflow serve");
-        let server = Server { child, base: format!("http://127.0.0.1:{port}"), dir, rules };
+        let server = Server { child, base: format!("http://127.0.0.1:{port}"), dir, rules, store, env };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return server;
@@ -62,6 +93,8 @@ impl Server {
             .args(args)
             .arg("--rules")
             .arg(self.rules.path())
+            .args(&self.store)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.dir.path())
             .output()
             .expect("run leadflow");
