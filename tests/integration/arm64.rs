@@ -108,6 +108,13 @@ impl Bootstrap {
         }
     }
 
+    /// An API Gateway event answered with the HTTP status and the body as it is.
+    async fn page(&mut self, event: Value) -> (u64, String) {
+        let response = self.invoke(event).await;
+        let status = response["statusCode"].as_u64().expect("a status code");
+        (status, response["body"].as_str().expect("a text body").to_owned())
+    }
+
     /// An API Gateway event answered with the HTTP status and the JSON body.
     async fn http(&mut self, event: Value) -> (u64, Value) {
         let response = self.invoke(event).await;
@@ -165,10 +172,22 @@ async fn the_shipped_arm64_bootstraps_take_a_lead_through_its_life_under_emulati
         .send()
         .await
         .expect("the events secret in SSM");
+    let app_secret = format!("/{}", unique("app-secret"));
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(&app_secret)
+        .value("the app secret, at least thirty-two bytes long")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .expect("the app secret in SSM");
+    let app_secret = format!("ssm:{app_secret}");
+    let base = "https://abc123.execute-api.us-east-1.amazonaws.com";
     let table = store.table().to_owned();
     let common = [("LEADS_TABLE", table.as_str()), ("HANDOFF_TOPIC_ARN", inboxes.topic_arn.as_str())];
+    let app = [("APP_SECRET", app_secret.as_str()), ("APP_URL", base)];
 
-    // All four start at once, as after a deploy.
+    // All five start at once, as after a deploy.
     let mut forms = Bootstrap::launch(
         "FormSubmissionFunction",
         &[common[0], common[1], ("ALLOWED_ORIGINS", "https://www.example.com")],
@@ -177,8 +196,9 @@ async fn the_shipped_arm64_bootstraps_take_a_lead_through_its_life_under_emulati
     let mut scores =
         Bootstrap::launch("ScoreUpdateFunction", &[common[0], common[1], ("EVENTS_SECRET_PARAMETER", &parameter)])
             .await;
-    let mut sla = Bootstrap::launch("SlaCheckFunction", &common).await;
+    let mut sla = Bootstrap::launch("SlaCheckFunction", &[common[0], common[1], app[0], app[1]]).await;
     let mut cleanup = Bootstrap::launch("PipelineCleanupFunction", &common).await;
+    let mut web = Bootstrap::launch("WebAppFunction", &[common[0], common[1], app[0], app[1]]).await;
 
     // A form post through API Gateway creates the lead.
     let lee = json!({ "email": "lee@bigco.com", "first_name": "Lee", "employees": 2000, "country": "US" });
@@ -208,10 +228,25 @@ async fn the_shipped_arm64_bootstraps_take_a_lead_through_its_life_under_emulati
     // The scheduler's event a week later: every escalation step, and the reassignment.
     let report = sla.invoke(schedule_event(Utc::now() + Days::days(7))).await;
     assert_eq!((&report["escalations"], &report["reassignments"]), (&json!(3), &json!(1)), "{report}");
-    let (_, working) = scores
-        .http(events_post_event(SECRET, &json!({ "events": [{ "email": "lee@bigco.com", "type": "contacted" }] })))
-        .await;
-    assert_eq!(working["results"][0]["lead"]["status"], "working", "{working}");
+    // The new owner opens the link in the reassignment's SMS and taps "Contacted".
+    let owner = store.get(&id).await.expect("read").expect("lead").owner.expect("an owner");
+    let sms =
+        inboxes.sms().await.into_iter().rev().find(|(rep, t)| *rep == owner && t.contains("/a/")).expect("a link");
+    let path = sms.1.rsplit(' ').next().expect("link").strip_prefix(base).expect("the app's address").to_owned();
+    let (status, page) = web.page(crate::lambda::web_event("GET", &path, "", "", &[])).await;
+    assert_eq!(status, 200, "{page}");
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let at = page.find(&marker).expect("the field") + marker.len();
+        page[at..].split('"').next().expect("a value").to_owned()
+    };
+    let form = format!("csrf={}&nonce={}&action=contacted", field("csrf"), field("nonce"));
+    let (status, _) = web.page(crate::lambda::web_event("POST", &path, "", &form, &[])).await;
+    assert_eq!(status, 303);
+    let working = store.get(&id).await.expect("read").expect("lead");
+    assert_eq!(working.status.as_str(), "working");
+    let (status, _) = web.page(crate::lambda::web_event("GET", "/a/not-a-token", "", "", &[])).await;
+    assert_eq!(status, 404);
 
     // And the nightly clean-up forty days on.
     let report = cleanup.invoke(schedule_event(Utc::now() + Days::days(40))).await;
@@ -221,7 +256,7 @@ async fn the_shipped_arm64_bootstraps_take_a_lead_through_its_life_under_emulati
     let all = store.list(&leadflow_app::LeadFilter::default()).await.expect("list");
     assert_eq!(all.len(), 1, "the refused post stored nothing");
 
-    for bootstrap in [&forms, &scores, &sla, &cleanup] {
+    for bootstrap in [&forms, &scores, &sla, &cleanup, &web] {
         let ready = bootstrap.api.first_next().expect("it asked for an invocation") - bootstrap.spawned;
         println!(
             "{}: init_ms {:.1} logged, {} ms from exec to the first /next (emulated)",

@@ -187,6 +187,12 @@ async fn a_lead_lives_its_whole_life_through_the_lambda_handlers() {
 /// An API Gateway event (payload 2.0) for the web app: `method` on `path`
 /// (with `query`), a form `body`, and the browser's `cookies`.
 fn web_request(method: &str, path: &str, query: &str, body: &str, cookies: &[String]) -> lambda_http::Request {
+    let event = web_event(method, path, query, body, cookies);
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway request")
+}
+
+/// The same, as the JSON API Gateway sends.
+pub fn web_event(method: &str, path: &str, query: &str, body: &str, cookies: &[String]) -> Value {
     let mut event = fixture("post-leads.json");
     let route = if path.starts_with("/a/") { format!("{method} /a/{{token}}") } else { "ANY /app/{proxy+}".to_owned() };
     event["routeKey"] = json!(route);
@@ -210,7 +216,7 @@ fn web_request(method: &str, path: &str, query: &str, body: &str, cookies: &[Str
         event["cookies"] = json!(cookies);
     }
     event["body"] = json!(body);
-    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway request")
+    event
 }
 
 /// What the web app answered: status, body, `Location`, and cookies set (`name=value`).
