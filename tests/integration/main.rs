@@ -6,6 +6,7 @@ mod browser;
 mod conformance;
 mod cost;
 mod embedded;
+mod export;
 mod faults;
 mod infra;
 mod lambda;

@@ -300,6 +300,112 @@ pub fn team_change(backend: &Backend, rep: &str, change: &leadflow_domain::team:
     })
 }
 
+/// Leads per page read from the store by `leads export`.
+const EXPORT_PAGE: usize = 500;
+
+/// `leadflow leads export`: every lead, a page at a time, to standard output.
+pub fn export(backend: &Backend, format: crate::ExportFormat, history: bool, now: DateTime<Utc>) -> Result<ExitCode> {
+    use std::io::Write;
+    if history && format == crate::ExportFormat::Csv {
+        bail!("--history is for JSON Lines; CSV has no place for a lead's history");
+    }
+    runtime()?.block_on(async {
+        with_app!(backend, |app| {
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            let (mut jsonl, mut csv) = match format {
+                crate::ExportFormat::Jsonl => (Some(out), None),
+                crate::ExportFormat::Csv => {
+                    let mut w = csv::Writer::from_writer(out);
+                    w.write_record(csv_header())?;
+                    (None, Some(w))
+                }
+            };
+            let mut after: Option<String> = None;
+            let mut count = 0usize;
+            loop {
+                let (leads, next) = app.store.page(after.as_deref(), EXPORT_PAGE).await?;
+                for lead in &leads {
+                    count += 1;
+                    if let Some(w) = csv.as_mut() {
+                        w.write_record(csv_row(lead, now))?;
+                    }
+                    if let Some(out) = jsonl.as_mut() {
+                        let mut line = leadflow_domain::rules::input::exported(lead, now);
+                        if history {
+                            line["history"] = serde_json::to_value(app.store.history(&lead.id).await?)?;
+                        }
+                        serde_json::to_writer(&mut *out, &line)?;
+                        out.write_all(b"\n")?;
+                    }
+                }
+                match next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+            if let Some(mut w) = csv {
+                w.flush()?;
+            }
+            if let Some(mut out) = jsonl {
+                out.flush()?;
+            }
+            eprintln!("exported {count} leads");
+        });
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn csv_header() -> Vec<String> {
+    let mut header = vec!["id".to_owned()];
+    header.extend(leadflow_domain::lead::ProfileField::ALL.iter().map(|f| f.name().to_owned()));
+    header.extend(
+        [
+            "status",
+            "owner",
+            "score",
+            "tier",
+            "created_at",
+            "updated_at",
+            "last_activity_at",
+            "idle_days",
+            "events",
+            "custom",
+        ]
+        .map(str::to_owned),
+    );
+    header
+}
+
+fn csv_row(lead: &leadflow_domain::Lead, now: DateTime<Utc>) -> Vec<String> {
+    use leadflow_domain::lead::{FieldTarget, ProfileField};
+    let mut row = vec![lead.id.to_string()];
+    row.extend(
+        ProfileField::ALL.iter().map(|f| lead.profile.value_text(&FieldTarget::Profile(*f)).unwrap_or_default()),
+    );
+    let custom: std::collections::BTreeMap<String, String> = lead
+        .profile
+        .present_fields()
+        .into_iter()
+        .filter_map(|t| match &t {
+            FieldTarget::Custom(name) => lead.profile.value_text(&t).map(|v| (name.clone(), v)),
+            FieldTarget::Profile(_) => None,
+        })
+        .collect();
+    row.extend([
+        lead.status.as_str().to_owned(),
+        lead.owner.clone().unwrap_or_default(),
+        lead.score.to_string(),
+        lead.tier.clone(),
+        lead.created_at.to_rfc3339(),
+        lead.updated_at.to_rfc3339(),
+        lead.last_activity_at.to_rfc3339(),
+        leadflow_domain::rules::scoring::idle_days(lead.last_activity_at, now).to_string(),
+        serde_json::to_string(&lead.events).unwrap_or_default(),
+        serde_json::to_string(&custom).unwrap_or_default(),
+    ]);
+    row
+}
+
 /// `leadflow leads list`.
 pub fn list(backend: &Backend, status: Option<Status>, owner: Option<String>, as_json: bool) -> Result<ExitCode> {
     runtime()?.block_on(async {

@@ -133,6 +133,27 @@ enum LeadsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Every stored lead, streamed a page at a time, for backtests and spreadsheets.
+    ///
+    /// JSON Lines (default): one lead per line in the shape `rules replay` reads
+    /// (`lead` with its profile, status and BANT; `events`; `idle_days` at
+    /// --now), with its `id` and what was `stored` (owner, pool, score, tier,
+    /// version, times); with --history, its events and decisions too. CSV: one
+    /// row per lead with a column per profile field, status, owner, score, tier,
+    /// times, and the events and custom fields as JSON. The count goes to
+    /// standard error.
+    Export {
+        #[command(flatten)]
+        backend: Backend,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// Add each lead's history (JSON Lines only).
+        #[arg(long)]
+        history: bool,
+        /// The time idle days are counted to (RFC 3339); default now.
+        #[arg(long, value_name = "TIME")]
+        now: Option<DateTime<Utc>>,
+    },
     /// One lead with its history of events and decisions.
     Show {
         #[command(flatten)]
@@ -144,6 +165,13 @@ enum LeadsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How `leads export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,6 +319,9 @@ fn main() -> ExitCode {
             data_cmd::list(&backend, status, owner, json)
         }
         Command::Leads(LeadsCommand::Show { backend, lead, json }) => data_cmd::show(&backend, &lead, json),
+        Command::Leads(LeadsCommand::Export { backend, format, history, now }) => {
+            data_cmd::export(&backend, format, history, now.unwrap_or_else(Utc::now))
+        }
         Command::Team(TeamCommand::Show { backend, json }) => data_cmd::team_show(&backend, Utc::now(), json),
         Command::Team(TeamCommand::Away { backend, rep, from, to }) => {
             data_cmd::team_change(&backend, &rep, &TeamChange::Away { from, to })

@@ -61,7 +61,11 @@ impl RuleSet {
         };
         if nested {
             for key in top.keys() {
-                if !matches!(key.as_str(), "lead" | "events" | "idle_days" | "name" | "expect") {
+                // `id`, `stored` and `history` are what `leadflow leads export` adds; they decide nothing.
+                if !matches!(
+                    key.as_str(),
+                    "lead" | "events" | "idle_days" | "name" | "expect" | "id" | "stored" | "history"
+                ) {
                     errors.push(format!("unknown key `{key}`; expected lead, events, idle_days"));
                 }
             }
@@ -153,4 +157,38 @@ impl RuleSet {
             Err(InputError(errors))
         }
     }
+}
+
+/// A stored lead as `leadflow leads export` writes it, one JSON line: the
+/// inputs a decision needs in the shape [`RuleSet::lead_input`] reads (`lead`
+/// with its profile, status and BANT; `events`; `idle_days` at `now`), its id,
+/// and what was stored (`stored`: owner, pool, score, tier, version and times)
+/// for a diff to compare with.
+pub fn exported(lead: &crate::record::Lead, now: chrono::DateTime<chrono::Utc>) -> Value {
+    let mut fields = serde_json::Map::new();
+    for target in lead.profile.present_fields() {
+        if let Some(text) = lead.profile.value_text(&target) {
+            fields.insert(target.to_string(), Value::String(text));
+        }
+    }
+    fields.insert("status".to_owned(), Value::String(lead.status.as_str().to_owned()));
+    if lead.bant != Bant::default() {
+        fields.insert("bant".to_owned(), serde_json::to_value(lead.bant).unwrap_or(Value::Null));
+    }
+    serde_json::json!({
+        "id": lead.id.as_str(),
+        "lead": fields,
+        "events": lead.events,
+        "idle_days": super::scoring::idle_days(lead.last_activity_at, now),
+        "stored": {
+            "owner": lead.owner,
+            "pool": lead.pool,
+            "score": lead.score,
+            "tier": lead.tier,
+            "version": lead.version,
+            "created_at": lead.created_at,
+            "updated_at": lead.updated_at,
+            "last_activity_at": lead.last_activity_at,
+        },
+    })
 }
