@@ -262,6 +262,7 @@ async fn every_misuse_of_a_link_or_form_is_refused_and_changes_nothing<S: Store>
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains(&format!("This lead is with {owner} now")), "{}", page.body);
     assert!(!page.body.contains("<form"));
+    assert!(!page.body.contains("Jo Park") && !page.body.contains("tel:"), "nothing of the lead: {}", page.body);
 
     // Forms: a token of another link, none, another site, no nonce, unknown actions, too large.
     let wrong_csrf = vec![("csrf", "0".repeat(32)), ("nonce", nonce.clone()), ("action", "contacted".to_owned())];
@@ -320,6 +321,7 @@ async fn every_misuse_of_a_link_or_form_is_refused_and_changes_nothing<S: Store>
     assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
     assert!(stale.body.contains(&format!("Nothing was saved: this lead is with {other} now")), "{}", stale.body);
     assert!(!stale.body.contains("<form"), "and offers nothing: {}", stale.body);
+    assert!(!stale.body.contains("Jo Park") && !stale.body.contains("tel:"), "nor shows the lead: {}", stale.body);
     assert_eq!(rig.lead("pat@bigcorp.com").await.version, moved.version);
 }
 
@@ -574,6 +576,14 @@ async fn sign_in_links_are_refused_when_forged_expired_replayed_or_asked_for_by_
         .expect("request");
     assert_eq!(rig.send_as(cross, None, rig.now).await.0.status, StatusCode::FORBIDDEN);
     assert_eq!(rig.post_as(&link, &[], None).await.0.status, StatusCode::FORBIDDEN);
+    // A browser that says neither where the form came from (no `Sec-Fetch-Site`,
+    // `Origin: null`) cannot complete a sign-in: it could be someone else's form.
+    let unsure = Request::post(link.as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", "null")
+        .body(Bytes::from(format!("csrf={csrf}")))
+        .expect("request");
+    assert_eq!(rig.send_as(unsure, None, rig.now).await.0.status, StatusCode::FORBIDDEN);
     // Once, then never again.
     let (first, cookie) = rig.post_as(&link, &[("csrf", &csrf)], None).await;
     assert_eq!(first.status, StatusCode::SEE_OTHER);
@@ -743,4 +753,41 @@ fn leadflow_team_changes_the_team_from_the_command_line() {
     assert!(run(&["reset", "fay"]).status.success());
     let rows: Vec<Value> = serde_json::from_slice(&run(&["show", "--json"]).stdout).expect("JSON");
     assert_eq!(rows.iter().find(|r| r["rep"] == "fay").expect("fay")["changed_by"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_rep_gets_at_most_five_sign_in_links_an_hour_however_often_anyone_asks() {
+    let mut rig = embedded();
+    for _ in 0..8 {
+        rig.ask("ben@example.com").await;
+        rig.now += Duration::minutes(2);
+    }
+    assert_eq!(rig.sign_in_links().len(), 5, "five an hour");
+    rig.now += Duration::hours(1);
+    rig.ask("ben@example.com").await;
+    assert_eq!(rig.sign_in_links().len(), 6, "and again the next hour");
+}
+
+#[tokio::test]
+async fn an_unassigned_lead_offers_a_manager_only_the_assignment() {
+    let rig = embedded();
+    for rep in ["ana", "ben", "eve", "fay"] {
+        let inactive = leadflow_domain::team::TeamChange::Active(false);
+        rig.web.service.change_team(rep, &inactive, "mia", rig.now).await.expect("inactive");
+    }
+    let lead = rig.capture("nobody@bigcorp.com").await;
+    assert_eq!(lead.status, Status::Unassigned);
+    let link = rig.link(&lead, "mia", rig.now + Duration::days(1));
+    let page = rig.get(&link).await;
+    assert!(page.body.contains("Assign to"), "{}", page.body);
+    assert!(!page.body.contains("value=\"contacted\""), "no sales action before it is assigned: {}", page.body);
+    let refused = rig
+        .post_with(
+            &link,
+            &[("csrf", &page.field("csrf")), ("nonce", &page.field("nonce")), ("action", "contacted")],
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(rig.lead("nobody@bigcorp.com").await.status, Status::Unassigned, "still in the queue");
 }

@@ -474,7 +474,8 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             "leadflow could not deliver this {} after {} attempts. It is listed by `leadflow outbox`.\n\n{}",
             dead.kind.as_str(),
             self.max_deliveries,
-            dead.email
+            // The dead notification's links were its recipient's alone.
+            leadflow_domain::link::without_links(&dead.email)
         );
         alert.created_at = now;
         if let Err(e) = self.notifier.publish(&alert).await {

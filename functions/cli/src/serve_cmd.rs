@@ -55,13 +55,13 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     })
 }
 
-fn events_secret() -> Vec<u8> {
+fn events_secret() -> Result<Vec<u8>> {
     match std::env::var("EVENTS_SECRET") {
-        Ok(secret) if !secret.is_empty() => secret.into_bytes(),
+        Ok(secret) if !secret.is_empty() => Ok(secret.into_bytes()),
         _ => {
-            let secret = hex::encode(std::iter::repeat_with(|| fastrand::u8(..)).take(32).collect::<Vec<u8>>());
+            let secret = crate::random_secret()?;
             println!("EVENTS_SECRET is not set; /events takes signatures made with this secret: {secret}");
-            secret.into_bytes()
+            Ok(secret.into_bytes())
         }
     }
 }
@@ -78,7 +78,7 @@ async fn run<S: Store + 'static, N: Notifier + 'static>(app: Arc<Leadflow<S, N>>
     for m in &missing {
         println!("{m}: posts to /leads?source={} are refused until it is set", m.source_name);
     }
-    let config = ApiConfig { events_secret: events_secret(), allowed_origins: origins, source_secrets };
+    let config = ApiConfig { events_secret: events_secret()?, allowed_origins: origins, source_secrets };
     let api = Api::new(Arc::clone(&app), config);
     let web = crate::web_cmd::config(&args.backend)?
         .context("the web app has no secret: set APP_SECRET, or let serve keep one beside the store")?;

@@ -52,7 +52,7 @@ pub fn prepare(backend: &Backend, addr: SocketAddr) -> Result<()> {
     let secret = match read_kept(backend)? {
         Some(kept) if kept.url == url => return Ok(()),
         Some(kept) => kept.secret,
-        None => hex::encode(std::iter::repeat_with(|| fastrand::u8(..)).take(32).collect::<Vec<u8>>()),
+        None => crate::random_secret()?,
     };
     let path = kept_path(backend);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -68,7 +68,10 @@ pub fn prepare(backend: &Backend, addr: SocketAddr) -> Result<()> {
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path)?;
+    // A file that existed keeps its mode through `open`: set it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(text.as_bytes())
 }
 

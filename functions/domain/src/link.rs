@@ -183,6 +183,14 @@ pub struct Links {
     pub action_ttl: Duration,
 }
 
+/// Where a notification's email starts its recipient's links.
+pub const LINKS_HEADER: &str = "\n-- Links for you alone --\n";
+
+/// An email without its recipient's links, to pass on to someone else.
+pub fn without_links(email: &str) -> &str {
+    email.split(LINKS_HEADER).next().unwrap_or(email)
+}
+
 /// The actions a rep can take from a notification, in the order the email lists them.
 pub const ACTIONS: [(&str, &str); 7] = [
     ("contacted", "Contacted"),
@@ -214,7 +222,7 @@ impl Links {
         };
         let url = self.action_url(&n.lead_id, rep, n.created_at);
         n.sms = crate::message::fit_sms_with_link(&n.sms, &url);
-        let mut actions = String::new();
+        let mut actions = String::from(LINKS_HEADER);
         if n.kind == NotificationKind::Unassigned {
             actions.push_str(&format!("\nAssign it: {url}\n"));
         } else {
@@ -329,6 +337,7 @@ mod tests {
             panic!("not an action link");
         };
         assert_eq!(rep, "ana");
+        assert_eq!(without_links(&n.email), "body\n", "passed on without the links");
         // A notification for two reps gets no link: a link names one rep.
         let mut both = notification(&["ana", "mia"], NotificationKind::Escalation);
         let before = both.clone();

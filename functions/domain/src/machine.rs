@@ -728,7 +728,9 @@ impl Machine<'_> {
         let access = access(self.rules, lead, by);
         match action {
             Action::Sales(event) => {
-                if access == Access::None {
+                // A lead nobody owns is assigned first: a sales event would take it
+                // out of the unassigned queue with nobody working it.
+                if access == Access::None || lead.owner.is_none() {
                     return Err(Refusal::NotYours { owner: lead.owner.clone() }.into());
                 }
                 let next = self.sales(lead, event, self.now, event_id)?;
@@ -796,11 +798,11 @@ impl Machine<'_> {
                 self.notify(&next, ctx);
             }
             None => {
-                let from = next.owner.take();
-                if let Some(old) = &from {
-                    self.draft.team.load.push(LoadChange { rep: old.clone(), delta: -1, capacity: None });
+                // The rep who let it go is not remembered as its last owner, or
+                // `sticky` would route it straight back to them.
+                if let Some(old) = next.owner.take() {
+                    self.draft.team.load.push(LoadChange { rep: old, delta: -1, capacity: None });
                 }
-                next.previous_owner = from;
                 next.status = Status::Unassigned;
                 next.sla = None;
                 next.sla_due = rules.sla.next_reminder(self.now);

@@ -128,6 +128,10 @@ pub fn apply(
         TeamChange::Active(a) => next.active = Some(*a),
         TeamChange::Reset => return Ok(None),
     }
+    // Ranges over and done are dropped, so the settings do not grow without end.
+    if let Some(away) = next.away.as_mut() {
+        away.retain(|(_, to)| *to >= today.pred_opt().unwrap_or(today));
+    }
     next.changed_by = by.to_owned();
     next.changed_at = now;
     Ok(Some(next))

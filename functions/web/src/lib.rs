@@ -381,7 +381,10 @@ impl<S: Store, N: Notifier> Web<S, N> {
     async fn team_page(&self, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
         let session = self.session(request, now)?;
         let query = query_pairs(request);
-        let done = query.iter().find(|(k, _)| k == "done").map(|(_, v)| format!("Saved: {v}."));
+        let done = query
+            .iter()
+            .find(|(k, v)| k == "done" && TEAM_CHANGES.contains(&v.as_str()))
+            .map(|(_, v)| format!("Saved: {v}."));
         self.render_team(&session, done.as_deref().map(|d| (d, true)), now, StatusCode::OK).await
     }
 
@@ -542,11 +545,9 @@ impl<S: Store, N: Notifier> Web<S, N> {
             return Ok(self.ask_page(request, now, Some((typed, false))));
         };
         let rules = &self.service.rules;
-        if let Some(rep) = rules.routing.reps.iter().find(|r| r.email == email && r.active) {
-            let minute = now.timestamp().div_euclid(60);
-            let throttle = format!("sign-in-asked:{}:{minute}", rep.id);
-            let first = self.service.store.spend(&throttle, now + Duration::minutes(2), now).await.map_err(internal)?;
-            if first {
+        // A rep `active: false` takes no new leads but still works the ones they have.
+        if let Some(rep) = rules.routing.reps.iter().find(|r| r.email == email) {
+            if self.may_send_sign_in(&rep.id, now).await? {
                 let nonce = fastrand::u64(..);
                 let expires = now + SIGN_IN_TTL;
                 let token = self.config.links.key.sign_in_token(&rep.id, nonce, expires);
@@ -573,6 +574,29 @@ impl<S: Store, N: Notifier> Web<S, N> {
         Ok(self.ask_page(request, now, Some((email.as_str(), true))))
     }
 
+    /// Whether another sign-in link may go to `rep` now: one a minute, and
+    /// [`SIGN_IN_LINKS_PER_HOUR`] an hour, each counted by spending a nonce, so
+    /// that nobody can flood a rep's phone (or the SMS budget) by asking.
+    async fn may_send_sign_in(&self, rep: &str, now: DateTime<Utc>) -> Result<bool, WebError> {
+        let store = &self.service.store;
+        let minute = now.timestamp().div_euclid(60);
+        if !store
+            .spend(&format!("sign-in-asked:{rep}:{minute}"), now + Duration::minutes(2), now)
+            .await
+            .map_err(internal)?
+        {
+            return Ok(false);
+        }
+        let hour = now.timestamp().div_euclid(3600);
+        for n in 0..SIGN_IN_LINKS_PER_HOUR {
+            let slot = format!("sign-in-hour:{rep}:{hour}:{n}");
+            if store.spend(&slot, now + Duration::hours(2), now).await.map_err(internal)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// A sign-in link's page: one button, since only its POST signs in.
     fn sign_in_page(&self, token: &str, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
         let Grant::SignIn { rep, .. } = self.config.links.key.open(token, now).map_err(WebError::Link)? else {
@@ -585,6 +609,9 @@ impl<S: Store, N: Notifier> Web<S, N> {
     }
 
     /// Signs in with a link, once: its nonce is spent in the store first.
+    /// The post must show it comes from this site: someone who asked for a
+    /// link for themselves knows its token and form, and must not be able to
+    /// sign another person's browser in with it.
     async fn sign_in(
         &self,
         token: &str,
@@ -592,6 +619,10 @@ impl<S: Store, N: Notifier> Web<S, N> {
         now: DateTime<Utc>,
     ) -> Result<HttpResponse, WebError> {
         same_site(request)?;
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+        if header("sec-fetch-site").is_none() && header("origin").is_none_or(|o| o == "null") {
+            return Err(WebError::Forbidden("This browser did not say where the form came from"));
+        }
         let Grant::SignIn { rep, nonce, expires_at } =
             self.config.links.key.open(token, now).map_err(WebError::Link)?
         else {
@@ -641,6 +672,12 @@ struct View<'a> {
     details: Option<pages::Details<'a>>,
     now: DateTime<Utc>,
 }
+
+/// The changes the team page makes, by the name its forms give them.
+const TEAM_CHANGES: [&str; 6] = ["away", "back", "capacity", "active", "inactive", "reset"];
+
+/// How many sign-in links a rep can be sent in an hour (and one a minute).
+pub const SIGN_IN_LINKS_PER_HOUR: usize = 5;
 
 /// The most leads a queue page lists.
 const QUEUE_PAGE: usize = 200;

@@ -86,8 +86,12 @@ fn time_left(deadline: DateTime<Utc>, now: DateTime<Utc>) -> (String, bool) {
 }
 
 impl ActionPage<'_> {
-    /// Whether the lifecycle takes this action from the lead's status.
+    /// Whether the lifecycle takes this action from the lead's status (a lead
+    /// nobody owns takes only an assignment).
     fn allowed(&self, action: &str) -> bool {
+        if self.lead.owner.is_none() {
+            return false;
+        }
         let lifecycle = &self.rules.lifecycle;
         let event = match action {
             "contacted" => SalesEvent::Contacted,
@@ -103,6 +107,24 @@ impl ActionPage<'_> {
             _ => return false,
         };
         lifecycle.apply(self.lead.status, self.lead.bant, &event).is_ok()
+    }
+
+    /// The page for a rep who may no longer act on the lead: whose it is,
+    /// and nothing of the lead itself.
+    fn not_yours(&self) -> Markup {
+        let whose = match &self.lead.owner {
+            Some(owner) => format!("This lead is with {owner} now. There is nothing for you to do here."),
+            None => "This lead has no owner now. There is nothing for you to do here.".to_owned(),
+        };
+        layout(
+            "leadflow",
+            html! {
+                @if let Some(d) = &self.details { (nav(d.chrome)) }
+                h1 { "leadflow" }
+                @if let Some(problem) = self.problem { div.card.problem role="alert" { (problem) } }
+                div.card role="status" { (whose) }
+            },
+        )
     }
 
     fn form(&self, action: &str, fields: Markup, secondary: bool) -> Markup {
@@ -156,6 +178,9 @@ impl ActionPage<'_> {
     }
 
     pub fn render(&self) -> Markup {
+        if self.access == Access::None {
+            return self.not_yours();
+        }
         let lead = self.lead;
         let p = &lead.profile;
         let name = lead_name(lead);
