@@ -546,29 +546,29 @@ impl<S: Store, N: Notifier> Web<S, N> {
         };
         let rules = &self.service.rules;
         // A rep `active: false` takes no new leads but still works the ones they have.
-        if let Some(rep) = rules.routing.reps.iter().find(|r| r.email == email) {
-            if self.may_send_sign_in(&rep.id, now).await? {
-                let nonce = fastrand::u64(..);
-                let expires = now + SIGN_IN_TTL;
-                let token = self.config.links.key.sign_in_token(&rep.id, nonce, expires);
-                let url = format!("{}/app/signin/{token}", self.config.links.base_url);
-                let message = Direct {
-                    id: format!("sign-in-{nonce:016x}"),
-                    kind: "sign_in",
-                    to: rep.id.clone(),
-                    subject: "Your leadflow sign-in link".into(),
-                    sms: leadflow_domain::message::fit_sms_with_link("leadflow sign-in, once, 15 min:", &url),
-                    email: format!(
-                        "Sign in to leadflow: {url}\n\nThe link works once, for 15 minutes. \
+        if let Some(rep) = rules.routing.reps.iter().find(|r| r.email == email)
+            && self.may_send_sign_in(&rep.id, now).await?
+        {
+            let nonce = fastrand::u64(..);
+            let expires = now + SIGN_IN_TTL;
+            let token = self.config.links.key.sign_in_token(&rep.id, nonce, expires);
+            let url = format!("{}/app/signin/{token}", self.config.links.base_url);
+            let message = Direct {
+                id: format!("sign-in-{nonce:016x}"),
+                kind: "sign_in",
+                to: rep.id.clone(),
+                subject: "Your leadflow sign-in link".into(),
+                sms: leadflow_domain::message::fit_sms_with_link("leadflow sign-in, once, 15 min:", &url),
+                email: format!(
+                    "Sign in to leadflow: {url}\n\nThe link works once, for 15 minutes. \
                          If you did not ask for it, ignore this message.\n"
-                    ),
-                    created_at: now,
-                };
-                if let Err(e) = self.service.notifier.send(&message).await {
-                    warn!(rep = %rep.id, error = %e, "the sign-in link could not be sent");
-                } else {
-                    info!(rep = %rep.id, "sign-in link sent");
-                }
+                ),
+                created_at: now,
+            };
+            if let Err(e) = self.service.notifier.send(&message).await {
+                warn!(rep = %rep.id, error = %e, "the sign-in link could not be sent");
+            } else {
+                info!(rep = %rep.id, "sign-in link sent");
             }
         }
         Ok(self.ask_page(request, now, Some((email.as_str(), true))))
