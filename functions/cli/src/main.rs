@@ -28,9 +28,11 @@ struct Cli {
 enum Command {
     /// Run the HTTP API locally, with the SLA check on a timer.
     ///
-    /// Serves POST /leads and POST /events exactly as the Lambdas do, and a
-    /// sample lead form at /. By default leads are stored in
-    /// .leadflow/leads.db and notifications appended to .leadflow/outbox.jsonl.
+    /// Serves POST /leads and POST /events exactly as the Lambdas do, the web
+    /// app for reps and managers (action links at /a/..., sign-in at
+    /// /app/signin), and a sample lead form at /. By default leads are stored in
+    /// .leadflow/leads.db and notifications appended to .leadflow/outbox.jsonl;
+    /// links are signed with APP_SECRET or a secret kept in web.json beside the store.
     /// /events signatures use EVENTS_SECRET; without it a secret is generated
     /// and printed. Stops gracefully on Ctrl-C or SIGTERM.
     Serve(serve_cmd::ServeArgs),
