@@ -759,6 +759,23 @@ impl Machine<'_> {
         }
     }
 
+    /// Moves a lead to `rep`, picked from its pool at `cursor`: the load moves
+    /// with it (the increment within `rep`'s capacity) and the pool's turn
+    /// passes the members skipped. Returns the rep it moved from.
+    fn move_to(&mut self, next: &mut Lead, rep: &str, cursor: Option<(String, CursorMove)>) -> Option<String> {
+        let from = next.owner.replace(rep.to_owned());
+        if let Some(old) = &from {
+            self.draft.team.load.push(LoadChange { rep: old.clone(), delta: -1, capacity: None });
+        }
+        let capacity = capacity_of(self.rules, self.team, rep);
+        self.draft.team.load.push(LoadChange { rep: rep.to_owned(), delta: 1, capacity });
+        if let Some((pool, cursor)) = cursor {
+            self.skip_past(&pool, cursor);
+        }
+        self.draft.effect.reassigned = true;
+        from
+    }
+
     /// The owner lets a lead go ("not mine", or they left the team): another
     /// available member of the pool takes it with a fresh clock; or nobody
     /// can, and the managers decide. `why` goes into the history.
@@ -770,22 +787,10 @@ impl Machine<'_> {
         let (explanation, tier) = rescore(rules, &next, self.now);
         match self.reassign_pick(&next)? {
             Some((rep, cursor)) => {
-                let from = next.owner.replace(rep.clone());
-                if let Some(old) = &from {
-                    self.draft.team.load.push(LoadChange { rep: old.clone(), delta: -1, capacity: None });
-                }
-                self.draft.team.load.push(LoadChange {
-                    rep: rep.clone(),
-                    delta: 1,
-                    capacity: capacity_of(rules, self.team, &rep),
-                });
-                if let Some((pool, cursor)) = cursor {
-                    self.skip_past(&pool, cursor);
-                }
+                let from = self.move_to(&mut next, &rep, cursor);
                 if next.status == Status::Assigned {
                     self.start_clock(&mut next, tier);
                 }
-                self.draft.effect.reassigned = true;
                 self.draft.records.push(Record::Reassignment { from, to: rep.clone(), why: why.clone() });
                 let ctx = Context {
                     kind: NotificationKind::Reassigned,
@@ -973,19 +978,7 @@ impl Machine<'_> {
                 && !self.draft.effect.reassigned
                 && let Some((rep, cursor)) = self.reassign_pick(&next)?
             {
-                let from = next.owner.replace(rep.clone());
-                if let Some(old) = &from {
-                    self.draft.team.load.push(LoadChange { rep: old.clone(), delta: -1, capacity: None });
-                }
-                self.draft.team.load.push(LoadChange {
-                    rep: rep.clone(),
-                    delta: 1,
-                    capacity: capacity_of(rules, self.team, &rep),
-                });
-                if let Some((pool, cursor)) = cursor {
-                    self.skip_past(&pool, cursor);
-                }
-                self.draft.effect.reassigned = true;
+                let from = self.move_to(&mut next, &rep, cursor);
                 let why = format!(
                     "Reassigned from {} after the first-response deadline passed.",
                     from.as_deref().unwrap_or("nobody")

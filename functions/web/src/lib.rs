@@ -78,7 +78,11 @@ impl WebConfig {
     }
 
     fn session_csrf(&self, session: &Session) -> String {
-        self.csrf("session", &format!("{}|{}", session.rep, session.expires_at.timestamp()))
+        self.csrf("session", &session_value(session))
+    }
+
+    fn check_session_csrf(&self, form: &Form, session: &Session) -> Result<(), WebError> {
+        self.check_csrf(form, "session", &session_value(session))
     }
 
     /// Checks a posted CSRF token in constant time.
@@ -90,6 +94,11 @@ impl WebConfig {
             Err(WebError::Forbidden("This form was not made by this page"))
         }
     }
+}
+
+/// What a session's CSRF tokens are bound to.
+fn session_value(session: &Session) -> String {
+    format!("{}|{}", session.rep, session.expires_at.timestamp())
 }
 
 /// A posted form.
@@ -243,13 +252,12 @@ impl<S: Store, N: Notifier> Web<S, N> {
         response
     }
 
-    /// The lead and the rep an action link names, when the rep may still act on it.
-    async fn open(&self, token: &str, now: DateTime<Utc>) -> Result<(LeadId, String, Option<Lead>), WebError> {
-        let Grant::Action { lead, rep, .. } = self.config.links.key.open(token, now).map_err(WebError::Link)? else {
-            return Err(WebError::Link(LinkError::Malformed));
-        };
-        let stored = self.service.store.get(&lead).await.map_err(|e| WebError::Internal(e.into()))?;
-        Ok((lead, rep, stored))
+    /// The lead and the rep an action link names, once its signature and expiry hold.
+    fn grant(&self, token: &str, now: DateTime<Utc>) -> Result<(LeadId, String), WebError> {
+        match self.config.links.key.open(token, now).map_err(WebError::Link)? {
+            Grant::Action { lead, rep, .. } => Ok((lead, rep)),
+            Grant::SignIn { .. } => Err(WebError::Link(LinkError::Malformed)),
+        }
     }
 
     async fn action_page(
@@ -258,8 +266,8 @@ impl<S: Store, N: Notifier> Web<S, N> {
         request: &Request<Bytes>,
         now: DateTime<Utc>,
     ) -> Result<HttpResponse, WebError> {
-        let (_, rep, lead) = self.open(token, now).await?;
-        let lead = lead.ok_or(WebError::NotFound)?;
+        let (lead_id, rep) = self.grant(token, now)?;
+        let lead = self.service.store.get(&lead_id).await.map_err(internal)?.ok_or(WebError::NotFound)?;
         let query = query_pairs(request);
         let flash = query.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
         let focus = query.iter().find(|(k, _)| k == "do").map(|(_, v)| v.as_str());
@@ -289,7 +297,8 @@ impl<S: Store, N: Notifier> Web<S, N> {
 
     async fn act(&self, token: &str, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
         same_site(request)?;
-        let (lead_id, rep, _) = self.open(token, now).await?;
+        // The lead is read by the decision itself; the link alone says whose it is.
+        let (lead_id, rep) = self.grant(token, now)?;
         let form = Form::read(request)?;
         self.config.check_csrf(&form, "action-link", token)?;
         match self.perform(&lead_id, &rep, &form, now).await? {
@@ -413,7 +422,7 @@ impl<S: Store, N: Notifier> Web<S, N> {
         let session =
             self.session(request, now).map_err(|_| WebError::Forbidden("Your session has ended; sign in again"))?;
         let form = Form::read(request)?;
-        self.config.check_csrf(&form, "session", &format!("{}|{}", session.rep, session.expires_at.timestamp()))?;
+        self.config.check_session_csrf(&form, &session)?;
         let rep = form.get("rep").unwrap_or("");
         if !managers(&self.service.rules).contains(&session.rep)
             || !team_of(&self.service.rules, &session.rep).iter().any(|r| r == rep)
@@ -468,23 +477,29 @@ impl<S: Store, N: Notifier> Web<S, N> {
     ) -> Result<HttpResponse, WebError> {
         let session = self.session(request, now)?;
         let lead = self.visible_lead(id, &session).await?;
-        let history = self.service.store.history(&lead.id).await.map_err(internal)?;
         let query = query_pairs(request);
         let flash = query.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
-        let csrf = self.config.session_csrf(&session);
-        let chrome = self.chrome(&session);
+        self.signed_in_lead(&session, &lead, (flash, None), now, StatusCode::OK).await
+    }
+
+    /// A lead's page for a signed-in rep, with its history; `said`: the action
+    /// just saved, or why one was refused.
+    async fn signed_in_lead(
+        &self,
+        session: &Session,
+        lead: &Lead,
+        said: (Option<&str>, Option<&str>),
+        now: DateTime<Utc>,
+        status: StatusCode,
+    ) -> Result<HttpResponse, WebError> {
+        let history = self.service.store.history(&lead.id).await.map_err(internal)?;
+        let csrf = self.config.session_csrf(session);
+        let chrome = self.chrome(session);
         let details = pages::Details { chrome: &chrome, history: &history };
-        let view = View {
-            lead: &lead,
-            rep: &session.rep,
-            csrf: &csrf,
-            flash,
-            focus: None,
-            problem: None,
-            details: Some(details),
-            now,
-        };
-        Ok(self.render(view, StatusCode::OK))
+        let (flash, problem) = said;
+        let view =
+            View { lead, rep: &session.rep, csrf: &csrf, flash, focus: None, problem, details: Some(details), now };
+        Ok(self.render(view, status))
     }
 
     async fn lead_act(&self, id: &str, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
@@ -492,7 +507,7 @@ impl<S: Store, N: Notifier> Web<S, N> {
         let session =
             self.session(request, now).map_err(|_| WebError::Forbidden("Your session has ended; sign in again"))?;
         let form = Form::read(request)?;
-        self.config.check_csrf(&form, "session", &format!("{}|{}", session.rep, session.expires_at.timestamp()))?;
+        self.config.check_session_csrf(&form, &session)?;
         let lead = self.visible_lead(id, &session).await?;
         match self.perform(&lead.id, &session.rep, &form, now).await? {
             Ok(name) => {
@@ -500,21 +515,7 @@ impl<S: Store, N: Notifier> Web<S, N> {
                 Ok(redirect(&back.unwrap_or_else(|| format!("/app/leads/{}?done={name}", lead.id))))
             }
             Err((lead, message)) => {
-                let history = self.service.store.history(&lead.id).await.map_err(internal)?;
-                let csrf = self.config.session_csrf(&session);
-                let chrome = self.chrome(&session);
-                let details = pages::Details { chrome: &chrome, history: &history };
-                let view = View {
-                    lead: &lead,
-                    rep: &session.rep,
-                    csrf: &csrf,
-                    flash: None,
-                    focus: None,
-                    problem: Some(&message),
-                    details: Some(details),
-                    now,
-                };
-                Ok(self.render(view, StatusCode::CONFLICT))
+                self.signed_in_lead(&session, &lead, (None, Some(&message)), now, StatusCode::CONFLICT).await
             }
         }
     }
@@ -651,7 +652,7 @@ impl<S: Store, N: Notifier> Web<S, N> {
         same_site(request)?;
         let form = Form::read(request)?;
         if let Some(session) = self.config.sessions.read(request.headers(), now) {
-            self.config.check_csrf(&form, "session", &format!("{}|{}", session.rep, session.expires_at.timestamp()))?;
+            self.config.check_session_csrf(&form, &session)?;
         }
         let mut r = redirect("/app/signin");
         if let Ok(value) = HeaderValue::from_str(&self.config.sessions.end()) {
