@@ -188,6 +188,7 @@ fn lead_from_item(item: &Item) -> Result<Lead, StoreError> {
         hygiene_at: get_time(item, "hygiene_at")?,
         disqualify_reason: get_s(item, "disqualify_reason").map(str::to_owned),
         expires_at: get_n::<i64>(item, TTL_ATTRIBUTE).and_then(|t| DateTime::from_timestamp(t, 0)),
+        held: item.get("held").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
     })
 }
 
@@ -223,6 +224,9 @@ fn lead_item(lead: &Lead) -> Item {
     item.insert("tier".into(), s(lead.tier.clone()));
     item.insert("bant".into(), s(serde_json::to_string(&lead.bant).unwrap_or_default()));
     item.insert("unanswered".into(), n(lead.unanswered));
+    if lead.held {
+        item.insert("held".into(), AttributeValue::Bool(true));
+    }
     item.insert("created_at".into(), s(ts(lead.created_at)));
     item.insert("updated_at".into(), s(ts(lead.updated_at)));
     item.insert("last_activity_at".into(), s(ts(lead.last_activity_at)));

@@ -5,6 +5,7 @@
 pub mod country;
 pub mod duration;
 pub mod form;
+pub mod import;
 pub mod formats;
 pub mod lead;
 pub mod link;

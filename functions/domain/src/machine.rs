@@ -58,6 +58,9 @@ pub enum Input<'a> {
     SlaTick,
     /// The nightly clean-up: decay and dormancy.
     Hygiene,
+    /// A row of an imported file; with `handoff`, a lead at the hand-off
+    /// tier is routed and handed off (notifying only with `notify`).
+    Import { row: &'a crate::import::ImportRow, handoff: bool, notify: bool },
     /// A rep's action from the web app, at `now`.
     Act { by: &'a str, action: &'a Action, event_id: Option<&'a str> },
     /// Derive the lead's state again from its facts (a lead left without a
@@ -75,6 +78,7 @@ impl Input<'_> {
             Input::SlaTick => "sla_tick",
             Input::Hygiene => "hygiene",
             Input::Act { .. } => "act",
+            Input::Import { .. } => "import",
             Input::Repair { .. } => "repair",
         }
     }
@@ -262,6 +266,7 @@ pub fn decide(
         Input::Sales { event, happened_at, event_id } => {
             m.sales(lead.ok_or(Refusal::UnknownLead)?, event, *happened_at, *event_id)
         }
+        Input::Import { row, handoff, notify } => m.import(lead, row, *handoff, *notify),
         Input::SlaTick => m.sla_tick(lead.ok_or(Refusal::UnknownLead)?),
         Input::Hygiene => m.hygiene(lead.ok_or(Refusal::UnknownLead)?),
         Input::Act { by, action, event_id } => m.act(lead.ok_or(Refusal::UnknownLead)?, by, action, *event_id),
@@ -367,8 +372,34 @@ impl Machine<'_> {
         warnings: &[crate::form::Warning],
     ) -> Step<Option<Lead>> {
         let now = self.now;
-        let mut lead_warnings = warnings.to_vec();
-        let (mut next, before) = match lead {
+        let (mut next, before, capture) = self.captured(lead, profile, warnings.to_vec(), now);
+        next.count_events(&[("form_submission".to_owned(), 1)], now);
+        next.updated_at = now.max(next.updated_at);
+        self.draft.records.push(Record::Event {
+            kind: "form_submission".to_owned(),
+            count: 1,
+            happened_at: now,
+            event_id: None,
+            source: profile.source.clone(),
+            by: None,
+        });
+        self.draft.records.extend(capture);
+        let kinds = ["form_submission".to_owned()];
+        self.derive(&mut next, before, &kinds)?;
+        Ok(Some(next))
+    }
+
+    /// A captured profile as the next lead: merged into the stored one by the
+    /// merge policy, or a new lead created `at`. Also the status it had, and
+    /// the capture record to keep when anything did not fit or was replaced.
+    fn captured(
+        &mut self,
+        lead: Option<&Lead>,
+        profile: &Profile,
+        mut warnings: Vec<crate::form::Warning>,
+        at: DateTime<Utc>,
+    ) -> (Lead, Option<Status>, Option<Record>) {
+        let (next, before) = match lead {
             Some(stored) => {
                 let mut next = stored.clone();
                 let capture = &self.rules.capture;
@@ -376,7 +407,7 @@ impl Machine<'_> {
                     |f: &FieldTarget| capture.merge_default == MergePolicy::KeepFirst || capture.keep_first.contains(f);
                 let dropped = next.merge_capture(profile, &keep_first, capture.limits.custom_fields);
                 if dropped > 0 {
-                    lead_warnings.push(crate::form::Warning {
+                    warnings.push(crate::form::Warning {
                         field: "custom".to_owned(),
                         problem: format!(
                             "{dropped} custom field(s) dropped: the lead holds at most {}",
@@ -388,19 +419,9 @@ impl Machine<'_> {
             }
             None => {
                 self.draft.effect.created = true;
-                (Lead::new(profile.clone(), now), None)
+                (Lead::new(profile.clone(), at), None)
             }
         };
-        next.count_events(&[("form_submission".to_owned(), 1)], now);
-        next.updated_at = now.max(next.updated_at);
-        self.draft.records.push(Record::Event {
-            kind: "form_submission".to_owned(),
-            count: 1,
-            happened_at: now,
-            event_id: None,
-            source: profile.source.clone(),
-            by: None,
-        });
         // On a lead a rep owns, the values a post replaced are kept.
         let replaced: BTreeMap<String, String> = match lead.filter(|l| l.owner.is_some()) {
             // Profile fields only: bounded, and what an impostor would change.
@@ -415,11 +436,55 @@ impl Machine<'_> {
                 .collect(),
             None => BTreeMap::new(),
         };
-        if !lead_warnings.is_empty() || !replaced.is_empty() {
-            self.draft.records.push(Record::Capture { warnings: lead_warnings, replaced });
+        let record = (!warnings.is_empty() || !replaced.is_empty()).then_some(Record::Capture { warnings, replaced });
+        (next, before, record)
+    }
+
+    /// A row of an imported file: the lead created (or merged) with the row's
+    /// own times and counts, scored, and handed off only when asked.
+    fn import(
+        &mut self,
+        lead: Option<&Lead>,
+        row: &crate::import::ImportRow,
+        handoff: bool,
+        notify: bool,
+    ) -> Step<Option<Lead>> {
+        let rules = self.rules;
+        let now = self.now;
+        let created = self.happened(row.created_at.unwrap_or(now))?;
+        let last = self.happened(row.last_activity_at.unwrap_or(created))?.max(created);
+        let mut warnings = row.warnings.clone();
+        for kind in row.events.keys().filter(|k| rules.events.slot(k).is_none()) {
+            warnings.push(crate::form::Warning {
+                field: format!("events.{kind}"),
+                problem: "is not an event type of the rules; not counted".to_owned(),
+            });
         }
-        let kinds = ["form_submission".to_owned()];
-        self.derive(&mut next, before, &kinds)?;
+        let (mut next, before, capture) = self.captured(lead, &row.profile, warnings, created);
+        let at = self.draft.records.len();
+        next.created_at = next.created_at.min(created);
+        next.last_activity_at = if lead.is_some() { next.last_activity_at.max(last) } else { last };
+        // The row's counts are totals in the system it comes from, not new
+        // events: the larger count is kept, so a row imported twice counts once.
+        for (kind, n) in row.events.iter().filter(|(k, _)| rules.events.slot(k).is_some()) {
+            let count = next.events.entry(kind.clone()).or_insert(0);
+            *count = (*count).max(*n);
+        }
+        next.updated_at = lead.map_or(now, |l| now.max(l.updated_at));
+        self.draft.records.extend(capture);
+        if handoff {
+            self.derive(&mut next, before, &[])?;
+        } else {
+            let tier = self.score(&mut next);
+            next.hygiene_at = hygiene_at(rules, &next, now);
+            next.held = next.status == Status::Nurturing && next.owner.is_none() && rules.scoring.is_handoff(tier);
+        }
+        if !notify {
+            // Notifications held: the lead waits in its owner's queue in the
+            // web app, and its clock runs as for any hand-off.
+            self.draft.notifications.clear();
+        }
+        self.draft.records.insert(at, Record::Imported { created_at: created, held: next.held });
         Ok(Some(next))
     }
 
@@ -467,6 +532,7 @@ impl Machine<'_> {
     fn derive(&mut self, next: &mut Lead, before: Option<Status>, kinds: &[String]) -> Step<()> {
         let rules = self.rules;
         let now = self.now;
+        next.held = false;
         let (explanation, tier) = rescore(rules, next, now);
         next.score = explanation.score.score;
         next.tier.clone_from(&explanation.score.tier);
@@ -497,6 +563,18 @@ impl Machine<'_> {
         }
         next.hygiene_at = hygiene_at(rules, next, now);
         Ok(())
+    }
+
+    /// Scores the lead and keeps the explanation; the tier's index.
+    fn score(&mut self, next: &mut Lead) -> usize {
+        let rules = self.rules;
+        let (explanation, tier) = rescore(rules, next, self.now);
+        next.score = explanation.score.score;
+        next.tier.clone_from(&explanation.score.tier);
+        self.draft
+            .records
+            .push(Record::Scored { rules_version: rules.version.clone(), explanation: Box::new(explanation) });
+        tier
     }
 
     fn transition(&mut self, from: Status, to: Status, cause: &str) {
@@ -1199,6 +1277,7 @@ pub fn problems(rules: &RuleSet, lead: &Lead) -> Vec<String> {
         && tier.is_some_and(|t| rules.scoring.is_handoff(t))
         && lead.owner.is_none()
         && !sent_back
+        && !lead.held
     {
         out.push(format!("nurturing at the hand-off tier ({}) and never handed off", lead.tier));
     }

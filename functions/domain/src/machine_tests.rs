@@ -73,6 +73,9 @@ struct LeadSpec {
     /// Stored without derived state, as an older version could leave it.
     #[serde(default)]
     underived: bool,
+    /// Imported with its hand-off held.
+    #[serde(default)]
+    held: bool,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +90,21 @@ enum InputSpec {
     Sales(String),
     SlaTick(i64),
     Hygiene(i64),
+    /// A row of an imported file: fields, created and last active (minutes
+    /// from T0), event counts, and what happens next.
+    Import {
+        fields: BTreeMap<String, String>,
+        #[serde(default)]
+        created: Option<i64>,
+        #[serde(default)]
+        last_active: Option<i64>,
+        #[serde(default)]
+        events: BTreeMap<String, u32>,
+        #[serde(default)]
+        handoff: bool,
+        #[serde(default)]
+        notify: bool,
+    },
     Repair,
     /// A rep's action from the web app: `{by: rio, do: contacted}`, `{by:
     /// rio, do: not_mine}`, `{by: max, do: assign, to: sam, over_capacity: true}`.
@@ -167,6 +185,7 @@ fn stored(rules: &RuleSet, spec: &LeadSpec) -> Lead {
     lead.owner.clone_from(&spec.owner);
     lead.previous_owner.clone_from(&spec.previous_owner);
     lead.pool.clone_from(&spec.pool);
+    lead.held = spec.held;
     if !spec.underived {
         let (explanation, _) = rescore(rules, &lead, at(spec.created));
         lead.score = explanation.score.score;
@@ -226,6 +245,7 @@ fn run(case: &Case) -> Result<(), String> {
     let counts: Vec<(String, u32)>;
     let sales;
     let action;
+    let row;
     let spec: InputSpec =
         serde_json::to_value(&case.input).and_then(serde_json::from_value).map_err(|e| format!("input: {e}"))?;
     let (input, now) = match &spec {
@@ -250,6 +270,18 @@ fn run(case: &Case) -> Result<(), String> {
                 (other, _) => Action::Sales(sales_event(other)?),
             };
             (Input::Act { by, action: &action, event_id: None }, t0())
+        }
+        InputSpec::Import { fields, created, last_active, events, handoff, notify } => {
+            let email = fields.get("email").ok_or("an import needs an email")?;
+            let rest = fields.iter().filter(|(k, _)| *k != "email").map(|(k, v)| (k.clone(), v.clone())).collect();
+            row = crate::import::ImportRow {
+                profile: profile(email, &rest),
+                warnings: Vec::new(),
+                created_at: created.map(at),
+                last_activity_at: last_active.map(at),
+                events: events.clone(),
+            };
+            (Input::Import { row: &row, handoff: *handoff, notify: *notify }, t0())
         }
         InputSpec::SlaTick(m) => (Input::SlaTick, at(*m)),
         InputSpec::Hygiene(m) => (Input::Hygiene, at(*m)),
@@ -319,6 +351,8 @@ fn run(case: &Case) -> Result<(), String> {
             "version" => check(key, next.version.to_string(), minutes(want).to_string()),
             "escalations" => check(key, decision.effect.escalations.to_string(), minutes(want).to_string()),
             "last_activity" => check(key, next.last_activity_at.to_string(), at(minutes(want)).to_string()),
+            "created" => check(key, next.created_at.to_string(), at(minutes(want)).to_string()),
+            "held" => check(key, next.held.to_string(), want.as_bool().unwrap_or_default().to_string()),
             "due" => {
                 check(key, format!("{:?}", next.sla_due), format!("{:?}", (!want.is_null()).then(|| at(minutes(want)))))
             }

@@ -123,6 +123,11 @@ pub struct Lead {
     /// When the lead is deleted (retention).
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Imported at the hand-off tier with hand-offs held (`leads import`
+    /// without `--then handoff`): it waits in nurture, and its next inbound
+    /// activity hands it off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 impl Lead {
@@ -149,6 +154,7 @@ impl Lead {
             hygiene_at: None,
             disqualify_reason: None,
             expires_at: None,
+            held: false,
         }
     }
 
@@ -335,6 +341,13 @@ pub enum Record {
         warnings: Vec<crate::form::Warning>,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         replaced: BTreeMap<String, String>,
+    },
+    /// A row of an imported file: when the lead was created by the file's
+    /// account, and whether its hand-off is held.
+    Imported {
+        created_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        held: bool,
     },
     /// The score and route the rules gave, with the explanation.
     Scored { rules_version: String, explanation: Box<Explanation> },

@@ -329,6 +329,11 @@ fn summary(record: &Record) -> String {
         Record::Notification { kind, to, .. } => format!("{} sent to {}", kind.as_str(), to.join(", ")),
         Record::Rescored { from, to, idle_days, .. } => format!("rescored {from} to {to} after {idle_days} idle days"),
         Record::Repair { problem } => format!("repaired: {problem}"),
+        Record::Imported { created_at, held } => format!(
+            "imported (created {}){}",
+            created_at.format("%Y-%m-%d"),
+            if *held { ", hand-off held until its next activity" } else { "" }
+        ),
         Record::Legacy { kind, .. } => format!("({kind})"),
     }
 }
