@@ -8,6 +8,7 @@ mod cost;
 mod embedded;
 mod export;
 mod faults;
+mod import;
 mod infra;
 mod lambda;
 mod moto;

@@ -12,5 +12,6 @@ pub use ports::{
     SaveError, Snapshot, Store, StoreError, SweepState, Team,
 };
 pub use service::{
-    CaptureOutcome, CleanupReport, Finding, Happening, Leadflow, Recorded, ServiceError, SlaReport, TeamError,
+    CaptureOutcome, CleanupReport, Finding, Happening, ImportThen, Imported, Leadflow, Recorded, ServiceError,
+    SlaReport, TeamError,
 };

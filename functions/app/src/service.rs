@@ -42,6 +42,31 @@ pub const FORM_REPEAT_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 /// The id prefix of form posts (event ids from `/events` start `id:` or `sig:`).
 const FORM_ID_PREFIX: &str = "form:";
 
+/// How long an imported row is remembered: the same row imported again
+/// within it (a re-run after an interruption) changes nothing.
+pub const IMPORT_ID_RETENTION: chrono::Duration = chrono::Duration::days(90);
+
+/// What happens to an imported lead after it is scored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportThen {
+    /// Scored only; a lead at the hand-off tier is held until its next activity.
+    Score,
+    /// Routed and handed off as a captured lead would be; `notify` sends the
+    /// hand-off messages (otherwise the lead is in its owner's queue, unannounced).
+    Handoff { notify: bool },
+}
+
+/// What an imported row came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Imported {
+    /// A new lead.
+    Created(Lead),
+    /// Merged into a stored lead by the merge policy.
+    Merged(Lead),
+    /// This very row was imported before: nothing changed.
+    Repeat,
+}
+
 /// The version of the repair sweep: the SLA check sweeps every lead once per
 /// version, repairing what older versions of leadflow left broken.
 pub const SWEEP_VERSION: u32 = 1;
@@ -218,6 +243,34 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         }
     }
 
+    /// Imports one row of a file at `now`: create or merge by email, with the
+    /// row's own dates and counts, scored, then as `then` says, in one write.
+    /// The same row imported again changes nothing.
+    pub async fn import(
+        &self,
+        row: &leadflow_domain::import::ImportRow,
+        then: ImportThen,
+        now: DateTime<Utc>,
+    ) -> Result<Imported, ServiceError> {
+        let id = LeadId::for_email(&row.profile.email);
+        let import_id = row.import_id();
+        let (handoff, notify) = match then {
+            ImportThen::Score => (false, false),
+            ImportThen::Handoff { notify } => (true, notify),
+        };
+        match self.apply(&id, &Input::Import { row, handoff, notify }, Some(&import_id), None, now).await? {
+            Applied::Changed(change, effect, _) if effect.created => Ok(Imported::Created(change.lead)),
+            Applied::Changed(change, ..) => Ok(Imported::Merged(change.lead)),
+            Applied::Repeat(..) => Ok(Imported::Repeat),
+            Applied::Unchanged(_) => Err(ServiceError::Busy),
+        }
+    }
+
+    /// Whether a lead is stored under `id` (what an import's dry run needs).
+    pub async fn stored(&self, id: &LeadId, now: DateTime<Utc>) -> Result<bool, ServiceError> {
+        Ok(self.store.read(id, None, now).await?.lead.is_some())
+    }
+
     /// Applies an event about a lead that happened at `happened_at` and reached
     /// leadflow at `now`. With an `event_id`, a repeat returns the first answer
     /// and changes nothing. `None`: no such lead.
@@ -348,7 +401,13 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 event_id: event_id.to_owned(),
                 result: EventResult::of(&decision.lead),
                 expires_at: now
-                    + if event_id.starts_with(FORM_ID_PREFIX) { FORM_REPEAT_WINDOW } else { EVENT_ID_RETENTION },
+                    + if event_id.starts_with(FORM_ID_PREFIX) {
+                        FORM_REPEAT_WINDOW
+                    } else if event_id.starts_with(leadflow_domain::import::IMPORT_ID_PREFIX) {
+                        IMPORT_ID_RETENTION
+                    } else {
+                        EVENT_ID_RETENTION
+                    },
                 now,
             });
             let mut change = Change::from_decision(decision, mark);

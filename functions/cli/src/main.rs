@@ -2,6 +2,7 @@
 
 mod data_cmd;
 mod diff_cmd;
+mod import_cmd;
 mod infra_cmd;
 mod rules_cmd;
 mod serve_cmd;
@@ -154,6 +155,58 @@ enum LeadsCommand {
         #[arg(long)]
         history: bool,
         /// The time idle days are counted to (RFC 3339); default now.
+        #[arg(long, value_name = "TIME")]
+        now: Option<DateTime<Utc>>,
+    },
+    /// Bring leads in from a CSV or JSON Lines file: a CRM's or a form tool's
+    /// export, or `leads export`'s own.
+    ///
+    /// Each row is read as a post from --source would be (its field mapping in
+    /// capture.yaml; without it, columns by lead field names such as email,
+    /// company, job_title, custom.NAME), with the row's own created_at,
+    /// last_activity_at and event counts (an `events` JSON column or
+    /// `events.TYPE` columns). Columns an export writes that are decided
+    /// (id, status, owner, score, tier, updated_at, idle_days) are skipped.
+    ///
+    /// A row is refused only for its email, a time or count that cannot be
+    /// read, or a time in the future; every refused row is printed with its
+    /// line, field and reason, and the rest are stored. Rows with the email of
+    /// an earlier row, or of a stored lead, merge into it by the merge policy.
+    /// Leads are scored and, at the hand-off tier, held until their next
+    /// activity; `--then handoff` routes and hands them off instead, without
+    /// messages unless --notify-reps. The same import run again changes
+    /// nothing, so after an interruption it finishes the job.
+    ///
+    /// Exit status: 0 every row imported, 3 some rows refused (the rest are
+    /// stored), 1 the import could not run or stopped.
+    Import {
+        #[command(flatten)]
+        backend: Backend,
+        /// The file; `-` reads standard input.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// How to read it; default from the extension (.csv, .jsonl), else by its first line.
+        #[arg(long, value_enum)]
+        format: Option<import_cmd::ImportFormat>,
+        /// The capture.yaml source whose field mapping reads the columns.
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+        /// What happens after scoring.
+        #[arg(long, value_enum, default_value = "score")]
+        then: import_cmd::ImportNext,
+        /// With --then handoff: send the hand-off messages to the reps.
+        #[arg(long)]
+        notify_reps: bool,
+        /// Read and check every row, and say what would be created or merged; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Write every finding (line, level, field, reason) to this CSV file.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Leads imported at once (rows of one lead always in file order).
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallel: u16,
+        /// The time the import happens (RFC 3339); default now.
         #[arg(long, value_name = "TIME")]
         now: Option<DateTime<Utc>>,
     },
@@ -356,6 +409,31 @@ fn main() -> ExitCode {
         Command::Leads(LeadsCommand::List { backend, status, owner, json }) => {
             data_cmd::list(&backend, status, owner, json)
         }
+        Command::Leads(LeadsCommand::Import {
+            backend,
+            file,
+            format,
+            source,
+            then,
+            notify_reps,
+            dry_run,
+            report,
+            parallel,
+            now,
+        }) => import_cmd::run(
+            &backend,
+            &import_cmd::ImportJob {
+                file,
+                format,
+                source,
+                then,
+                notify_reps,
+                dry_run,
+                report,
+                parallel: usize::from(parallel),
+                now: now.unwrap_or_else(Utc::now),
+            },
+        ),
         Command::Leads(LeadsCommand::Show { backend, lead, json }) => data_cmd::show(&backend, &lead, json),
         Command::Leads(LeadsCommand::Export { backend, format, history, now }) => {
             data_cmd::export(&backend, format, history, now.unwrap_or_else(Utc::now))

@@ -28,8 +28,8 @@ use sha2::{Digest, Sha256};
 
 use crate::form::{self, Warning};
 use crate::lead::Profile;
-use crate::rules::capture::Capture;
 use crate::rules::RuleSet;
+use crate::rules::capture::Capture;
 
 /// One row, read.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,10 +94,8 @@ impl Importer {
                 "created_at" | "last_activity_at" if !text.is_empty() => match parse_time(text) {
                     Some(t) if name == "created_at" => created_at = Some(t),
                     Some(t) => last_activity_at = Some(t),
-                    None => errors.push(error(
-                        &name,
-                        "is not a time (RFC 3339, YYYY-MM-DD HH:MM:SS or YYYY-MM-DD)".to_owned(),
-                    )),
+                    None => errors
+                        .push(error(&name, "is not a time (RFC 3339, YYYY-MM-DD HH:MM:SS or YYYY-MM-DD)".to_owned())),
                 },
                 "events" if !text.is_empty() => match serde_json::from_str::<Value>(text) {
                     Ok(Value::Object(counts)) => {
@@ -140,13 +138,9 @@ impl Importer {
             errors.push(error("last_activity_at", "is before created_at".to_owned()));
         }
         match form {
-            Some(form) if errors.is_empty() => Ok(ImportRow {
-                profile: form.profile,
-                warnings: form.warnings,
-                created_at,
-                last_activity_at,
-                events,
-            }),
+            Some(form) if errors.is_empty() => {
+                Ok(ImportRow { profile: form.profile, warnings: form.warnings, created_at, last_activity_at, events })
+            }
             _ => Err(errors),
         }
     }
@@ -301,7 +295,7 @@ mod tests {
         assert_eq!(row.last_activity_at, parse_time("2025-06-01T12:30:00Z"));
         assert_eq!(row.events.get("pricing_page_view"), Some(&3));
         // `status` is decided again; the honeypot is an ordinary custom field here.
-        assert!(row.profile.custom.get("status").is_none());
+        assert!(!row.profile.custom.contains_key("status"));
         assert!(row.profile.custom.contains_key("website_url"));
     }
 

@@ -5,8 +5,8 @@
 pub mod country;
 pub mod duration;
 pub mod form;
-pub mod import;
 pub mod formats;
+pub mod import;
 pub mod lead;
 pub mod link;
 pub mod machine;
