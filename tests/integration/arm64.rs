@@ -127,6 +127,17 @@ impl Bootstrap {
         self.log.lock().expect("log").join("\n")
     }
 
+    /// Whether the lines an invocation logged name the rules it decided under.
+    fn logged_rules_version(&self) -> bool {
+        let version = leadflow_lambda::rules().expect("embedded rules").version;
+        self.log
+            .lock()
+            .expect("log")
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .any(|line| line["spans"].as_array().is_some_and(|s| s.iter().any(|s| s["rules_version"] == version)))
+    }
+
     /// The `init_ms` the bootstrap logged at the end of its cold start.
     fn init_ms(&self) -> f64 {
         self.log
@@ -256,6 +267,14 @@ async fn the_shipped_arm64_bootstraps_take_a_lead_through_its_life_under_emulati
     let all = store.list(&leadflow_app::LeadFilter::default()).await.expect("list");
     assert_eq!(all.len(), 1, "the refused post stored nothing");
 
+    for bootstrap in [&forms, &sla, &cleanup] {
+        assert!(
+            bootstrap.logged_rules_version(),
+            "{}: log lines name the rules:\n{}",
+            bootstrap.function,
+            bootstrap.printed()
+        );
+    }
     for bootstrap in [&forms, &scores, &sla, &cleanup, &web] {
         let ready = bootstrap.api.first_next().expect("it asked for an invocation") - bootstrap.spawned;
         println!(

@@ -320,3 +320,71 @@ async fn killing_leadflow_serve_under_load_leaves_every_invariant_whole() {
     assert_eq!(stdout(&server.cli(&["doctor", "--json", "--now", &later])).trim(), "[]");
     println!("SIGKILL after 150 ms: {answered} answered, {stored} stored, {handed} handed off");
 }
+
+/// The rules version of the lead's last score.
+fn scored_under(lead: &Value) -> String {
+    let history = lead["history"].as_array().expect("history");
+    let scored = history.iter().rev().find(|h| h["record"] == "scored").expect("a scored record");
+    scored["rules_version"].as_str().expect("rules_version").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reloads_changed_rules_and_keeps_running_ones_when_the_change_is_broken() {
+    let server = Server::start();
+    let mut n = 0;
+    let mut capture = async || {
+        n += 1;
+        let email = format!("reload{n}@example.com");
+        let (status, _) = server.lead("", json!({"email": email, "job_title": "Analyst"})).await;
+        assert_eq!(status, 202);
+        // Read with the starter rules: the server's own may be broken on purpose.
+        let out = Command::new(env!("CARGO_BIN_EXE_leadflow"))
+            .args(["leads", "show", &email, "--json", "--rules"])
+            .arg(crate::support::starter_rules())
+            .current_dir(server.dir.path())
+            .output()
+            .expect("leads show");
+        scored_under(&serde_json::from_slice(&out.stdout).expect("lead JSON"))
+    };
+    let first = capture().await;
+
+    // A valid change to a rule file is picked up without a restart.
+    let scoring = server.rules.path().join("scoring.yaml");
+    let original = std::fs::read_to_string(&scoring).expect("scoring.yaml");
+    std::fs::write(&scoring, format!("{original}\n# a RevOps edit\n")).expect("write");
+    let mut second = first.clone();
+    for _ in 0..40 {
+        second = capture().await;
+        if second != first {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_ne!(second, first, "the changed rules are running");
+
+    // A broken change is refused, and the running rules go on deciding.
+    let routing = server.rules.path().join("routing.yaml");
+    let good_routing = std::fs::read_to_string(&routing).expect("routing.yaml");
+    std::fs::write(&routing, "reps: [\n").expect("write");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(capture().await, second, "still the last good rules");
+
+    // SIGHUP reloads at once.
+    std::fs::write(&routing, format!("{good_routing}\n# fixed\n")).expect("write");
+    let hup = Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().expect("kill -HUP");
+    assert!(hup.success());
+    let mut third = second.clone();
+    for _ in 0..40 {
+        third = capture().await;
+        if third != second {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_ne!(third, second, "the fixed rules are running");
+
+    let logs = server.stop();
+    assert!(logs.contains("the new rules are refused; the running rules stay"), "{logs}");
+    assert!(logs.contains("SIGHUP"), "{logs}");
+    assert!(logs.contains(&format!("rules_version={third}")), "log lines name the rules: {logs}");
+}

@@ -204,6 +204,21 @@ enum Applied {
     Repeat(EventResult, Option<Lead>),
 }
 
+impl<S: Clone, N: Clone> Leadflow<S, N> {
+    /// The same service under other rules: the same store, notifier, links
+    /// and settings (what `leadflow serve` runs after reloading the rules).
+    pub fn with_rules(&self, rules: Arc<RuleSet>) -> Self {
+        Leadflow {
+            rules,
+            store: self.store.clone(),
+            notifier: self.notifier.clone(),
+            max_deliveries: self.max_deliveries,
+            sweep_page: self.sweep_page,
+            links: self.links.clone(),
+        }
+    }
+}
+
 impl<S: Store, N: Notifier> Leadflow<S, N> {
     pub fn new(rules: Arc<RuleSet>, store: S, notifier: N) -> Self {
         Leadflow {

@@ -23,7 +23,7 @@ use leadflow_domain::RuleSet;
 use leadflow_domain::rules::RuleSources;
 use leadflow_web::{Web, WebConfig};
 use thiserror::Error;
-use tracing::{error, info, warn};
+use tracing::{Instrument as _, error, info, warn};
 
 /// The rule files, as built.
 pub const RULES: [(&str, &str); 5] = [
@@ -306,7 +306,8 @@ pub async fn http<S: Store, N: Notifier>(
     api: &Api<S, N>,
     request: Request,
 ) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(to_lambda(api.handle(from_lambda(request), Utc::now()).await))
+    let span = rules_span(&api.service);
+    Ok(to_lambda(api.handle(from_lambda(request), Utc::now()).instrument(span).await))
 }
 
 /// An API Gateway HTTP API request (payload 2.0) to the web app. Cookies
@@ -316,7 +317,8 @@ pub async fn web_http<S: Store, N: Notifier>(
     web: &Web<S, N>,
     request: Request,
 ) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(to_lambda(web.handle(from_lambda(request), Utc::now()).await))
+    let span = rules_span(&web.service);
+    Ok(to_lambda(web.handle(from_lambda(request), Utc::now()).instrument(span).await))
 }
 
 fn from_lambda(request: Request) -> http::Request<bytes::Bytes> {
@@ -335,6 +337,12 @@ fn to_lambda(response: http::Response<String>) -> Response<Body> {
     Response::from_parts(parts, Body::Text(body))
 }
 
+/// The span each invocation runs in: every log line it writes names the
+/// version of the rules it decided under (`spans[].rules_version`).
+fn rules_span<S, N>(service: &Leadflow<S, N>) -> tracing::Span {
+    tracing::info_span!("rules", rules_version = %service.rules.version)
+}
+
 /// "Now" for a scheduled run: the schedule event's time.
 fn scheduled_at(event: &EventBridgeEvent) -> DateTime<Utc> {
     event.time.unwrap_or_else(|| {
@@ -348,7 +356,7 @@ pub async fn sla_check<S: Store, N: Notifier>(
     service: &Leadflow<S, N>,
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<SlaReport, lambda_runtime::Error> {
-    Ok(service.sla_check(scheduled_at(&event.payload)).await?)
+    Ok(service.sla_check(scheduled_at(&event.payload)).instrument(rules_span(service)).await?)
 }
 
 /// The nightly clean-up, at the schedule event's time.
@@ -356,7 +364,7 @@ pub async fn cleanup<S: Store, N: Notifier>(
     service: &Leadflow<S, N>,
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<CleanupReport, lambda_runtime::Error> {
-    Ok(service.cleanup(scheduled_at(&event.payload)).await?)
+    Ok(service.cleanup(scheduled_at(&event.payload)).instrument(rules_span(service)).await?)
 }
 
 /// The AWS SDK's configuration from the Lambda environment (region,
