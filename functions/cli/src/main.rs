@@ -35,7 +35,10 @@ enum Command {
     /// .leadflow/leads.db and notifications appended to .leadflow/outbox.jsonl;
     /// links are signed with APP_SECRET or a secret kept in web.json beside the store.
     /// /events signatures use EVENTS_SECRET; without it a secret is generated
-    /// and printed. Stops gracefully on Ctrl-C or SIGTERM.
+    /// and printed. The rules are reloaded when a file of --rules changes or on
+    /// SIGHUP; a set that does not load is refused (every problem logged) and the
+    /// running rules go on. Every log line names the rules version it ran under.
+    /// Stops gracefully on Ctrl-C or SIGTERM.
     Serve(serve_cmd::ServeArgs),
     /// Run the SLA check once: escalations due at TIME, pending notifications.
     SlaCheck {
