@@ -207,3 +207,77 @@ fn replay_prints_one_decision_per_line_and_a_summary() {
     assert!(stderr(&out).contains("2 decisions, 2 rejected"), "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// The pull-request workflow's steps, run as GitHub runs them (bash, with
+/// `GITHUB_OUTPUT` and `GITHUB_STEP_SUMMARY`), over a base and a changed copy of
+/// the starter rules and the committed backtest leads.
+#[test]
+fn the_pull_request_workflow_checks_tests_and_posts_what_a_rule_change_does() {
+    let text =
+        std::fs::read_to_string(crate::support::repo_root().join(".github/workflows/rules.yml")).expect("workflow");
+    let workflow: serde_yaml::Value = serde_yaml::from_str(&text).expect("the workflow is YAML");
+    let paths = &workflow["on"]["pull_request"]["paths"];
+    assert_eq!(paths, &serde_yaml::Value::from(vec!["rules/**"]), "it runs on pull requests touching rules/");
+    assert_eq!(workflow["permissions"]["pull-requests"], "write", "it may comment");
+    let steps = workflow["jobs"]["rules"]["steps"].as_sequence().expect("steps");
+    let run = |name: &str| -> String {
+        steps
+            .iter()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["run"].as_str())
+            .unwrap_or_else(|| panic!("a step `{name}`"))
+            .to_owned()
+    };
+    let comment = steps.iter().find(|s| s["with"]["path"] == "diff.md").expect("a step posts diff.md");
+    assert!(comment["uses"].as_str().expect("an action").contains("comment"), "{comment:?}");
+
+    // The pull request's rules add two countries to the core market; the base is the starter set.
+    let work = tempfile::tempdir().expect("dir");
+    let copy = copy_of_starter_rules();
+    let scoring = copy.path().join("scoring.yaml");
+    let changed = std::fs::read_to_string(&scoring).expect("scoring.yaml").replace(
+        "{ country: [US, CA, GB, IE, DE, AT, CH, NL, FR, SE, DK] }",
+        "{ country: [US, CA, GB, IE, DE, AT, CH, NL, FR, SE, DK, JP, BR] }",
+    );
+    std::fs::write(&scoring, changed).expect("write");
+    std::fs::rename(copy.path(), work.path().join("rules")).expect("move the changed rules in");
+    let base = work.path().join("origin/main");
+    std::fs::create_dir_all(&base).expect("dir");
+    for file in ["capture.yaml", "scoring.yaml", "lifecycle.yaml", "routing.yaml", "sla.yaml"] {
+        std::fs::copy(starter_rules().join(file), base.join(file)).expect("copy");
+    }
+    let bash = |script: &str, budget: &str| -> (bool, String, String) {
+        let script = script.replace("target/release/leadflow", env!("CARGO_BIN_EXE_leadflow"));
+        let output = work.path().join("output");
+        let summary = work.path().join("summary");
+        let out = std::process::Command::new("bash")
+            .args(["-e", "-c", &script])
+            .current_dir(work.path())
+            .env("GITHUB_BASE_REF", "main")
+            .env("GITHUB_OUTPUT", &output)
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("LEADS", "rules/tests/backtest.jsonl")
+            .env("BUDGET", budget)
+            .output()
+            .expect("bash");
+        let outputs = std::fs::read_to_string(&output).unwrap_or_default();
+        let _ = std::fs::remove_file(&output);
+        (out.status.success(), outputs, format!("{}{}", stdout(&out), stderr(&out)))
+    };
+    for step in ["Check the rule files", "Run the rule tests"] {
+        let (ok, _, printed) = bash(&run(step), "");
+        assert!(ok, "{step}: {printed}");
+    }
+    let diff = run("Decide the backtest leads under both rule sets");
+    let (ok, outputs, printed) = bash(&diff, "");
+    assert!(ok, "{printed}");
+    assert_eq!(outputs.trim(), "code=3", "changes");
+    let comment = std::fs::read_to_string(work.path().join("diff.md")).expect("diff.md");
+    assert!(comment.contains("core-market"), "the rule behind the moves is named: {comment}");
+    assert!(comment.contains('|'), "a Markdown table: {comment}");
+    let (ok, outputs, _) = bash(&diff, "1");
+    assert!(ok, "a budget overrun still posts the comment");
+    assert_eq!(outputs.trim(), "code=4");
+    let last = steps.last().expect("a last step");
+    assert_eq!(last["if"], "steps.diff.outputs.code == '4'", "and then fails the job");
+}

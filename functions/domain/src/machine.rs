@@ -466,7 +466,7 @@ impl Machine<'_> {
         next.last_activity_at = if lead.is_some() { next.last_activity_at.max(last) } else { last };
         // The row's counts are totals in the system it comes from, not new
         // events: the larger count is kept, so a row imported twice counts once.
-        for (kind, n) in row.events.iter().filter(|(k, _)| rules.events.slot(k).is_some()) {
+        for (kind, n) in row.events.iter().filter(|(k, n)| **n > 0 && rules.events.slot(k).is_some()) {
             let count = next.events.entry(kind.clone()).or_insert(0);
             *count = (*count).max(*n);
         }
