@@ -371,3 +371,96 @@ fn stored_count(db: &Path) -> usize {
     let out = leadflow(&["leads", "export", "--store", &format!("embedded:{}", db.display())]);
     stdout(&out).lines().count()
 }
+
+/// Changes of several leads saved at once: each under its own conditions,
+/// the ones whose lead changed or whose row was recorded meanwhile refused,
+/// the others saved.
+async fn a_batch_saves_each_change_under_its_own_conditions<S: leadflow_app::Store>(store: S) {
+    use leadflow_app::{Change, SaveError};
+    use leadflow_domain::import::Importer;
+    use leadflow_domain::{Input, Outcome, decide};
+    let rules = crate::conformance::conformance_rules();
+    let now = chrono::Utc::now();
+    let importer = Importer::new(&rules, None).expect("importer");
+    let change = |email: &str, company: &str, expected: Option<&leadflow_domain::Lead>| -> Change {
+        let row = importer
+            .read_fields(vec![("email".into(), email.into()), ("company".into(), company.into())])
+            .expect("row");
+        let input = Input::Import { row: &row, handoff: false, notify: false };
+        let Ok(Outcome::Decided(d)) = decide(&rules, expected, &input, None, now) else { panic!("decided") };
+        let mark = leadflow_app::EventMark {
+            event_id: row.import_id(),
+            result: leadflow_app::EventResult::of(&d.lead),
+            expires_at: now + chrono::Duration::days(1),
+            now,
+        };
+        Change::from_decision(*d, Some(mark))
+    };
+    let a = change("a@batch.example", "A", None);
+    let b = change("b@batch.example", "B", None);
+    let c = change("c@batch.example", "C", None);
+    let d = change("d@batch.example", "D", None);
+    // Meanwhile: B is captured by someone else, and C's very row is imported.
+    let other_b = change("b@batch.example", "B elsewhere", None);
+    store.save(&other_b).await.expect("B saved first");
+    let mut c_first = change("c@batch.example", "C", None);
+    c_first.lead.profile.company = Some("C".into());
+    store.save(&c_first).await.expect("C saved first");
+    let results = store.save_many(&[a.clone(), b, c, d.clone()]).await;
+    assert!(matches!(results[0], Ok(())), "{results:?}");
+    assert!(matches!(results[1], Err(SaveError::LeadChanged)), "{results:?}");
+    assert!(matches!(results[2], Err(SaveError::LeadChanged | SaveError::Duplicate { .. })), "{results:?}");
+    assert!(matches!(results[3], Ok(())), "{results:?}");
+    let keys: Vec<_> =
+        [&a, &d].iter().map(|c| (c.lead.id.clone(), c.event.as_ref().map(|m| m.event_id.clone()))).collect();
+    let read = store.read_many(&keys, now).await.expect("read");
+    assert!(read.iter().all(|s| s.lead.as_ref().is_some_and(|l| l.version == 1) && s.seen.is_some()), "{read:?}");
+    let b = store.get(&other_b.lead.id).await.expect("get").expect("B");
+    assert_eq!(b.profile.company.as_deref(), Some("B elsewhere"), "the refused change wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_saves_each_change_under_its_own_conditions_on_the_embedded_store() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = leadflow_adapters::EmbeddedStore::open(&dir.path().join("l.db")).expect("store");
+    a_batch_saves_each_change_under_its_own_conditions(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_saves_each_change_under_its_own_conditions_on_dynamodb() {
+    let config = sdk_config(&endpoint()).await;
+    a_batch_saves_each_change_under_its_own_conditions(crate::moto::new_table(&config).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_imports_of_one_file_racing_on_dynamodb_apply_each_row_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("crm.csv");
+    let (csv, bad, companies) = crm_file(300);
+    std::fs::write(&file, csv).expect("write");
+    let store = dynamodb_store().await;
+    let rules = starter_rules();
+    let args =
+        ["leads", "import", file.to_str().expect("path"), "--store", &store, "--rules", rules.to_str().expect("rules")];
+    let children: Vec<_> =
+        (0..2).map(|_| command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("import")).collect();
+    let mut counts = [0usize; 3];
+    for child in children {
+        let out = child.wait_with_output().expect("import");
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        let words: Vec<usize> = stdout(&out).split(' ').filter_map(|w| w.parse().ok()).collect();
+        // rows, created, merged, imported before, refused, warned (the "(N of them" does not parse)
+        counts[0] += words[1];
+        counts[1] += words[2];
+        counts[2] += words[3];
+    }
+    let good = 300 - bad.len();
+    assert_eq!(counts[0], companies.len(), "each lead created once between them");
+    assert_eq!(counts[0] + counts[1] + counts[2], 2 * good, "every good row applied once, or found applied");
+    let leads = exported(&store, &rules);
+    assert_eq!(leads.len(), companies.len());
+    for lead in &leads {
+        let email = lead["lead"]["email"].as_str().expect("email");
+        assert_eq!(lead["lead"]["company"].as_str(), companies.get(email).map(String::as_str), "file order kept");
+    }
+}

@@ -33,7 +33,8 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt as _;
 use leadflow_app::{
-    Change, History, LeadFilter, Leads, Nonces, Outbox, SaveError, Snapshot, StoreError, SweepState, Team, TeamState,
+    Change, EventResult, History, LeadFilter, Leads, Nonces, Outbox, SaveError, Snapshot, StoreError, SweepState, Team,
+    TeamState,
 };
 use leadflow_domain::lead::{FieldTarget, ProfileField};
 use leadflow_domain::team::RepSettings;
@@ -308,6 +309,77 @@ impl DynamoStore {
     }
 
     /// A transaction item that writes `item` whole.
+    /// The items of one change's transaction, and what each is (to name a
+    /// cancellation reason).
+    fn transaction<'c>(&self, change: &'c Change) -> Result<(Vec<TransactWriteItem>, Vec<Part<'c>>), SaveError> {
+        if change.lead.version != change.expected_version + 1 {
+            return Err(SaveError::LeadChanged);
+        }
+        let (condition, version) = if change.expected_version == 0 {
+            ("attribute_not_exists(pk)", None)
+        } else {
+            ("#version = :expected", Some(n(change.expected_version)))
+        };
+        let version_name = version.as_ref().map(|_| HashMap::from([("#version".to_owned(), "version".to_owned())]));
+        let lead = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(lead_item(&change.lead)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(version_name)
+            .set_expression_attribute_values(version.map(|v| HashMap::from([(":expected".to_owned(), v)])))
+            .build()
+            .map_err(|e| unavailable("TransactWriteItems", e))?;
+        // What each item of the transaction is, to name a cancellation reason.
+        let mut parts = vec![Part::Lead];
+        let mut items = vec![TransactWriteItem::builder().put(lead).build()];
+        if let Some(mark) = &change.event {
+            let item = HashMap::from([
+                ("pk".to_owned(), s(lead_pk(&change.lead.id))),
+                ("sk".to_owned(), s(event_sk(&mark.event_id))),
+                ("result".to_owned(), s(serde_json::to_string(&mark.result).unwrap_or_default())),
+                (TTL_ATTRIBUTE.to_owned(), n(mark.expires_at.timestamp())),
+            ]);
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk) OR #expires <= :now")
+                .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+                .expression_attribute_values(":now", n(mark.now.timestamp()))
+                .build()
+                .map_err(|e| unavailable("TransactWriteItems", e))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+            parts.push(Part::Event(&mark.event_id));
+        }
+        let team = &change.team;
+        if let Some((pool, skipped)) = &team.skip {
+            items.push(self.add(format!("POOL#{pool}"), POOL_SK, "taken", n(skipped), None)?);
+            parts.push(Part::Other("pool turn counter"));
+        }
+        for load in &team.load {
+            let capacity = load.capacity.filter(|_| load.delta > 0).map(|c| i64::from(c) - load.delta);
+            items.push(self.add(format!("REP#{}", load.rep), REP_SK, "open", n(load.delta), capacity)?);
+            parts.push(Part::Rep(&load.rep));
+        }
+        if let Some((domain, owner)) = &team.account {
+            let item = HashMap::from([
+                ("pk".to_owned(), s(format!("ACCOUNT#{domain}"))),
+                ("sk".to_owned(), s(ACCOUNT_SK)),
+                ("owner".to_owned(), s(owner.clone())),
+            ]);
+            items.push(self.put(item)?);
+            parts.push(Part::Other("account owner"));
+        }
+        if let Some(item) = history_item(&change.lead.id, &change.history) {
+            items.push(self.put(item)?);
+            parts.push(Part::Other("history"));
+        }
+        for item in change.outbox.iter().map(outbox_item) {
+            items.push(self.put(item)?);
+            parts.push(Part::Other("outbox entry"));
+        }
+        Ok((items, parts))
+    }
+
     fn put(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
@@ -498,71 +570,7 @@ impl Leads for DynamoStore {
     }
 
     async fn save(&self, change: &Change) -> Result<(), SaveError> {
-        if change.lead.version != change.expected_version + 1 {
-            return Err(SaveError::LeadChanged);
-        }
-        let (condition, version) = if change.expected_version == 0 {
-            ("attribute_not_exists(pk)", None)
-        } else {
-            ("#version = :expected", Some(n(change.expected_version)))
-        };
-        let version_name = version.as_ref().map(|_| HashMap::from([("#version".to_owned(), "version".to_owned())]));
-        let lead = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(lead_item(&change.lead)))
-            .condition_expression(condition)
-            .set_expression_attribute_names(version_name)
-            .set_expression_attribute_values(version.map(|v| HashMap::from([(":expected".to_owned(), v)])))
-            .build()
-            .map_err(|e| unavailable("TransactWriteItems", e))?;
-        // What each item of the transaction is, to name a cancellation reason.
-        let mut parts = vec![Part::Lead];
-        let mut items = vec![TransactWriteItem::builder().put(lead).build()];
-        if let Some(mark) = &change.event {
-            let item = HashMap::from([
-                ("pk".to_owned(), s(lead_pk(&change.lead.id))),
-                ("sk".to_owned(), s(event_sk(&mark.event_id))),
-                ("result".to_owned(), s(serde_json::to_string(&mark.result).unwrap_or_default())),
-                (TTL_ATTRIBUTE.to_owned(), n(mark.expires_at.timestamp())),
-            ]);
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk) OR #expires <= :now")
-                .expression_attribute_names("#expires", TTL_ATTRIBUTE)
-                .expression_attribute_values(":now", n(mark.now.timestamp()))
-                .build()
-                .map_err(|e| unavailable("TransactWriteItems", e))?;
-            items.push(TransactWriteItem::builder().put(put).build());
-            parts.push(Part::Event(&mark.event_id));
-        }
-        let team = &change.team;
-        if let Some((pool, skipped)) = &team.skip {
-            items.push(self.add(format!("POOL#{pool}"), POOL_SK, "taken", n(skipped), None)?);
-            parts.push(Part::Other("pool turn counter"));
-        }
-        for load in &team.load {
-            let capacity = load.capacity.filter(|_| load.delta > 0).map(|c| i64::from(c) - load.delta);
-            items.push(self.add(format!("REP#{}", load.rep), REP_SK, "open", n(load.delta), capacity)?);
-            parts.push(Part::Rep(&load.rep));
-        }
-        if let Some((domain, owner)) = &team.account {
-            let item = HashMap::from([
-                ("pk".to_owned(), s(format!("ACCOUNT#{domain}"))),
-                ("sk".to_owned(), s(ACCOUNT_SK)),
-                ("owner".to_owned(), s(owner.clone())),
-            ]);
-            items.push(self.put(item)?);
-            parts.push(Part::Other("account owner"));
-        }
-        if let Some(item) = history_item(&change.lead.id, &change.history) {
-            items.push(self.put(item)?);
-            parts.push(Part::Other("history"));
-        }
-        for item in change.outbox.iter().map(outbox_item) {
-            items.push(self.put(item)?);
-            parts.push(Part::Other("outbox entry"));
-        }
+        let (items, parts) = self.transaction(change)?;
         let r = self
             .client
             .transact_write_items()
@@ -577,21 +585,141 @@ impl Leads for DynamoStore {
                 Ok(())
             }
             Err(e) => {
-                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
-                let Some(E::TransactionCanceledException(c)) = e.as_service_error() else {
+                let Some(reasons) = cancellation(&e) else {
                     return Err(unavailable("TransactWriteItems", e).into());
                 };
-                let reasons: Vec<(usize, &str)> = c
-                    .cancellation_reasons()
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, r)| r.code().filter(|code| *code != "None").map(|code| (i, code)))
-                    .collect();
                 Err(cancelled(&parts, &reasons).unwrap_or_else(|message| {
                     SaveError::Store(StoreError::Unavailable { message, source: Some(Box::new(e)) })
                 }))
             }
         }
+    }
+
+    async fn read_many(
+        &self,
+        keys: &[(LeadId, Option<String>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Snapshot>, StoreError> {
+        // Every lead and its event's record, in strongly consistent batches.
+        let key =
+            |id: &LeadId, sk: String| HashMap::from([("pk".to_owned(), s(lead_pk(id))), ("sk".to_owned(), s(sk))]);
+        let mut wanted = Vec::with_capacity(keys.len() * 2);
+        for (id, event_id) in keys {
+            wanted.push(key(id, LEAD_SK.to_owned()));
+            if let Some(e) = event_id {
+                wanted.push(key(id, event_sk(e)));
+            }
+        }
+        let mut leads: HashMap<String, Lead> = HashMap::new();
+        let mut seen: HashMap<(String, String), EventResult> = HashMap::new();
+        for item in self.batch_get("read", wanted).await? {
+            let (Some(pk), Some(sk)) = (get_s(&item, "pk"), get_s(&item, "sk")) else { continue };
+            if sk == LEAD_SK {
+                leads.insert(pk.to_owned(), lead_from_item(&item)?);
+            } else if get_n::<i64>(&item, TTL_ATTRIBUTE).is_some_and(|t| t > now.timestamp())
+                && let Some(result) = get_json(&item, "result")?
+            {
+                seen.insert((pk.to_owned(), sk.to_owned()), result);
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|(id, event_id)| {
+                let pk = lead_pk(id);
+                let seen = event_id.as_ref().and_then(|e| seen.get(&(pk.clone(), event_sk(e))).cloned());
+                Snapshot { lead: leads.get(&pk).cloned(), seen }
+            })
+            .collect())
+    }
+
+    async fn save_many(&self, changes: &[Change]) -> Vec<Result<(), SaveError>> {
+        let mut results: Vec<Option<Result<(), SaveError>>> = (0..changes.len()).map(|_| None).collect();
+        // Each change's items; a change that cannot be built is answered at once.
+        let mut built = Vec::new();
+        for (i, change) in changes.iter().enumerate() {
+            match self.transaction(change) {
+                Ok((items, parts)) => built.push((i, items, parts)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        // Transactions of up to MAX_TRANSACTION_ITEMS items, no item twice in one.
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut size = 0;
+        let mut keys: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+        for (b, (_, items, _)) in built.iter().enumerate() {
+            let own: Vec<(String, String)> = items.iter().filter_map(item_key).collect();
+            let fits = size + items.len() <= MAX_TRANSACTION_ITEMS && own.iter().all(|k| !keys.contains(k));
+            if groups.is_empty() || !fits {
+                groups.push(Vec::new());
+                size = 0;
+                keys.clear();
+            }
+            size += items.len();
+            keys.extend(own);
+            groups.last_mut().expect("a group").push(b);
+        }
+        for mut group in groups {
+            // A cancelled transaction wrote nothing: the changes that caused it
+            // are answered, and the others are sent again without them.
+            while !group.is_empty() {
+                let items: Vec<TransactWriteItem> = group.iter().flat_map(|b| built[*b].1.iter().cloned()).collect();
+                let r = self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(items))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .boxed()
+                    .await;
+                let e = match r {
+                    Ok(r) => {
+                        self.meter("save", r.consumed_capacity(), 0);
+                        for b in &group {
+                            results[built[*b].0] = Some(Ok(()));
+                        }
+                        break;
+                    }
+                    Err(e) => e,
+                };
+                let Some(reasons) = cancellation(&e) else {
+                    let message =
+                        format!("TransactWriteItems failed: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e));
+                    for b in &group {
+                        results[built[*b].0] = Some(Err(SaveError::Store(StoreError::Unavailable {
+                            message: message.clone(),
+                            source: None,
+                        })));
+                    }
+                    break;
+                };
+                let mut at = 0;
+                let mut failed = Vec::new();
+                for b in &group {
+                    let (i, items, parts) = &built[*b];
+                    let own: Vec<(usize, &str)> = reasons
+                        .iter()
+                        .filter(|(r, _)| (at..at + items.len()).contains(r))
+                        .map(|(r, code)| (r - at, *code))
+                        .collect();
+                    at += items.len();
+                    if !own.is_empty() {
+                        failed.push(*b);
+                        results[*i] = Some(Err(cancelled(parts, &own).unwrap_or_else(|message| {
+                            SaveError::Store(StoreError::Unavailable { message, source: None })
+                        })));
+                    }
+                }
+                if failed.is_empty() {
+                    // Cancelled with no item named: each is answered as a conflict, to be decided again.
+                    for b in &group {
+                        results[built[*b].0] = Some(Err(SaveError::Conflict));
+                    }
+                    break;
+                }
+                group.retain(|b| !failed.contains(b));
+            }
+        }
+        results.into_iter().map(|r| r.unwrap_or(Err(SaveError::Conflict))).collect()
     }
 
     async fn sla_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Lead>, StoreError> {
@@ -875,6 +1003,37 @@ enum Part<'a> {
     Event(&'a str),
     Rep(&'a str),
     Other(&'static str),
+}
+
+/// The most items DynamoDB takes in one TransactWriteItems.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// The cancellation reasons of a cancelled transaction (index of the item,
+/// code), or `None` for any other failure.
+fn cancellation(
+    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
+) -> Option<Vec<(usize, &str)>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    let Some(E::TransactionCanceledException(c)) = e.as_service_error() else {
+        return None;
+    };
+    Some(
+        c.cancellation_reasons()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.code().filter(|code| *code != "None").map(|code| (i, code)))
+            .collect(),
+    )
+}
+
+/// The key (`pk`, `sk`) of a transaction's item.
+fn item_key(item: &TransactWriteItem) -> Option<(String, String)> {
+    let key = match (item.put(), item.update()) {
+        (Some(put), _) => put.item(),
+        (None, Some(update)) => update.key(),
+        _ => return None,
+    };
+    Some((get_s(key, "pk")?.to_owned(), get_s(key, "sk")?.to_owned()))
 }
 
 /// What a cancelled save means, from its reasons (index into `parts`, code):

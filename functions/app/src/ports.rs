@@ -156,6 +156,35 @@ pub trait Leads: Send + Sync {
     /// Saves a change atomically, or nothing.
     fn save(&self, change: &Change) -> impl Future<Output = Result<(), SaveError>> + Send;
 
+    /// [`Leads::read`] of several leads (an import's batch), in order; a store
+    /// may read them in fewer round trips. By default one at a time.
+    fn read_many(
+        &self,
+        keys: &[(LeadId, Option<String>)],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Snapshot>, StoreError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for (id, event_id) in keys {
+                out.push(self.read(id, event_id.as_deref(), now).await?);
+            }
+            Ok(out)
+        }
+    }
+
+    /// Saves changes of different leads, each atomically or not at all, with
+    /// the same conditions as [`Leads::save`]: one result per change, in order.
+    /// A store may save several in one round trip. By default one at a time.
+    fn save_many(&self, changes: &[Change]) -> impl Future<Output = Vec<Result<(), SaveError>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(changes.len());
+            for change in changes {
+                out.push(self.save(change).await);
+            }
+            out
+        }
+    }
+
     /// Leads whose SLA check is due at `now` (`sla_due <= now`), earliest first.
     fn sla_due(&self, now: DateTime<Utc>, limit: usize) -> impl Future<Output = Result<Vec<Lead>, StoreError>> + Send;
 

@@ -195,6 +195,19 @@ fn recorded(applied: Result<Applied, ServiceError>) -> Result<Option<Recorded>, 
     }
 }
 
+/// The record of an event id, saved with the change that applied it, for as
+/// long as a repeat of its kind must change nothing.
+fn mark(event_id: &str, lead: &Lead, now: DateTime<Utc>) -> EventMark {
+    let keep = if event_id.starts_with(FORM_ID_PREFIX) {
+        FORM_REPEAT_WINDOW
+    } else if event_id.starts_with(leadflow_domain::import::IMPORT_ID_PREFIX) {
+        IMPORT_ID_RETENTION
+    } else {
+        EVENT_ID_RETENTION
+    };
+    EventMark { event_id: event_id.to_owned(), result: EventResult::of(lead), expires_at: now + keep, now }
+}
+
 /// What a decision came to.
 enum Applied {
     /// The change saved, what it did, and how many of its notifications failed to publish.
@@ -279,6 +292,61 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             Applied::Repeat(..) => Ok(Imported::Repeat),
             Applied::Unchanged(_) => Err(ServiceError::Busy),
         }
+    }
+
+    /// Imports rows of different leads at once: one read and one save for
+    /// the batch where the store can (DynamoDB: BatchGetItem, and
+    /// TransactWriteItems holding several leads, each under its own
+    /// conditions). A row whose save lost a race is imported again on its own,
+    /// as [`Leadflow::import`] does. Hand-offs (which take team reads and pool
+    /// turns) are imported one at a time. One result per row, in order.
+    pub async fn import_many(
+        &self,
+        rows: &[&leadflow_domain::import::ImportRow],
+        then: ImportThen,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Imported, ServiceError>>, ServiceError> {
+        let mut results: Vec<Option<Result<Imported, ServiceError>>> = Vec::with_capacity(rows.len());
+        if matches!(then, ImportThen::Handoff { .. }) {
+            for row in rows {
+                results.push(Some(self.import(row, then, now).await));
+            }
+            return Ok(results.into_iter().flatten().collect());
+        }
+        let keys: Vec<(LeadId, Option<String>)> =
+            rows.iter().map(|r| (LeadId::for_email(&r.profile.email), Some(r.import_id()))).collect();
+        let snapshots = self.store.read_many(&keys, now).await?;
+        let mut changes = Vec::new();
+        let mut saving = Vec::new();
+        for (i, (row, snapshot)) in rows.iter().zip(snapshots).enumerate() {
+            if snapshot.seen.is_some() {
+                results.push(Some(Ok(Imported::Repeat)));
+                continue;
+            }
+            let input = Input::Import { row, handoff: false, notify: false };
+            match decide(&self.rules, snapshot.lead.as_ref(), &input, None, now) {
+                Ok(Outcome::Decided(d)) => {
+                    let created = d.effect.created;
+                    let mark = mark(keys[i].1.as_deref().unwrap_or_default(), &d.lead, now);
+                    changes.push(Change::from_decision(*d, Some(mark)));
+                    saving.push((i, created));
+                    results.push(None);
+                }
+                Ok(Outcome::Unchanged | Outcome::Needs(_)) => results.push(Some(self.import(row, then, now).await)),
+                Err(refusal) => results.push(Some(Err(ServiceError::Refused(refusal)))),
+            }
+        }
+        let saved = self.store.save_many(&changes).await;
+        for ((i, created), (change, result)) in saving.into_iter().zip(changes.into_iter().zip(saved)) {
+            results[i] = Some(match result {
+                Ok(()) if created => Ok(Imported::Created(change.lead)),
+                Ok(()) => Ok(Imported::Merged(change.lead)),
+                Err(SaveError::Store(e)) => Err(e.into()),
+                // Lost a race: decided again on its own, with retries.
+                Err(_) => self.import(rows[i], then, now).await,
+            });
+        }
+        Ok(results.into_iter().flatten().collect())
     }
 
     /// Whether a lead is stored under `id` (what an import's dry run needs).
@@ -412,19 +480,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
                 return Ok(Applied::Unchanged(lead));
             };
             let effect = decision.effect;
-            let mark = event_id.map(|event_id| EventMark {
-                event_id: event_id.to_owned(),
-                result: EventResult::of(&decision.lead),
-                expires_at: now
-                    + if event_id.starts_with(FORM_ID_PREFIX) {
-                        FORM_REPEAT_WINDOW
-                    } else if event_id.starts_with(leadflow_domain::import::IMPORT_ID_PREFIX) {
-                        IMPORT_ID_RETENTION
-                    } else {
-                        EVENT_ID_RETENTION
-                    },
-                now,
-            });
+            let mark = event_id.map(|event_id| mark(event_id, &decision.lead, now));
             let mut change = Change::from_decision(decision, mark);
             if let Some(links) = &self.links {
                 // Each notification carries its recipient's own links.
