@@ -65,18 +65,36 @@ fn decide(rules: &RuleSet, line: &Value, fit: &mut MatchedFit, slots: &mut Vec<u
     })
 }
 
-/// A move and how many leads made it, with examples.
+/// A move and how many leads made it, with examples: the first leads of the
+/// file that made it, whichever thread decided them.
 #[derive(Debug, Default, Serialize)]
 struct Move {
     leads: usize,
     examples: Vec<String>,
+    /// The examples with their line, kept in line order.
+    #[serde(skip)]
+    first: Vec<(usize, String)>,
 }
 
 impl Move {
-    fn add(&mut self, example: &str) {
+    fn add(&mut self, line: usize, example: &str) {
         self.leads += 1;
-        if self.examples.len() < EXAMPLES {
-            self.examples.push(example.to_owned());
+        self.keep(line, example);
+    }
+
+    fn keep(&mut self, line: usize, example: &str) {
+        if self.first.len() < EXAMPLES || self.first.last().is_some_and(|(l, _)| line < *l) {
+            let at = self.first.partition_point(|(l, _)| *l < line);
+            self.first.insert(at, (line, example.to_owned()));
+            self.first.truncate(EXAMPLES);
+            self.examples = self.first.iter().map(|(_, id)| id.clone()).collect();
+        }
+    }
+
+    fn merge(&mut self, other: Move) {
+        self.leads += other.leads;
+        for (line, id) in other.first {
+            self.keep(line, &id);
         }
     }
 }
@@ -117,7 +135,7 @@ const BANDS: [(i64, i64, &str); 7] = [
 ];
 
 impl Report {
-    fn add(&mut self, id: &str, base: &Decided, head: &Decided) {
+    fn add(&mut self, line: usize, id: &str, base: &Decided, head: &Decided) {
         self.leads += 1;
         let delta = head.score - base.score;
         if let Some((_, _, band)) = BANDS.iter().find(|(lo, hi, _)| (*lo..=*hi).contains(&delta)) {
@@ -145,14 +163,44 @@ impl Report {
         let tier_moved = base.tier != head.tier;
         let route_moved = base.target != head.target && (base.handoff || head.handoff);
         if tier_moved {
-            self.tiers.entry(format!("{} -> {}", base.tier, head.tier)).or_default().add(id);
+            self.tiers.entry(format!("{} -> {}", base.tier, head.tier)).or_default().add(line, id);
         }
         if route_moved {
-            self.routes.entry(format!("{} -> {}", base.target, head.target)).or_default().add(id);
+            self.routes.entry(format!("{} -> {}", base.target, head.target)).or_default().add(line, id);
             *self.route_rules.entry(format!("{} -> {}", base.route_rule, head.route_rule)).or_default() += 1;
         }
         if tier_moved || route_moved {
             self.moved += 1;
+        }
+    }
+
+    /// Adds what another thread decided.
+    fn merge(&mut self, other: Report) {
+        self.leads += other.leads;
+        self.rejected += other.rejected;
+        self.moved += other.moved;
+        for (k, m) in other.tiers {
+            self.tiers.entry(k).or_default().merge(m);
+        }
+        for (k, m) in other.routes {
+            self.routes.entry(k).or_default().merge(m);
+        }
+        for (k, [b, h]) in other.handoffs {
+            let e = self.handoffs.entry(k).or_default();
+            e[0] += b;
+            e[1] += h;
+        }
+        for (k, n) in other.score_deltas {
+            *self.score_deltas.entry(k).or_default() += n;
+        }
+        for (k, [g, n, r]) in other.fit_rules {
+            let e = self.fit_rules.entry(k).or_default();
+            e[0] += g;
+            e[1] += n;
+            e[2] += r;
+        }
+        for (k, n) in other.route_rules {
+            *self.route_rules.entry(k).or_default() += n;
         }
     }
 
@@ -292,6 +340,30 @@ fn capacities(rules: &RuleSet) -> BTreeMap<String, u32> {
     out
 }
 
+/// Lines handed to a diff thread at a time.
+const CHUNK: usize = 4096;
+
+/// Decides line `n` under both rule sets into `report`.
+fn decide_line(
+    report: &mut Report,
+    base: &RuleSet,
+    head: &RuleSet,
+    n: usize,
+    line: &str,
+    fit: &mut MatchedFit,
+    slots: &mut Vec<u32>,
+) {
+    let Ok(value) = serde_json::from_str::<Value>(line) else {
+        report.rejected += 1;
+        return;
+    };
+    let id = value.get("id").and_then(Value::as_str).map_or_else(|| format!("line {n}"), str::to_owned);
+    match (decide(base, &value, fit, slots), decide(head, &value, fit, slots)) {
+        (Ok(b), Ok(h)) => report.add(n, &id, &b, &h),
+        _ => report.rejected += 1,
+    }
+}
+
 pub fn diff(dir: &Path, base: &str, leads: &str, format: DiffFormat, budget: Option<usize>) -> Result<ExitCode> {
     let head = RuleSet::load_dir(dir).map_err(|e| anyhow::anyhow!("the rules in {}: {e}", dir.display()))?;
     let (base_rules, base_name) = base_rules(base, dir)?;
@@ -306,21 +378,56 @@ pub fn diff(dir: &Path, base: &str, leads: &str, format: DiffFormat, budget: Opt
         capacity: capacities(&head),
         ..Report::default()
     };
-    let (mut fit, mut slots) = (MatchedFit::default(), Vec::new());
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("reading line {}", n + 1))?;
-        if line.trim().is_empty() {
-            continue;
+    // Lines are read here and decided by one thread per core, a chunk at a time.
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(8);
+    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<(usize, String)>>(threads * 2);
+    let receive = std::sync::Mutex::new(receive);
+    let (base_rules, head) = (&base_rules, &head);
+    let parts = std::thread::scope(|scope| -> Result<Vec<Report>> {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let receive = &receive;
+                scope.spawn(move || {
+                    let mut part = Report::default();
+                    let (mut fit, mut slots) = (MatchedFit::default(), Vec::new());
+                    loop {
+                        let chunk = match receive.lock().map(|r| r.recv()) {
+                            Ok(Ok(chunk)) => chunk,
+                            _ => break,
+                        };
+                        for (n, line) in chunk {
+                            decide_line(&mut part, base_rules, head, n, &line, &mut fit, &mut slots);
+                        }
+                    }
+                    part
+                })
+            })
+            .collect();
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut read = Ok(());
+        for (n, line) in reader.lines().enumerate() {
+            match line {
+                Ok(line) if line.trim().is_empty() => {}
+                Ok(line) => chunk.push((n + 1, line)),
+                Err(e) => {
+                    read = Err(anyhow::Error::new(e).context(format!("reading line {}", n + 1)));
+                    break;
+                }
+            }
+            if chunk.len() == CHUNK && send.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
+                break;
+            }
         }
-        let Ok(value) = serde_json::from_str::<Value>(&line) else {
-            report.rejected += 1;
-            continue;
-        };
-        let id = value.get("id").and_then(Value::as_str).map_or_else(|| format!("line {}", n + 1), str::to_owned);
-        match (decide(&base_rules, &value, &mut fit, &mut slots), decide(&head, &value, &mut fit, &mut slots)) {
-            (Ok(b), Ok(h)) => report.add(&id, &b, &h),
-            _ => report.rejected += 1,
+        if !chunk.is_empty() {
+            let _ = send.send(chunk);
         }
+        drop(send);
+        let parts = workers.into_iter().map(|w| w.join().map_err(|_| anyhow::anyhow!("a diff thread panicked")));
+        let parts = parts.collect::<Result<Vec<Report>>>()?;
+        read.map(|()| parts)
+    })?;
+    for part in parts {
+        report.merge(part);
     }
     match format {
         DiffFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
