@@ -307,6 +307,30 @@ fn hostile_and_broken_files_get_clear_errors_and_lose_no_good_row() {
         assert!(err.contains(line), "{line}: {err}");
     }
 
+    // A quote left open would swallow every row after it into one field.
+    let mut open = String::from("email,notes\nfirst@x.example,fine\nopen@x.example,\"call back\n");
+    for i in 0..80 {
+        open.push_str(&format!("swallowed{i}@x.example,more\n"));
+    }
+    let out = import("open.csv", open.as_bytes(), &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("line 3: notes: runs over"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("a quote left open?"), "{}", stderr(&out));
+
+    // Reasons never repeat a value, and a report cell is never a formula.
+    let report = dir.path().join("report.csv");
+    let out = import(
+        "pii.csv",
+        b"email,phone,=cmd\nAna Lopez <ana@x.example>,+1 555,x\nok9@x.example,not a phone at all,\xff\n",
+        &["--report", report.to_str().expect("path")],
+    );
+    let err = stderr(&out);
+    assert!(err.contains("line 2: email: is not a valid email address"), "{err}");
+    assert!(!err.contains("Ana Lopez") && !err.contains("not a phone"), "no value printed: {err}");
+    let report = std::fs::read_to_string(&report).expect("report");
+    assert!(!report.contains("Ana Lopez") && !report.contains("not a phone"), "{report}");
+    assert!(report.contains(",'=cmd,"), "a formula-like field is quoted: {report}");
+
     let out = import("empty.csv", b"", &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no header row"), "{}", stderr(&out));

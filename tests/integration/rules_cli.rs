@@ -231,29 +231,45 @@ fn the_pull_request_workflow_checks_tests_and_posts_what_a_rule_change_does() {
     let comment = steps.iter().find(|s| s["with"]["path"] == "diff.md").expect("a step posts diff.md");
     assert!(comment["uses"].as_str().expect("an action").contains("comment"), "{comment:?}");
 
-    // The pull request's rules add two countries to the core market; the base is the starter set.
+    // A repository whose base commit has the starter rules; the pull request adds
+    // two countries to the core market.
     let work = tempfile::tempdir().expect("dir");
     let copy = copy_of_starter_rules();
-    let scoring = copy.path().join("scoring.yaml");
+    std::fs::rename(copy.path(), work.path().join("rules")).expect("move the rules in");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=RevOps", "-c", "user.email=revops@example.com"])
+            .args(args)
+            .current_dir(work.path())
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "rules"]);
+    git(&["commit", "-q", "-m", "the base rules"]);
+    let base_sha = git(&["rev-parse", "HEAD"]);
+    let scoring = work.path().join("rules/scoring.yaml");
     let changed = std::fs::read_to_string(&scoring).expect("scoring.yaml").replace(
         "{ country: [US, CA, GB, IE, DE, AT, CH, NL, FR, SE, DK] }",
         "{ country: [US, CA, GB, IE, DE, AT, CH, NL, FR, SE, DK, JP, BR] }",
     );
     std::fs::write(&scoring, changed).expect("write");
-    std::fs::rename(copy.path(), work.path().join("rules")).expect("move the changed rules in");
-    let base = work.path().join("origin/main");
-    std::fs::create_dir_all(&base).expect("dir");
-    for file in ["capture.yaml", "scoring.yaml", "lifecycle.yaml", "routing.yaml", "sla.yaml"] {
-        std::fs::copy(starter_rules().join(file), base.join(file)).expect("copy");
-    }
+    // A directory the pull request adds under the old base's name is not read.
+    std::fs::create_dir_all(work.path().join("origin/main")).expect("dir");
+    let runner_temp = tempfile::tempdir().expect("runner temp");
     let bash = |script: &str, budget: &str| -> (bool, String, String) {
         let script = script.replace("target/release/leadflow", env!("CARGO_BIN_EXE_leadflow"));
+        let _ = std::fs::remove_dir_all(runner_temp.path().join("base"));
+        let _ = std::process::Command::new("git").args(["worktree", "prune"]).current_dir(work.path()).status();
         let output = work.path().join("output");
         let summary = work.path().join("summary");
         let out = std::process::Command::new("bash")
             .args(["-e", "-c", &script])
             .current_dir(work.path())
-            .env("GITHUB_BASE_REF", "main")
+            .env("BASE_SHA", &base_sha)
+            .env("RUNNER_TEMP", runner_temp.path())
             .env("GITHUB_OUTPUT", &output)
             .env("GITHUB_STEP_SUMMARY", &summary)
             .env("LEADS", "rules/tests/backtest.jsonl")
@@ -278,6 +294,11 @@ fn the_pull_request_workflow_checks_tests_and_posts_what_a_rule_change_does() {
     let (ok, outputs, _) = bash(&diff, "1");
     assert!(ok, "a budget overrun still posts the comment");
     assert_eq!(outputs.trim(), "code=4");
+    assert_eq!(
+        steps.iter().find(|s| s["with"]["path"] == "diff.md").expect("comment")["if"],
+        "github.event.pull_request.head.repo.full_name == github.repository",
+        "forks get no comment step"
+    );
     let last = steps.last().expect("a last step");
     assert_eq!(last["if"], "steps.diff.outputs.code == '4'", "and then fails the job");
 }

@@ -366,7 +366,8 @@ async fn serve_reloads_changed_rules_and_keeps_running_ones_when_the_change_is_b
     let routing = server.rules.path().join("routing.yaml");
     let good_routing = std::fs::read_to_string(&routing).expect("routing.yaml");
     std::fs::write(&routing, "reps: [\n").expect("write");
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // Loaded (and refused) once two looks two seconds apart agree.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     assert_eq!(capture().await, second, "still the last good rules");
 
     // SIGHUP reloads at once.

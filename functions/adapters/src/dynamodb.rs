@@ -642,19 +642,23 @@ impl Leads for DynamoStore {
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
-        // Transactions of up to MAX_TRANSACTION_ITEMS items, no item twice in one.
+        // Transactions of up to MAX_TRANSACTION_ITEMS items and about
+        // TRANSACTION_BYTES, no item twice in one.
         let mut groups: Vec<Vec<usize>> = Vec::new();
-        let mut size = 0;
+        let (mut count, mut bytes) = (0, 0);
         let mut keys: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
         for (b, (_, items, _)) in built.iter().enumerate() {
             let own: Vec<(String, String)> = items.iter().filter_map(item_key).collect();
-            let fits = size + items.len() <= MAX_TRANSACTION_ITEMS && own.iter().all(|k| !keys.contains(k));
+            let size: usize = items.iter().map(item_bytes).sum();
+            let fits = count + items.len() <= MAX_TRANSACTION_ITEMS
+                && bytes + size <= TRANSACTION_BYTES
+                && own.iter().all(|k| !keys.contains(k));
             if groups.is_empty() || !fits {
                 groups.push(Vec::new());
-                size = 0;
+                (count, bytes) = (0, 0);
                 keys.clear();
             }
-            size += items.len();
+            (count, bytes) = (count + items.len(), bytes + size);
             keys.extend(own);
             groups.last_mut().expect("a group").push(b);
         }
@@ -682,13 +686,11 @@ impl Leads for DynamoStore {
                     Err(e) => e,
                 };
                 let Some(reasons) = cancellation(&e) else {
-                    let message =
-                        format!("TransactWriteItems failed: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e));
+                    // Refused whole (too large, throttled, unavailable): each
+                    // change on its own, so that one cannot hold back the others.
                     for b in &group {
-                        results[built[*b].0] = Some(Err(SaveError::Store(StoreError::Unavailable {
-                            message: message.clone(),
-                            source: None,
-                        })));
+                        let i = built[*b].0;
+                        results[i] = Some(self.save(&changes[i]).await);
                     }
                     break;
                 };
@@ -1024,6 +1026,32 @@ fn cancellation(
             .filter_map(|(i, r)| r.code().filter(|code| *code != "None").map(|code| (i, code)))
             .collect(),
     )
+}
+
+/// What one TransactWriteItems may carry, with room to spare under
+/// DynamoDB's 4 MB.
+const TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
+
+/// About how many bytes an item of a transaction is: its attribute names and
+/// values (numbers, booleans and nested values counted generously).
+fn item_bytes(item: &TransactWriteItem) -> usize {
+    let attributes = match (item.put(), item.update()) {
+        (Some(put), _) => put.item(),
+        (None, Some(update)) => update.key(),
+        _ => return 0,
+    };
+    attributes
+        .iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(text) => text.len(),
+                    AttributeValue::N(number) => number.len(),
+                    _ => 64,
+                }
+        })
+        .sum::<usize>()
+        + 256
 }
 
 /// The key (`pk`, `sk`) of a transaction's item.

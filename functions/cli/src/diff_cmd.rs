@@ -381,12 +381,14 @@ pub fn diff(dir: &Path, base: &str, leads: &str, format: DiffFormat, budget: Opt
     // Lines are read here and decided by one thread per core, a chunk at a time.
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(8);
     let (send, receive) = std::sync::mpsc::sync_channel::<Vec<(usize, String)>>(threads * 2);
-    let receive = std::sync::Mutex::new(receive);
+    // Only the threads hold the receiver: if they all stop, sending fails
+    // rather than waiting for ever.
+    let receive = std::sync::Arc::new(std::sync::Mutex::new(receive));
     let (base_rules, head) = (&base_rules, &head);
     let parts = std::thread::scope(|scope| -> Result<Vec<Report>> {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
-                let receive = &receive;
+                let receive = std::sync::Arc::clone(&receive);
                 scope.spawn(move || {
                     let mut part = Report::default();
                     let (mut fit, mut slots) = (MatchedFit::default(), Vec::new());
@@ -403,6 +405,7 @@ pub fn diff(dir: &Path, base: &str, leads: &str, format: DiffFormat, budget: Opt
                 })
             })
             .collect();
+        drop(receive);
         let mut chunk = Vec::with_capacity(CHUNK);
         let mut read = Ok(());
         for (n, line) in reader.lines().enumerate() {

@@ -89,6 +89,10 @@ struct Work {
 /// DynamoDB: 25 leads of 3 items each stay under a transaction's 100).
 const BATCH: usize = 25;
 
+/// A CSV field over more lines or bytes than these is a quote left open.
+const MAX_FIELD_LINES: usize = 50;
+const MAX_FIELD_BYTES: usize = 64 * 1024;
+
 /// Rows read per progress line when standard error is not a terminal.
 const PROGRESS_EVERY: u64 = 10_000;
 
@@ -136,6 +140,7 @@ where
         let (app, tally, dry_run, now) = (app.clone(), tally.clone(), job.dry_run, job.now);
         workers.push(tokio::spawn(async move {
             let mut next: Option<Work> = None;
+            let mut stuck: HashSet<LeadId> = HashSet::new();
             loop {
                 // A batch of rows of different leads: what the channel holds now,
                 // up to BATCH; a second row of a lead in the batch starts the next.
@@ -156,6 +161,24 @@ where
                         next = Some(work);
                         break;
                     }
+                }
+                // A lead one of whose rows was not imported takes no later row
+                // in this run, so that a re-run applies its rows in file order.
+                let (batch, skipped): (Vec<Work>, Vec<Work>) =
+                    batch.into_iter().partition(|w| !stuck.contains(&LeadId::for_email(&w.row.profile.email)));
+                if !skipped.is_empty() {
+                    let mut t = tally.lock().expect("tally");
+                    for work in &skipped {
+                        t.refused += 1;
+                        t.findings.push(error(
+                            work.line,
+                            "*",
+                            "an earlier row of this lead was not imported; run the import again".into(),
+                        ));
+                    }
+                }
+                if batch.is_empty() {
+                    continue;
                 }
                 let results = if dry_run {
                     let mut out = Vec::with_capacity(batch.len());
@@ -191,6 +214,7 @@ where
                             t.findings.push(error(work.line, "*", refusal.to_string()));
                         }
                         Err(ServiceError::Busy) => {
+                            stuck.insert(LeadId::for_email(&work.row.profile.email));
                             t.refused += 1;
                             t.findings.push(error(
                                 work.line,
@@ -258,9 +282,8 @@ where
             }
         }
         let lane = lane_of(&id, lanes);
-        if senders[lane].send(Work { line, row }).await.is_err() {
-            bail!("an import worker stopped");
-        }
+        // A worker that stopped did so on an error, reported when it is joined.
+        let _ = senders[lane].send(Work { line, row }).await;
         Ok(())
     };
 
@@ -340,6 +363,22 @@ async fn dry<S: Store, N: Notifier>(
 
 /// A CSV record as named fields; `Err` when it does not fit the header or is not UTF-8.
 fn csv_row(header: &[String], record: &csv::ByteRecord) -> Result<Vec<(String, String)>, Vec<RowError>> {
+    // A quote left open runs to the next quote, maybe the end of the file: a
+    // field over many lines or far over any value's length is refused, so
+    // that the rows it swallowed are not stored as one lead's notes.
+    for (name, value) in header.iter().zip(record.iter()) {
+        let lines = value.iter().filter(|b| **b == b'\n').count();
+        if lines > MAX_FIELD_LINES || value.len() > MAX_FIELD_BYTES {
+            return Err(vec![RowError {
+                field: name.clone(),
+                reason: format!(
+                    "runs over {} lines ({} bytes): a quote left open? The rows after it are inside it",
+                    lines + 1,
+                    value.len()
+                ),
+            }]);
+        }
+    }
     if record.len() != header.len() {
         return Err(vec![RowError {
             field: "*".to_owned(),
@@ -442,15 +481,30 @@ impl Progress {
     }
 }
 
+/// A finding's reason without the value it is about: values are quoted in
+/// backticks, and a value may be a person's name, email or phone.
+fn redact(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    for (i, part) in reason.split('`').enumerate() {
+        out.push_str(if i % 2 == 1 { "the value" } else { part });
+    }
+    out
+}
+
+/// A report cell a spreadsheet shows as text, never runs as a formula.
+fn cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_owned() }
+}
+
 fn finish(tally: &Tally, job: &ImportJob) -> Result<ExitCode> {
     for f in tally.findings.iter().filter(|f| f.level == "error") {
-        eprintln!("line {}: {}: {}", f.line, f.field, f.reason);
+        eprintln!("line {}: {}: {}", f.line, f.field, redact(&f.reason));
     }
     if let Some(path) = &job.report {
         let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
         w.write_record(["line", "level", "field", "reason"])?;
         for f in &tally.findings {
-            w.write_record([f.line.to_string().as_str(), f.level, &f.field, &f.reason])?;
+            w.write_record([f.line.to_string().as_str(), f.level, &cell(&f.field), &cell(&redact(&f.reason))])?;
         }
         w.flush()?;
     }

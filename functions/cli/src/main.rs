@@ -171,9 +171,12 @@ enum LeadsCommand {
     /// `events.TYPE` columns). Columns an export writes that are decided
     /// (id, status, owner, score, tier, updated_at, idle_days) are skipped.
     ///
-    /// A row is refused only for its email, a time or count that cannot be
-    /// read, or a time in the future; every refused row is printed with its
-    /// line, field and reason, and the rest are stored. Rows with the email of
+    /// A row is refused only for its email, a time, count or JSON column that
+    /// cannot be read, more than 64 event types, activity before creation, a
+    /// time in the future, a CSV cell that is not UTF-8 or a field count unlike
+    /// the header's, or a field over 50 lines or 64 KB (a quote left open);
+    /// every refused row is printed with its line, field and reason (never the
+    /// value), and the rest are stored. Rows with the email of
     /// an earlier row, or of a stored lead, merge into it by the merge policy.
     /// Leads are scored and, at the hand-off tier, held until their next
     /// activity; `--then handoff` routes and hands them off instead, without
@@ -200,13 +203,15 @@ enum LeadsCommand {
         /// With --then handoff: send the hand-off messages to the reps.
         #[arg(long)]
         notify_reps: bool,
-        /// Read and check every row, and say what would be created or merged; store nothing.
+        /// Read and check every row, and say what would be created or merged;
+        /// store nothing (rows the store would refuse are found only by importing).
         #[arg(long)]
         dry_run: bool,
         /// Write every finding (line, level, field, reason) to this CSV file.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
-        /// Leads imported at once (rows of one lead always in file order).
+        /// Workers importing at once, each a batch of up to 25 rows of different
+        /// leads at a time (rows of one lead always in file order).
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallel: u16,
         /// The time the import happens (RFC 3339); default now.

@@ -94,16 +94,16 @@ where
     println!("leadflow listening on http://{}", listener.local_addr()?);
 
     let sla = Arc::clone(&live);
-    let timer = tokio::spawn(every(Duration::from_secs(args.sla_every.max(1)), "sla check", move || {
+    let timer = tokio::spawn(every(Duration::from_secs(args.sla_every.max(1)), move || {
         let app = Arc::clone(&sla.current().app);
         let span = rules_span(&app);
-        async move { app.sla_check(Utc::now()).await }.instrument(span)
+        async move { logged("sla check", app.sla_check(Utc::now()).await) }.instrument(span)
     }));
     let hygiene = Arc::clone(&live);
-    let nightly = tokio::spawn(every(Duration::from_secs(args.cleanup_every.max(1)), "clean-up", move || {
+    let nightly = tokio::spawn(every(Duration::from_secs(args.cleanup_every.max(1)), move || {
         let app = Arc::clone(&hygiene.current().app);
         let span = rules_span(&app);
-        async move { app.cleanup(Utc::now()).await }.instrument(span)
+        async move { logged("clean-up", app.cleanup(Utc::now()).await) }.instrument(span)
     }));
     let watcher = tokio::spawn(watch_rules(Arc::clone(&live), settings, args.backend.rules.clone()));
     axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
@@ -153,8 +153,8 @@ impl<S, N> Live<S, N> {
 /// How often serve looks for changed rule files.
 const RULES_POLL: Duration = Duration::from_secs(2);
 
-/// Reloads the rules when their files change (looked at every two seconds)
-/// or on SIGHUP. A set that does not load is refused, every problem logged,
+/// Reloads the rules when their files change (looked at every two seconds,
+/// loaded when two looks in a row agree) or on SIGHUP. A set that does not load is refused, every problem logged,
 /// and the running rules stay.
 async fn watch_rules<S, N>(live: Arc<Live<S, N>>, settings: Settings, dir: std::path::PathBuf)
 where
@@ -163,6 +163,8 @@ where
 {
     let fingerprint = |dir: &std::path::Path| RuleSources::from_dir(dir).map(|s| s.version()).ok();
     let mut seen = fingerprint(&dir);
+    // A change is loaded once two looks agree, not while an editor is still writing it.
+    let mut changing = None;
     let mut ticks = tokio::time::interval(RULES_POLL);
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -180,13 +182,20 @@ where
             _ = ticks.tick() => {
                 let now = fingerprint(&dir);
                 if now == seen {
+                    changing = None;
                     continue;
                 }
+                if changing != Some(now.clone()) {
+                    changing = Some(now);
+                    continue;
+                }
+                changing = None;
                 seen = now;
                 "the rule files changed"
             }
             true = asked => {
                 seen = fingerprint(&dir);
+                changing = None;
                 "SIGHUP"
             }
         };
@@ -247,20 +256,23 @@ fn to_axum(response: http::Response<String>) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
-/// Runs `job` now and then every `period`; a failed run is logged and the
-/// next tick runs it again.
-async fn every<F, Fut, T, E>(period: Duration, what: &'static str, mut job: F)
+/// Runs `job` now and then every `period`.
+async fn every<F, Fut>(period: Duration, mut job: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
-    E: std::fmt::Display,
+    Fut: std::future::Future<Output = ()>,
 {
     let mut ticks = tokio::time::interval(period);
     loop {
         ticks.tick().await;
-        if let Err(e) = job().await {
-            error!(error = %e, job = what, "the job failed; it runs again at the next tick");
-        }
+        job().await;
+    }
+}
+
+/// Logs a scheduled job that failed (in the job's span); the next tick runs it again.
+fn logged<T, E: std::fmt::Display>(what: &'static str, result: Result<T, E>) {
+    if let Err(e) = result {
+        error!(error = %e, job = what, "the job failed; it runs again at the next tick");
     }
 }
 

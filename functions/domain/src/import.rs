@@ -55,11 +55,17 @@ pub const DECIDED_COLUMNS: [&str; 7] = ["id", "status", "owner", "score", "tier"
 /// A count in a row is at most this (a typo, not a lead's history, beyond it).
 pub const MAX_COUNT: u32 = 1_000_000;
 
+/// A row names at most this many event types: the warnings of a row are kept
+/// in the lead's history, which must stay far below a store item's size.
+pub const MAX_EVENT_TYPES: usize = 64;
+
 /// Reads rows for one source of `capture.yaml` (or none: fields by their own names).
 #[derive(Clone, Debug)]
 pub struct Importer {
     capture: Capture,
     source: Option<String>,
+    /// The event types the rules know.
+    events: std::collections::BTreeSet<String>,
 }
 
 impl Importer {
@@ -73,7 +79,8 @@ impl Importer {
         }
         let mut capture = rules.capture.clone();
         capture.honeypots.clear();
-        Ok(Importer { capture, source: source.map(str::to_owned) })
+        let events = rules.events.names().iter().cloned().collect();
+        Ok(Importer { capture, source: source.map(str::to_owned), events })
     }
 
     /// A row of named fields (a CSV record with its header), in column order.
@@ -125,10 +132,29 @@ impl Importer {
                 _ => posted.push((name, value)),
             }
         }
+        if events.len() > MAX_EVENT_TYPES {
+            errors.push(error(
+                "events",
+                format!("names {} event types; a row may name at most {MAX_EVENT_TYPES}", events.len()),
+            ));
+        }
         let form = match form::read(&self.capture, self.source.as_deref(), posted) {
-            Ok(form) => Some(form),
+            Ok(mut form) => {
+                // Counts of event types the rules do not know are not counted.
+                for kind in events.keys().filter(|k| !self.events.contains(k.as_str())) {
+                    form.warnings.push(Warning {
+                        field: format!("events.{kind}"),
+                        problem: "is not an event type of the rules; not counted".to_owned(),
+                    });
+                }
+                Some(form)
+            }
             Err(refused) => {
-                errors.extend(refused.errors.into_iter().map(|(field, reason)| RowError { field, reason }));
+                // Which rule the email broke, never the value itself.
+                errors.extend(refused.errors.into_iter().map(|(field, reason)| RowError {
+                    reason: if reason == "is required" { reason } else { "is not a valid email address".to_owned() },
+                    field,
+                }));
                 None
             }
         };
@@ -313,8 +339,24 @@ mod tests {
             .expect_err("refused");
         let named: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(named, ["created_at", "events", "events.webinar_attended", "email"]);
+        assert!(errors.iter().all(|e| !e.reason.contains("not an email")), "no value is repeated: {errors:?}");
         let missing = importer.read_fields(fields(&[("company", "Acme")])).expect_err("no email");
         assert_eq!(missing[0].field, "email");
+    }
+
+    #[test]
+    fn unknown_event_types_are_warned_of_and_too_many_refuse_the_row() {
+        let importer = Importer::new(&rules(), None).expect("importer");
+        let row = importer
+            .read_fields(fields(&[("email", "a@b.co"), ("events.made_up", "2"), ("events.pricing_page_view", "1")]))
+            .expect("row");
+        assert_eq!(row.warnings.len(), 1, "{:?}", row.warnings);
+        assert_eq!(row.warnings[0].field, "events.made_up");
+        let many: String = (0..=MAX_EVENT_TYPES).map(|i| format!("\"t{i}\": 1")).collect::<Vec<_>>().join(",");
+        let errors = importer
+            .read_fields(vec![("email".into(), "a@b.co".into()), ("events".into(), format!("{{{many}}}"))])
+            .expect_err("too many");
+        assert_eq!(errors[0].field, "events");
     }
 
     #[test]

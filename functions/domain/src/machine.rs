@@ -451,19 +451,22 @@ impl Machine<'_> {
     ) -> Step<Option<Lead>> {
         let rules = self.rules;
         let now = self.now;
-        let created = self.happened(row.created_at.unwrap_or(now))?;
-        let last = self.happened(row.last_activity_at.unwrap_or(created))?.max(created);
-        let mut warnings = row.warnings.clone();
-        for kind in row.events.keys().filter(|k| rules.events.slot(k).is_none()) {
-            warnings.push(crate::form::Warning {
-                field: format!("events.{kind}"),
-                problem: "is not an event type of the rules; not counted".to_owned(),
-            });
-        }
-        let (mut next, before, capture) = self.captured(lead, &row.profile, warnings, created);
+        // A row's own times; a row without them is dated now only when it
+        // creates the lead, and leaves a stored lead's times as they are.
+        let created = row.created_at.map(|t| self.happened(t)).transpose()?;
+        let last = row.last_activity_at.or(row.created_at).map(|t| self.happened(t)).transpose()?;
+        let last = last.map(|l| created.map_or(l, |c| l.max(c)));
+        let (mut next, before, capture) =
+            self.captured(lead, &row.profile, row.warnings.clone(), created.unwrap_or(now));
         let at = self.draft.records.len();
-        next.created_at = next.created_at.min(created);
-        next.last_activity_at = if lead.is_some() { next.last_activity_at.max(last) } else { last };
+        if let Some(created) = created {
+            next.created_at = next.created_at.min(created);
+        }
+        match (lead, last) {
+            (Some(_), Some(last)) => next.last_activity_at = next.last_activity_at.max(last),
+            (None, Some(last)) => next.last_activity_at = last,
+            (_, None) => {}
+        }
         // The row's counts are totals in the system it comes from, not new
         // events: the larger count is kept, so a row imported twice counts once.
         for (kind, n) in row.events.iter().filter(|(k, n)| **n > 0 && rules.events.slot(k).is_some()) {
@@ -484,7 +487,7 @@ impl Machine<'_> {
             // web app, and its clock runs as for any hand-off.
             self.draft.notifications.clear();
         }
-        self.draft.records.insert(at, Record::Imported { created_at: created, held: next.held });
+        self.draft.records.insert(at, Record::Imported { created_at: next.created_at, held: next.held });
         Ok(Some(next))
     }
 
