@@ -302,3 +302,34 @@ fn the_pull_request_workflow_checks_tests_and_posts_what_a_rule_change_does() {
     let last = steps.last().expect("a last step");
     assert_eq!(last["if"], "steps.diff.outputs.code == '4'", "and then fails the job");
 }
+
+#[test]
+fn rule_test_coverage_is_reported_per_rule_and_gated_exactly() {
+    let copy = copy_of_starter_rules();
+    let tests = copy.path().join("tests");
+    std::fs::remove_file(tests.join("routing.yaml")).expect("remove");
+    std::fs::remove_file(tests.join("scoring.yaml")).expect("remove");
+    std::fs::write(
+        tests.join("one.yaml"),
+        "- name: a VP at a large German software company\n  lead: { email: jo@example.de, country: DE, employees: 2000, job_title: VP Sales, industry: software }\n",
+    )
+    .expect("write");
+    let dir = copy.path().to_str().expect("path");
+    let out = leadflow(&["rules", "test", "--rules", dir], "");
+    let printed = stdout(&out);
+    assert!(out.status.success(), "{printed}");
+    assert!(printed.contains("     1  fit enterprise-size"), "{printed}");
+    assert!(printed.contains("     0  routing emea"), "{printed}");
+    // enterprise-size, senior-title, target-industry, core-market, business-email and the enterprise route.
+    let line = printed.lines().find(|l| l.starts_with("coverage: ")).expect("a coverage line");
+    assert_eq!(line, "coverage: 6 of 15 rules (40.00%)");
+    let gate = |min: &str| leadflow(&["rules", "test", "--rules", dir, "--min-coverage", min], "");
+    assert!(gate("40").status.success(), "exactly 40% meets 40");
+    let over = gate("40.000001");
+    assert_eq!(over.status.code(), Some(1), "no rounding up: 6/15 is below 40.000001%");
+    assert!(stdout(&over).contains("coverage is below --min-coverage 40.000001%"), "{}", stdout(&over));
+    for bad in ["abc", "101", "-5", "1e2", ""] {
+        let out = gate(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+    }
+}

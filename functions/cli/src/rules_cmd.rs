@@ -56,7 +56,49 @@ pub fn check(dir: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn test(dir: &Path) -> Result<ExitCode> {
+/// A share in percent, as written (`87.5` is 875/10), compared exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Percent {
+    numerator: u128,
+    denominator: u128,
+}
+
+impl Percent {
+    /// Whether `covered` of `total` is at least this share.
+    pub fn met_by(self, covered: usize, total: usize) -> bool {
+        (covered as u128) * 100 * self.denominator >= self.numerator * (total as u128)
+    }
+}
+
+impl std::str::FromStr for Percent {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a percentage from 0 to 100 (like 90 or 87.5)");
+        let (whole, fraction) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
+        if whole.is_empty()
+            || fraction.len() > 6
+            || !(whole.chars().chain(fraction.chars()).all(|c| c.is_ascii_digit()))
+        {
+            return Err(bad());
+        }
+        let denominator = 10u128.pow(fraction.len() as u32);
+        let numerator = format!("{whole}{fraction}").parse::<u128>().map_err(|_| bad())?;
+        if numerator > 100 * denominator {
+            return Err(bad());
+        }
+        Ok(Percent { numerator, denominator })
+    }
+}
+
+impl std::fmt::Display for Percent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let places = self.denominator.ilog10() as usize;
+        let (whole, rest) = (self.numerator / self.denominator, self.numerator % self.denominator);
+        if places == 0 { write!(f, "{whole}%") } else { write!(f, "{whole}.{rest:0places$}%") }
+    }
+}
+
+pub fn test(dir: &Path, min_coverage: Option<Percent>) -> Result<ExitCode> {
     let Some(rules) = load(dir)? else {
         println!("0 passed, 0 failed (the rules did not load)");
         return Ok(ExitCode::FAILURE);
@@ -69,8 +111,7 @@ pub fn test(dir: &Path) -> Result<ExitCode> {
         .collect();
     files.sort();
     let (mut passed, mut failed) = (0usize, 0usize);
-    let mut matched_fit = std::collections::BTreeSet::new();
-    let mut matched_routes = std::collections::BTreeSet::new();
+    let mut hits: std::collections::BTreeMap<(&str, String), usize> = std::collections::BTreeMap::new();
     for path in files {
         let name = path.strip_prefix(dir).unwrap_or(&path).display().to_string();
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -78,8 +119,10 @@ pub fn test(dir: &Path) -> Result<ExitCode> {
             Ok(outcomes) => {
                 for o in outcomes {
                     if let Some(ex) = &o.explanation {
-                        matched_fit.extend(ex.score.fit.iter().map(|h| h.rule.clone()));
-                        matched_routes.insert(ex.route.rule.clone());
+                        for hit in &ex.score.fit {
+                            *hits.entry(("fit", hit.rule.clone())).or_default() += 1;
+                        }
+                        *hits.entry(("route", ex.route.rule.clone())).or_default() += 1;
                     }
                     if o.passed() {
                         passed += 1;
@@ -95,26 +138,32 @@ pub fn test(dir: &Path) -> Result<ExitCode> {
             }
         }
     }
-    let untested: Vec<String> = rules
-        .scoring
-        .fit
-        .iter()
-        .filter(|r| !matched_fit.contains(&r.name))
-        .map(|r| format!("fit rule {}", r.name))
-        .chain(
-            rules
-                .routing
-                .rules
-                .iter()
-                .filter(|r| !matched_routes.contains(&r.name))
-                .map(|r| format!("routing rule {}", r.name)),
-        )
-        .collect();
+    // Coverage: how many cases each fit and routing rule decided.
+    let mut rows: Vec<(String, usize)> = Vec::new();
+    for rule in &rules.scoring.fit {
+        rows.push((format!("fit {}", rule.name), hits.get(&("fit", rule.name.clone())).copied().unwrap_or(0)));
+    }
+    for rule in rules.routing.rules.iter().map(|r| r.name.as_str()).chain(["default"]) {
+        rows.push((format!("routing {rule}"), hits.get(&("route", rule.to_owned())).copied().unwrap_or(0)));
+    }
+    let covered = rows.iter().filter(|(_, n)| *n > 0).count();
+    println!("coverage (cases per rule):");
+    for (rule, n) in &rows {
+        println!("  {n:>4}  {rule}");
+    }
+    let untested: Vec<&str> = rows.iter().filter(|(_, n)| *n == 0).map(|(r, _)| r.as_str()).collect();
     if !untested.is_empty() {
         println!("not matched by any test case: {}", untested.join(", "));
     }
+    // Shown cut, never rounded up, to two decimals.
+    let hundredths = covered * 10_000 / rows.len().max(1);
+    println!("coverage: {covered} of {} rules ({}.{:02}%)", rows.len(), hundredths / 100, hundredths % 100);
+    let below = min_coverage.is_some_and(|min| !min.met_by(covered, rows.len()));
+    if let Some(min) = min_coverage.filter(|_| below) {
+        println!("coverage is below --min-coverage {min}");
+    }
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 && !below { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn print_failure(dir: &Path, o: &CaseOutcome) {
