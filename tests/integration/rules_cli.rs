@@ -318,8 +318,8 @@ fn rule_test_coverage_is_reported_per_rule_and_gated_exactly() {
     let out = leadflow(&["rules", "test", "--rules", dir], "");
     let printed = stdout(&out);
     assert!(out.status.success(), "{printed}");
-    assert!(printed.contains("     1  fit enterprise-size"), "{printed}");
-    assert!(printed.contains("     0  routing emea"), "{printed}");
+    assert!(printed.contains("     1  fit rule enterprise-size"), "{printed}");
+    assert!(printed.contains("     0  routing rule emea"), "{printed}");
     // enterprise-size, senior-title, target-industry, core-market, business-email and the enterprise route.
     let line = printed.lines().find(|l| l.starts_with("coverage: ")).expect("a coverage line");
     assert_eq!(line, "coverage: 6 of 15 rules (40.00%)");
@@ -332,4 +332,32 @@ fn rule_test_coverage_is_reported_per_rule_and_gated_exactly() {
         let out = gate(bad);
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn capture_sla_and_lifecycle_cases_fail_on_a_wrong_expectation_and_name_a_typo() {
+    let copy = copy_of_starter_rules();
+    let tests = copy.path().join("tests");
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = tests.join(file);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains(from), "{file} holds {from}");
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+    };
+    edit("sla.yaml", "deadline: \"2026-03-09T08:05:00-04:00\"", "deadline: \"2026-03-09T08:05:00-05:00\"");
+    edit("capture.yaml", "country: DE, employees: \"1001\"", "country: FR, employees: \"1001\"");
+    edit("lifecycle.yaml", "{ disqualified: spam }", "{ disqualifed: spam }");
+    edit("capture.yaml", "source: hubspot_forms", "source: hubspot_formz");
+    let out = leadflow(&["rules", "test", "--rules", copy.path().to_str().expect("path")], "");
+    let printed = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    for line in [
+        "deadline: expected 2026-03-09T13:05:00+00:00, got 2026-03-09T12:05:00+00:00",
+        "profile: expected country: `FR`, got country: `DE`",
+        "`disqualifed` is not a sales event (did you mean `disqualified`?)",
+        "`hubspot_formz` is not a source of capture.yaml (did you mean `hubspot_forms`?)",
+    ] {
+        assert!(printed.contains(line), "{line}: {printed}");
+    }
+    assert!(printed.trim_end().ends_with("4 failed"), "{printed}");
 }

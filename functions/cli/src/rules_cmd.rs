@@ -141,10 +141,10 @@ pub fn test(dir: &Path, min_coverage: Option<Percent>) -> Result<ExitCode> {
     // Coverage: how many cases each fit and routing rule decided.
     let mut rows: Vec<(String, usize)> = Vec::new();
     for rule in &rules.scoring.fit {
-        rows.push((format!("fit {}", rule.name), hits.get(&("fit", rule.name.clone())).copied().unwrap_or(0)));
+        rows.push((format!("fit rule {}", rule.name), hits.get(&("fit", rule.name.clone())).copied().unwrap_or(0)));
     }
     for rule in rules.routing.rules.iter().map(|r| r.name.as_str()).chain(["default"]) {
-        rows.push((format!("routing {rule}"), hits.get(&("route", rule.to_owned())).copied().unwrap_or(0)));
+        rows.push((format!("routing rule {rule}"), hits.get(&("route", rule.to_owned())).copied().unwrap_or(0)));
     }
     let covered = rows.iter().filter(|(_, n)| *n > 0).count();
     println!("coverage (cases per rule):");

@@ -8,6 +8,7 @@ pub mod capture;
 pub mod condition;
 pub mod diag;
 pub mod field;
+pub mod filetests;
 pub mod input;
 pub mod lifecycle;
 pub mod routing;

@@ -86,11 +86,38 @@ pub fn run_file(rules: &RuleSet, file: &str, text: &str) -> Result<Vec<CaseOutco
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let cases: Vec<RawCase> = serde_yaml::from_str(text).map_err(|e| {
+    let cases: Vec<serde_yaml::Value> = serde_yaml::from_str(text).map_err(|e| {
         let (line, column) = e.location().map_or((None, None), |l| (Some(l.line()), Some(l.column())));
         diag(line, column, format!("invalid rule test file: {}", strip_location(&e.to_string())))
     })?;
-    Ok(cases.into_iter().map(|c| run_case(rules, file, c)).collect())
+    Ok(cases.into_iter().enumerate().map(|(i, c)| run_any(rules, file, i, c)).collect())
+}
+
+/// A case of any kind, by the key it has: `lead` (scoring and routing),
+/// `capture`, `sla` or `lifecycle`.
+fn run_any(rules: &RuleSet, file: &str, index: usize, case: serde_yaml::Value) -> CaseOutcome {
+    use super::filetests;
+    let name = case
+        .get("name")
+        .and_then(serde_yaml::Value::as_str)
+        .map_or_else(|| format!("case {}", index + 1), str::to_owned);
+    let invalid = |e: serde_yaml::Error| CaseOutcome {
+        file: file.to_owned(),
+        name: name.clone(),
+        errors: vec![format!("invalid case: {e}")],
+        mismatches: Vec::new(),
+        explanation: None,
+    };
+    let has = |key: &str| case.get(key).is_some();
+    if has("capture") {
+        serde_yaml::from_value(case.clone()).map_or_else(invalid, |c| filetests::run_capture(rules, file, c))
+    } else if has("sla") {
+        serde_yaml::from_value(case.clone()).map_or_else(invalid, |c| filetests::run_sla(rules, file, c))
+    } else if has("lifecycle") {
+        serde_yaml::from_value(case.clone()).map_or_else(invalid, |c| filetests::run_lifecycle(rules, file, c))
+    } else {
+        serde_yaml::from_value(case.clone()).map_or_else(invalid, |c| run_case(rules, file, c))
+    }
 }
 
 fn strip_location(message: &str) -> &str {
