@@ -280,7 +280,7 @@ fn the_pull_request_workflow_checks_tests_and_posts_what_a_rule_change_does() {
         let _ = std::fs::remove_file(&output);
         (out.status.success(), outputs, format!("{}{}", stdout(&out), stderr(&out)))
     };
-    for step in ["Check the rule files", "Run the rule tests"] {
+    for step in ["Check the rule files", "Lint the rules", "Run the rule tests"] {
         let (ok, _, printed) = bash(&run(step), "");
         assert!(ok, "{step}: {printed}");
     }
@@ -360,4 +360,77 @@ fn capture_sla_and_lifecycle_cases_fail_on_a_wrong_expectation_and_name_a_typo()
         assert!(printed.contains(line), "{line}: {printed}");
     }
     assert!(printed.trim_end().ends_with("4 failed"), "{printed}");
+}
+
+#[test]
+fn rules_lint_finds_planted_mistakes_each_located_and_nothing_in_the_starter_rules() {
+    let starter = leadflow(&["rules", "lint", "--today", "2026-12-01"], "");
+    assert!(starter.status.success(), "{}{}", stdout(&starter), stderr(&starter));
+    assert_eq!(stdout(&starter), "", "no finding on the starter rules");
+    assert!(stderr(&starter).starts_with("0 errors, 0 warnings"), "{}", stderr(&starter));
+
+    let copy = copy_of_starter_rules();
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = copy.path().join(file);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains(from), "{file} holds {from}");
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+    };
+    edit(
+        "routing.yaml",
+        "  - name: emea\n",
+        "  - name: big-german-accounts\n    when: { employees: { gte: 5000 }, free_email: false, country: [DE, AT, CH] }\n    to: { pool: emea }\n\n  - name: emea\n",
+    );
+    edit(
+        "routing.yaml",
+        "capacity: 40, manager: mia }\n  - { id: ben",
+        "capacity: 40, manager: mia,\n      away: [{ from: 2026-12-24, to: 2026-12-31 }] }\n  - { id: ben",
+    );
+    edit(
+        "routing.yaml",
+        "capacity: 40, manager: mia }\n  - { id: cho",
+        "capacity: 40, manager: mia,\n      away: [{ from: 2026-12-20, to: 2026-12-27 }] }\n  - { id: cho",
+    );
+    edit(
+        "scoring.yaml",
+        "fit:\n",
+        "fit:\n  - name: impossible-size\n    when: { employees: { gt: 500 }, all: [{ employees: { lt: 100 } }] }\n    points: 5\n",
+    );
+    edit("scoring.yaml", "tiers: { hot: 80, warm: 50, cold: 0 }", "tiers: { elite: 500, hot: 80, warm: 50, cold: 0 }");
+    edit("sla.yaml", "first_response: { hot: 15m, warm: 4h }", "first_response: { hot: 15m, warm: 45d }");
+    let dir = copy.path().to_str().expect("path");
+    let out = leadflow(&["rules", "lint", "--rules", dir, "--today", "2026-12-01"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let printed = stdout(&out);
+    for expected in [
+        "routing.yaml:49: error[shadowed]: `big-german-accounts`: no lead reaches it: every lead it matches matches `enterprise` above it (line 45)",
+        "scoring.yaml:15: error[never_matches]: `impossible-size`",
+        "scoring.yaml: error[unreachable_tier]: `elite`: no score reaches 500: the highest a lead can score is 150",
+        "sla.yaml: error[sla_unmeetable]: `first_response.warm`",
+        "routing.yaml: warning[pool_unavailable]: `enterprise`: every member is away or inactive from 2026-12-24 to 2026-12-27",
+    ] {
+        assert!(printed.contains(expected), "{expected}\n{printed}");
+    }
+    assert!(stderr(&out).starts_with("4 errors, 1 warnings"), "{}", stderr(&out));
+    let json = leadflow(&["rules", "lint", "--rules", dir, "--today", "2026-12-01", "--json"], "");
+    let findings: serde_json::Value = serde_json::from_str(&stdout(&json)).expect("JSON");
+    assert_eq!(findings.as_array().map(Vec::len), Some(5));
+    assert_eq!(findings[0]["line"], 49);
+    // Only the warning left: it fails only when warnings are denied.
+    edit("sla.yaml", "warm: 45d", "warm: 4h");
+    edit("scoring.yaml", "elite: 500, ", "");
+    edit(
+        "scoring.yaml",
+        "  - name: impossible-size\n    when: { employees: { gt: 500 }, all: [{ employees: { lt: 100 } }] }\n    points: 5\n",
+        "",
+    );
+    edit(
+        "routing.yaml",
+        "  - name: big-german-accounts\n    when: { employees: { gte: 5000 }, free_email: false, country: [DE, AT, CH] }\n    to: { pool: emea }\n\n",
+        "",
+    );
+    let warned = leadflow(&["rules", "lint", "--rules", dir, "--today", "2026-12-01"], "");
+    assert!(warned.status.success(), "{}", stdout(&warned));
+    let denied = leadflow(&["rules", "lint", "--rules", dir, "--today", "2026-12-01", "--deny-warnings"], "");
+    assert_eq!(denied.status.code(), Some(1));
 }

@@ -375,6 +375,32 @@ enum RulesCommand {
         #[arg(long, value_name = "LEADS")]
         budget: Option<usize>,
     },
+    /// Find what the rules say that nobody meant, without running a lead.
+    ///
+    /// Errors: a routing rule no lead reaches because a rule above it takes
+    /// every lead it matches (over numeric intervals, text sets and parts, and
+    /// booleans), a fit or routing rule whose conditions contradict each other,
+    /// a tier no score can reach, an SLA deadline later than dormancy, a
+    /// qualification no lead can meet. Warnings: a pool whose members are all
+    /// inactive or away on some day of the coming --weeks, dormant leads that
+    /// nothing wakes. Each names the file, the line and the rule. Exits 1 on
+    /// an error (or, with --deny-warnings, a warning).
+    Lint {
+        #[command(flatten)]
+        dir: RulesDir,
+        /// The first day pools are looked at (default today, UTC).
+        #[arg(long, value_name = "DATE")]
+        today: Option<chrono::NaiveDate>,
+        /// How many weeks ahead pools are looked at.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=52))]
+        weeks: u32,
+        /// Fail on warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Decide about many leads, for backtests and benchmarks.
     ///
     /// One JSON lead per line in (as for `explain`), one JSON decision (`score`,
@@ -413,6 +439,9 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Check { dir }) => rules_cmd::check(&dir.rules),
         Command::Rules(RulesCommand::Test { dir, min_coverage }) => rules_cmd::test(&dir.rules, min_coverage),
         Command::Rules(RulesCommand::Explain { dir, lead, json }) => rules_cmd::explain(&dir.rules, &lead, json),
+        Command::Rules(RulesCommand::Lint { dir, today, weeks, deny_warnings, json }) => {
+            rules_cmd::lint(&dir.rules, today.unwrap_or_else(|| Utc::now().date_naive()), weeks, deny_warnings, json)
+        }
         Command::Rules(RulesCommand::Replay { dir, leads }) => rules_cmd::replay(&dir.rules, &leads),
         Command::Rules(RulesCommand::Diff { dir, base, leads, format, budget }) => {
             diff_cmd::diff(&dir.rules, &base, &leads, format, budget)

@@ -39,6 +39,32 @@ fn located(dir: &Path, d: &leadflow_domain::Diagnostic) -> String {
     d.to_string()
 }
 
+/// `leadflow rules lint`.
+pub fn lint(dir: &Path, today: chrono::NaiveDate, weeks: u32, deny_warnings: bool, json: bool) -> Result<ExitCode> {
+    use leadflow_domain::rules::lint::{self, Level};
+    let Some(rules) = load(dir)? else { return Ok(ExitCode::FAILURE) };
+    let findings = lint::lint(&rules, today, weeks);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&findings)?);
+    } else {
+        for f in &findings {
+            let at = match f.line {
+                Some(line) => format!("{}:{line}", dir.join(f.file).display()),
+                None => dir.join(f.file).display().to_string(),
+            };
+            let level = match f.level {
+                Level::Error => "error",
+                Level::Warning => "warning",
+            };
+            println!("{at}: {level}[{}]: `{}`: {}", f.kind, f.rule, f.message);
+        }
+    }
+    let errors = findings.iter().filter(|f| f.level == Level::Error).count();
+    let warnings = findings.len() - errors;
+    eprintln!("{errors} errors, {warnings} warnings (pools looked at from {today} for {weeks} weeks)");
+    Ok(if errors > 0 || (deny_warnings && warnings > 0) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
 pub fn check(dir: &Path) -> Result<ExitCode> {
     let Some(rules) = load(dir)? else { return Ok(ExitCode::FAILURE) };
     println!(

@@ -35,6 +35,50 @@ pub struct Test {
     run: Arc<TestFn>,
     /// What the test is, as written (`employees gte`).
     what: String,
+    /// What it holds for, as `rules lint` reasons about it.
+    pub shape: Shape,
+}
+
+/// The values a test holds for: every test needs its field present, and then
+/// one of these (`Opaque` when the lint cannot reason about it).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Shape {
+    Opaque,
+    /// A number in an interval: bounds, and whether each is included.
+    Range {
+        field: String,
+        lo: f64,
+        lo_in: bool,
+        hi: f64,
+        hi_in: bool,
+    },
+    /// A number among these, or (`not`) any but these.
+    Numbers {
+        field: String,
+        values: Vec<f64>,
+        not: bool,
+    },
+    /// A text among these (lower case, or as normalised), or any but these.
+    Texts {
+        field: String,
+        values: Vec<String>,
+        not: bool,
+    },
+    /// A text with this (lower-case) part: `contains`, `starts_with`, `ends_with`.
+    Part {
+        field: String,
+        how: &'static str,
+        part: String,
+    },
+    Bool {
+        field: String,
+        value: bool,
+    },
+    /// A tier or status among a bit set.
+    Mask {
+        field: String,
+        mask: u64,
+    },
 }
 
 impl fmt::Debug for Test {
@@ -358,8 +402,9 @@ fn compile_op(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &st
         Kind::Bool => {
             let want = doc.boolean(node, path)?;
             let negated = op == "ne";
+            let shape = Shape::Bool { field: field_name(field), value: want != negated };
             let field = field.clone();
-            Some(test(path, move |f| field.boolean(f).is_some_and(|v| (v == want) != negated)))
+            Some(shaped(test(path, move |f| field.boolean(f).is_some_and(|v| (v == want) != negated)), shape))
         }
         Kind::Tier => {
             let Some(tiers) = scope.tiers else {
@@ -369,13 +414,21 @@ fn compile_op(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &st
             let names: Vec<&str> = tiers.iter().map(String::as_str).collect();
             let mask = compile_set(doc, op, node, path, &names)?;
             let negated = matches!(op, "ne" | "not_in");
-            Some(test(path, move |f| f.tier.is_some_and(|t| (t < 64 && mask & (1 << t) != 0) != negated)))
+            let all = if names.len() >= 64 { u64::MAX } else { (1u64 << names.len()) - 1 };
+            let shape = Shape::Mask { field: "tier".to_owned(), mask: if negated { all & !mask } else { mask } };
+            Some(shaped(
+                test(path, move |f| f.tier.is_some_and(|t| (t < 64 && mask & (1 << t) != 0) != negated)),
+                shape,
+            ))
         }
         Kind::Status => {
             let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
             let mask = compile_set(doc, op, node, path, &names)?;
-            let (mask, negated) = (mask as u16, matches!(op, "ne" | "not_in"));
-            Some(test(path, move |f| (mask & f.status.bit() != 0) != negated))
+            let negated = matches!(op, "ne" | "not_in");
+            let all = (1u64 << names.len()) - 1;
+            let shape = Shape::Mask { field: "status".to_owned(), mask: if negated { all & !mask } else { mask } };
+            let mask = mask as u16;
+            Some(shaped(test(path, move |f| (mask & f.status.bit() != 0) != negated), shape))
         }
     }
 }
@@ -459,7 +512,23 @@ fn compile_text(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &
         }
         _ => return None,
     };
-    Some(text_test(path, &field, op))
+    let shape = text_shape(&field, &op);
+    Some(shaped(text_test(path, &field, op), shape))
+}
+
+fn text_shape(field: &Field, op: &TextOp) -> Shape {
+    let field = field_name(field);
+    let texts = |xs: &[Lower]| xs.iter().map(|x| x.keyed.as_str().to_owned()).collect();
+    match op {
+        TextOp::Eq(x) => Shape::Texts { field, values: texts(std::slice::from_ref(x)), not: false },
+        TextOp::Ne(x) => Shape::Texts { field, values: texts(std::slice::from_ref(x)), not: true },
+        TextOp::In(xs) => Shape::Texts { field, values: texts(xs), not: false },
+        TextOp::NotIn(xs) => Shape::Texts { field, values: texts(xs), not: true },
+        TextOp::Contains(l) => Shape::Part { field, how: "contains", part: l.lower.keyed.as_str().to_owned() },
+        TextOp::StartsWith(l) => Shape::Part { field, how: "starts_with", part: l.lower.keyed.as_str().to_owned() },
+        TextOp::EndsWith(l) => Shape::Part { field, how: "ends_with", part: l.lower.keyed.as_str().to_owned() },
+        TextOp::Matches(_) => Shape::Opaque,
+    }
 }
 
 /// Country comparisons as a set with a bit per code: one lookup per lead,
@@ -468,6 +537,7 @@ fn compile_countries(doc: &mut Doc<'_>, op: &str, node: &Node, path: &str) -> Op
     let list = matches!(op, "in" | "not_in");
     let values: Vec<&Node> = if list { operand_list(doc, node, path)? } else { vec![node] };
     let mut set = [0u64; 11];
+    let mut codes = Vec::new();
     let mut ok = true;
     for (i, v) in values.into_iter().enumerate() {
         let p = if list { item(path, i) } else { path.to_owned() };
@@ -476,7 +546,10 @@ fn compile_countries(doc: &mut Doc<'_>, op: &str, node: &Node, path: &str) -> Op
             continue;
         };
         match CountryCode::parse(&text) {
-            Ok(code) => set[code.index() / 64] |= 1 << (code.index() % 64),
+            Ok(code) => {
+                set[code.index() / 64] |= 1 << (code.index() % 64);
+                codes.push(code.as_str().to_owned());
+            }
             Err(e) => {
                 doc.error(v.span(), &p, e.to_string());
                 ok = false;
@@ -487,9 +560,13 @@ fn compile_countries(doc: &mut Doc<'_>, op: &str, node: &Node, path: &str) -> Op
         return None;
     }
     let negated = matches!(op, "ne" | "not_in");
-    Some(test(path, move |f| {
-        f.profile.country.is_some_and(|c| (set[c.index() / 64] >> (c.index() % 64) & 1 == 1) != negated)
-    }))
+    let shape = Shape::Texts { field: field_name(&Field::Country), values: codes, not: negated };
+    Some(shaped(
+        test(path, move |f| {
+            f.profile.country.is_some_and(|c| (set[c.index() / 64] >> (c.index() % 64) & 1 == 1) != negated)
+        }),
+        shape,
+    ))
 }
 
 fn one_line(s: &str) -> String {
@@ -535,11 +612,46 @@ fn compile_number(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path:
             }
         }
     };
-    Some(number_test(path, &field, op))
+    let shape = number_shape(&field, &op);
+    Some(shaped(number_test(path, &field, op), shape))
+}
+
+fn number_shape(field: &Field, op: &NumOp) -> Shape {
+    let field = field_name(field);
+    let inf = f64::INFINITY;
+    let range =
+        |lo: f64, lo_in: bool, hi: f64, hi_in: bool| Shape::Range { field: field.clone(), lo, lo_in, hi, hi_in };
+    match op {
+        NumOp::Eq(x) => Shape::Numbers { field, values: vec![*x], not: false },
+        NumOp::Ne(x) => Shape::Numbers { field, values: vec![*x], not: true },
+        NumOp::In(xs) => Shape::Numbers { field, values: xs.to_vec(), not: false },
+        NumOp::NotIn(xs) => Shape::Numbers { field, values: xs.to_vec(), not: true },
+        NumOp::Gt(x) => range(*x, false, inf, false),
+        NumOp::Gte(x) => range(*x, true, inf, false),
+        NumOp::Lt(x) => range(-inf, false, *x, false),
+        NumOp::Lte(x) => range(-inf, false, *x, true),
+        NumOp::Between(a, b) => range(*a, true, *b, true),
+    }
 }
 
 fn test(path: &str, run: impl Fn(&Facts<'_>) -> bool + Send + Sync + 'static) -> Cond {
-    Cond::Test(Test { run: Arc::new(run), what: path.to_owned() })
+    Cond::Test(Test { run: Arc::new(run), what: path.to_owned(), shape: Shape::Opaque })
+}
+
+/// The condition `c` (a test) with its shape.
+fn shaped(c: Cond, shape: Shape) -> Cond {
+    match c {
+        Cond::Test(mut t) => {
+            t.shape = shape;
+            Cond::Test(t)
+        }
+        other => other,
+    }
+}
+
+/// A field's identity in a shape: two tests on the same field have the same.
+fn field_name(field: &Field) -> String {
+    format!("{field:?}")
 }
 
 /// A text value, unless it is empty.

@@ -11,6 +11,7 @@ pub mod field;
 pub mod filetests;
 pub mod input;
 pub mod lifecycle;
+pub mod lint;
 pub mod routing;
 pub mod scoring;
 pub mod sla;

@@ -77,6 +77,8 @@ pub struct RouteRule {
     pub name: String,
     pub when: Cond,
     pub to: Target,
+    /// Where the rule starts in routing.yaml.
+    pub line: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -762,7 +764,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary, tiers: 
                 if when.is_unconditional() && unconditional.is_none() {
                     unconditional = Some(name.clone());
                 }
-                rules.push(RouteRule { name, when, to });
+                rules.push(RouteRule { name, when, to, line: r.span().start().map(|m| m.line()) });
             }
         }
     }

@@ -23,6 +23,8 @@ pub struct FitRule {
     pub name: String,
     pub when: Cond,
     pub points: i64,
+    /// Where the rule starts in scoring.yaml.
+    pub line: Option<usize>,
 }
 
 /// An optional lower and upper bound.
@@ -303,7 +305,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Opti
             };
             let pts = doc.required(r, "points", &path).and_then(|p| points(doc, p, &child(&path, "points")));
             if let (Some(name), Some(when), Some(points)) = (name, when, pts) {
-                fit.push(FitRule { name, when, points });
+                fit.push(FitRule { name, when, points, line: r.span().start().map(|m| m.line()) });
             }
         }
     }
