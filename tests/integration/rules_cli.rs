@@ -391,6 +391,12 @@ fn rules_lint_finds_planted_mistakes_each_located_and_nothing_in_the_starter_rul
         "capacity: 40, manager: mia }\n  - { id: cho",
         "capacity: 40, manager: mia,\n      away: [{ from: 2026-12-20, to: 2026-12-27 }] }\n  - { id: cho",
     );
+    // Bands of employees that overlap, and one whole number no band takes.
+    edit(
+        "routing.yaml",
+        "  - name: mid-market-demo\n",
+        "  - name: band-small\n    when: { employees: { lt: 50 } }\n    to: { pool: inbound }\n\n  - name: band-mid\n    when: { employees: { between: [51, 300] } }\n    to: { pool: emea }\n\n  - name: band-overlapping\n    when: { employees: { between: [250, 900] } }\n    to: { pool: inbound }\n\n  - name: mid-market-demo\n",
+    );
     edit(
         "scoring.yaml",
         "fit:\n",
@@ -408,13 +414,15 @@ fn rules_lint_finds_planted_mistakes_each_located_and_nothing_in_the_starter_rul
         "scoring.yaml: error[unreachable_tier]: `elite`: no score reaches 500: the highest a lead can score is 150",
         "sla.yaml: error[sla_unmeetable]: `first_response.warm`",
         "routing.yaml: warning[pool_unavailable]: `enterprise`: every member is away or inactive from 2026-12-24 to 2026-12-27",
+        "warning[gap]: `band-mid`: a lead with employees 50 is in no band",
+        "warning[overlap]: `band-overlapping`: overlaps `band-mid` above it",
     ] {
         assert!(printed.contains(expected), "{expected}\n{printed}");
     }
-    assert!(stderr(&out).starts_with("4 errors, 1 warnings"), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("4 errors, 3 warnings"), "{}", stderr(&out));
     let json = leadflow(&["rules", "lint", "--rules", dir, "--today", "2026-12-01", "--json"], "");
     let findings: serde_json::Value = serde_json::from_str(&stdout(&json)).expect("JSON");
-    assert_eq!(findings.as_array().map(Vec::len), Some(5));
+    assert_eq!(findings.as_array().map(Vec::len), Some(7));
     assert_eq!(findings[0]["line"], 49);
     // Only the warning left: it fails only when warnings are denied.
     edit("sla.yaml", "warm: 45d", "warm: 4h");
@@ -429,6 +437,12 @@ fn rules_lint_finds_planted_mistakes_each_located_and_nothing_in_the_starter_rul
         "  - name: big-german-accounts\n    when: { employees: { gte: 5000 }, free_email: false, country: [DE, AT, CH] }\n    to: { pool: emea }\n\n",
         "",
     );
+    edit(
+        "routing.yaml",
+        "  - name: band-overlapping\n    when: { employees: { between: [250, 900] } }\n    to: { pool: inbound }\n\n",
+        "",
+    );
+    edit("routing.yaml", "between: [51, 300]", "between: [50, 300]");
     let warned = leadflow(&["rules", "lint", "--rules", dir, "--today", "2026-12-01"], "");
     assert!(warned.status.success(), "{}", stdout(&warned));
     let denied = leadflow(&["rules", "lint", "--rules", dir, "--today", "2026-12-01", "--deny-warnings"], "");

@@ -381,7 +381,9 @@ enum RulesCommand {
     /// every lead it matches (over numeric intervals, text sets and parts, and
     /// booleans), a fit or routing rule whose conditions contradict each other,
     /// a tier no score can reach, an SLA deadline later than dormancy, a
-    /// qualification no lead can meet. Warnings: a pool whose members are all
+    /// qualification no lead can meet. Warnings: two routing rules on the same
+    /// fields with different targets whose bands or sets overlap, a whole
+    /// number no band of routing rules takes, a pool whose members are all
     /// inactive or away on some day of the coming --weeks, dormant leads that
     /// nothing wakes. Each names the file, the line and the rule. Exits 1 on
     /// an error (or, with --deny-warnings, a warning).

@@ -81,6 +81,20 @@ pub enum Shape {
     },
 }
 
+impl Test {
+    /// The field as the rule names it (`employees`, `events.demo_request`).
+    pub fn field_name(&self) -> String {
+        let after = self.what.split_once("when.").map_or(self.what.as_str(), |(_, rest)| rest);
+        let mut parts: Vec<&str> =
+            after.split('.').filter(|p| !(p.starts_with("all[") || p.starts_with("any[") || *p == "not")).collect();
+        if parts.len() > 1 && parts.last().is_some_and(|p| OPERATORS.contains(&p.split('[').next().unwrap_or(p))) {
+            parts.pop();
+        }
+        let name = parts.join(".");
+        name.split('[').next().unwrap_or(&name).to_owned()
+    }
+}
+
 impl fmt::Debug for Test {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Test({})", self.what)

@@ -40,6 +40,8 @@ pub struct Finding {
 pub fn lint(rules: &RuleSet, today: NaiveDate, weeks: u32) -> Vec<Finding> {
     let mut out = Vec::new();
     routing_rules(rules, &mut out);
+    overlaps(rules, &mut out);
+    gaps(rules, &mut out);
     fit_rules(rules, &mut out);
     tiers(rules, &mut out);
     pools(rules, today, weeks, &mut out);
@@ -78,6 +80,165 @@ fn routing_rules(rules: &RuleSet, out: &mut Vec<Finding>) {
                     if same { "sends it to the same target" } else { "sends it elsewhere" }
                 ),
             });
+        }
+    }
+}
+
+/// The tests of a condition that is one test or a conjunction of tests, all
+/// of shapes the lint reasons about; `None` otherwise.
+fn plain_tests(c: &Cond) -> Option<Vec<&super::condition::Test>> {
+    match c {
+        Cond::Test(t) if t.shape != Shape::Opaque => Some(vec![t]),
+        Cond::All(cs) => {
+            let mut out = Vec::new();
+            for c in cs.iter() {
+                out.extend(plain_tests(c)?);
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// Two rules on the same fields, naming different targets, whose conditions
+/// hold together for some leads while neither holds wherever the other does:
+/// overlapping bands or sets (an exception written above a broader rule is
+/// not one of these, nor are rules on different fields, which is how a
+/// first-match list writes priorities).
+fn overlaps(rules: &RuleSet, out: &mut Vec<Finding>) {
+    let routing = &rules.routing;
+    for (j, later) in routing.rules.iter().enumerate() {
+        let Some(b) = plain_tests(&later.when) else { continue };
+        for earlier in &routing.rules[..j] {
+            let Some(a) = plain_tests(&earlier.when) else { continue };
+            let fields = |ts: &[&super::condition::Test]| {
+                let mut f: Vec<String> = ts.iter().filter_map(|t| field(&t.shape).map(str::to_owned)).collect();
+                f.sort_unstable();
+                f.dedup();
+                f
+            };
+            if earlier.to == later.to
+                || fields(&a) != fields(&b)
+                || implies(&later.when, &earlier.when)
+                || implies(&earlier.when, &later.when)
+            {
+                continue;
+            }
+            let both: Vec<Shape> = a.iter().chain(&b).map(|t| t.shape.clone()).collect();
+            if empty(&both) {
+                continue;
+            }
+            let example = example(&a.iter().chain(&b).copied().collect::<Vec<_>>());
+            out.push(Finding {
+                level: Level::Warning,
+                kind: "overlap",
+                file: "routing.yaml",
+                line: later.line,
+                rule: later.name.clone(),
+                message: format!(
+                    "overlaps `{}` above it{} on the same fields, with another target: leads in both ({example}) go to `{}`'s",
+                    earlier.name,
+                    earlier.line.map(|l| format!(" (line {l})")).unwrap_or_default(),
+                    earlier.name
+                ),
+            });
+            break;
+        }
+    }
+}
+
+/// A lead (its values of the fields tested) that meets every test, as text.
+fn example(tests: &[&super::condition::Test]) -> String {
+    let mut fields: Vec<(String, &str)> =
+        tests.iter().filter_map(|t| Some((t.field_name(), field(&t.shape)?))).collect();
+    fields.sort_unstable();
+    fields.dedup();
+    let mut parts = Vec::new();
+    for (name, f) in fields {
+        let on: Vec<&Shape> = tests.iter().map(|t| &t.shape).filter(|s| field(s) == Some(f)).collect();
+        if let Some(p) = points(&on) {
+            if let Some(v) = p.first() {
+                parts.push(format!("{name} {v}"));
+            }
+        } else if let Some(t) = texts(&on) {
+            if let Some(v) = t.first() {
+                parts.push(format!("{name} {v}"));
+            }
+        } else if on.iter().any(|s| matches!(s, Shape::Range { .. })) {
+            if let Some(v) = pick(interval(&on)) {
+                parts.push(format!("{name} {v}"));
+            }
+        } else if let Some(Shape::Bool { value, .. }) = on.first() {
+            parts.push(format!("{name} {value}"));
+        }
+    }
+    parts.join(", ")
+}
+
+/// A whole number inside an interval, if there is one.
+fn pick((lo, lo_in, hi, hi_in): (f64, bool, f64, bool)) -> Option<i64> {
+    let first = if lo.is_finite() {
+        if lo_in { lo.ceil() } else { lo.floor() + 1.0 }
+    } else if hi.is_finite() {
+        hi.floor() - 1.0
+    } else {
+        0.0
+    };
+    (above(first, lo, lo_in) && below(first, hi, hi_in)).then_some(first as i64)
+}
+
+/// Whole-number gaps between routing rules that each test one numeric field
+/// only (bands of `employees`, say): values no band takes, which fall to a
+/// later rule or the default.
+fn gaps(rules: &RuleSet, out: &mut Vec<Finding>) {
+    let routing = &rules.routing;
+    let mut bands: std::collections::BTreeMap<String, Vec<(f64, bool, f64, bool, &str, Option<usize>, String)>> =
+        std::collections::BTreeMap::new();
+    for rule in &routing.rules {
+        let Some(tests) = plain_tests(&rule.when) else { continue };
+        let Some(f) = tests.first().and_then(|t| field(&t.shape)) else { continue };
+        if !tests.iter().all(|t| field(&t.shape) == Some(f) && matches!(t.shape, Shape::Range { .. })) {
+            continue;
+        }
+        let on: Vec<&Shape> = tests.iter().map(|t| &t.shape).collect();
+        let (lo, li, hi, hin) = interval(&on);
+        bands.entry(f.to_owned()).or_default().push((
+            lo,
+            li,
+            hi,
+            hin,
+            rule.name.as_str(),
+            rule.line,
+            tests[0].field_name(),
+        ));
+    }
+    for (_, mut list) in bands {
+        if list.len() < 2 {
+            continue;
+        }
+        list.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Walk the bands upwards: the first whole number no band covers, between two bands.
+        let mut reach = (list[0].2, list[0].3);
+        for pair in list.windows(2) {
+            let next = &pair[1];
+            let from = if reach.1 { reach.0.floor() + 1.0 } else { reach.0.ceil() };
+            if reach.0.is_finite() && !above(from, next.0, next.1) {
+                let name = &next.6;
+                out.push(Finding {
+                    level: Level::Warning,
+                    kind: "gap",
+                    file: "routing.yaml",
+                    line: next.5,
+                    rule: next.4.to_owned(),
+                    message: format!(
+                        "a lead with {name} {from} is in no band: it falls between `{}` and `{}` to the rules below them or the default",
+                        pair[0].4, next.4
+                    ),
+                });
+            }
+            if next.2 > reach.0 || (next.2 == reach.0 && next.3) {
+                reach = (next.2, next.3);
+            }
         }
     }
 }
@@ -511,6 +672,53 @@ mod tests {
 ",
         );
         assert_eq!(never, ["de-and-fr", "free-and-not", "small-and-big", "listed-outside"]);
+    }
+
+    fn kinds(rules_yaml: &str, kind: &str) -> Vec<String> {
+        let rules = with_routing_rules(rules_yaml);
+        let today = NaiveDate::from_ymd_opt(2026, 6, 1).expect("date");
+        lint(&rules, today, 1)
+            .into_iter()
+            .filter(|f| f.kind == kind)
+            .map(|f| format!("{}: {}", f.rule, f.message))
+            .collect()
+    }
+
+    #[test]
+    fn bands_on_the_same_field_that_overlap_are_found_but_an_exception_above_a_broad_rule_is_not() {
+        let found = kinds(
+            "  - { name: enterprise-band, when: { employees: { gte: 1000 } }, to: { pool: enterprise } }
+  - { name: mid-band, when: { employees: { between: [500, 2000] } }, to: { pool: emea } }
+  - { name: special, when: { country: [DE], employees: { between: [10, 20] } }, to: { pool: emea } }
+  - { name: broad, when: { country: [DE, FR], employees: { gte: 5 } }, to: { pool: inbound } }
+  - { name: other-fields, when: { industry: [software] }, to: { pool: inbound } }
+",
+            "overlap",
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("mid-band: overlaps `enterprise-band`"), "{found:?}");
+        assert!(found[0].contains("(employees 1000)"), "{found:?}");
+    }
+
+    #[test]
+    fn a_whole_number_no_band_takes_is_a_gap() {
+        let found = kinds(
+            "  - { name: small, when: { employees: { lt: 200 } }, to: { pool: inbound } }
+  - { name: mid, when: { employees: { between: [201, 999] } }, to: { pool: emea } }
+  - { name: large, when: { employees: { gte: 1000 } }, to: { pool: enterprise } }
+",
+            "gap",
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("mid: a lead with employees 200 is in no band"), "{found:?}");
+        let tiled = kinds(
+            "  - { name: small, when: { employees: { lt: 200 } }, to: { pool: inbound } }
+  - { name: mid, when: { employees: { gte: 200 }, all: [{ employees: { lt: 1000 } }] }, to: { pool: emea } }
+  - { name: large, when: { employees: { gte: 1000 } }, to: { pool: enterprise } }
+",
+            "gap",
+        );
+        assert_eq!(tiled, Vec::<String>::new());
     }
 
     #[test]
