@@ -192,8 +192,7 @@ fn pick((lo, lo_in, hi, hi_in): (f64, bool, f64, bool)) -> Option<i64> {
 /// later rule or the default.
 fn gaps(rules: &RuleSet, out: &mut Vec<Finding>) {
     let routing = &rules.routing;
-    let mut bands: std::collections::BTreeMap<String, Vec<(f64, bool, f64, bool, &str, Option<usize>, String)>> =
-        std::collections::BTreeMap::new();
+    let mut bands: std::collections::BTreeMap<String, Vec<Band<'_>>> = std::collections::BTreeMap::new();
     for rule in &routing.rules {
         let Some(tests) = plain_tests(&rule.when) else { continue };
         let Some(f) = tests.first().and_then(|t| field(&t.shape)) else { continue };
@@ -201,46 +200,49 @@ fn gaps(rules: &RuleSet, out: &mut Vec<Finding>) {
             continue;
         }
         let on: Vec<&Shape> = tests.iter().map(|t| &t.shape).collect();
-        let (lo, li, hi, hin) = interval(&on);
-        bands.entry(f.to_owned()).or_default().push((
-            lo,
-            li,
-            hi,
-            hin,
-            rule.name.as_str(),
-            rule.line,
-            tests[0].field_name(),
-        ));
+        let (lo, lo_in, hi, hi_in) = interval(&on);
+        let band = Band { lo, lo_in, hi, hi_in, rule: &rule.name, line: rule.line, field: tests[0].field_name() };
+        bands.entry(f.to_owned()).or_default().push(band);
     }
     for (_, mut list) in bands {
         if list.len() < 2 {
             continue;
         }
-        list.sort_by(|a, b| a.0.total_cmp(&b.0));
+        list.sort_by(|a, b| a.lo.total_cmp(&b.lo));
         // Walk the bands upwards: the first whole number no band covers, between two bands.
-        let mut reach = (list[0].2, list[0].3);
+        let mut reach = (list[0].hi, list[0].hi_in);
         for pair in list.windows(2) {
             let next = &pair[1];
             let from = if reach.1 { reach.0.floor() + 1.0 } else { reach.0.ceil() };
-            if reach.0.is_finite() && !above(from, next.0, next.1) {
-                let name = &next.6;
+            if reach.0.is_finite() && !above(from, next.lo, next.lo_in) {
                 out.push(Finding {
                     level: Level::Warning,
                     kind: "gap",
                     file: "routing.yaml",
-                    line: next.5,
-                    rule: next.4.to_owned(),
+                    line: next.line,
+                    rule: next.rule.to_owned(),
                     message: format!(
-                        "a lead with {name} {from} is in no band: it falls between `{}` and `{}` to the rules below them or the default",
-                        pair[0].4, next.4
+                        "a lead with {} {from} is in no band: it falls between `{}` and `{}` to the rules below them or the default",
+                        next.field, pair[0].rule, next.rule
                     ),
                 });
             }
-            if next.2 > reach.0 || (next.2 == reach.0 && next.3) {
-                reach = (next.2, next.3);
+            if next.hi > reach.0 || (next.hi == reach.0 && next.hi_in) {
+                reach = (next.hi, next.hi_in);
             }
         }
     }
+}
+
+/// A routing rule that tests one numeric field only: its interval.
+struct Band<'r> {
+    lo: f64,
+    lo_in: bool,
+    hi: f64,
+    hi_in: bool,
+    rule: &'r str,
+    line: Option<usize>,
+    field: String,
 }
 
 fn fit_rules(rules: &RuleSet, out: &mut Vec<Finding>) {
