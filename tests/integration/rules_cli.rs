@@ -348,6 +348,8 @@ fn capture_sla_and_lifecycle_cases_fail_on_a_wrong_expectation_and_name_a_typo()
     edit("capture.yaml", "country: DE, employees: \"1001\"", "country: FR, employees: \"1001\"");
     edit("lifecycle.yaml", "{ disqualified: spam }", "{ disqualifed: spam }");
     edit("capture.yaml", "source: hubspot_forms", "source: hubspot_formz");
+    // Two warnings are not one warning named with a comma.
+    edit("capture.yaml", "warnings: [country, employees]", "warnings: [\"country, employees\"]");
     let out = leadflow(&["rules", "test", "--rules", copy.path().to_str().expect("path")], "");
     let printed = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{printed}");
@@ -356,10 +358,11 @@ fn capture_sla_and_lifecycle_cases_fail_on_a_wrong_expectation_and_name_a_typo()
         "profile: expected country: `FR`, got country: `DE`",
         "`disqualifed` is not a sales event (did you mean `disqualified`?)",
         "`hubspot_formz` is not a source of capture.yaml (did you mean `hubspot_forms`?)",
+        "warnings: expected [\"country, employees\"], got [\"country\", \"employees\"]",
     ] {
         assert!(printed.contains(line), "{line}: {printed}");
     }
-    assert!(printed.trim_end().ends_with("4 failed"), "{printed}");
+    assert!(printed.trim_end().ends_with("5 failed"), "{printed}");
 }
 
 #[test]

@@ -428,8 +428,13 @@ fn compile_op(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &st
             let names: Vec<&str> = tiers.iter().map(String::as_str).collect();
             let mask = compile_set(doc, op, node, path, &names)?;
             let negated = matches!(op, "ne" | "not_in");
-            let all = if names.len() >= 64 { u64::MAX } else { (1u64 << names.len()) - 1 };
-            let shape = Shape::Mask { field: "tier".to_owned(), mask: if negated { all & !mask } else { mask } };
+            // Tiers past the 64th are not in the mask: the lint does not reason about them.
+            let shape = if names.len() >= 64 {
+                Shape::Opaque
+            } else {
+                let all = (1u64 << names.len()) - 1;
+                Shape::Mask { field: "tier".to_owned(), mask: if negated { all & !mask } else { mask } }
+            };
             Some(shaped(
                 test(path, move |f| f.tier.is_some_and(|t| (t < 64 && mask & (1 << t) != 0) != negated)),
                 shape,
@@ -530,7 +535,18 @@ fn compile_text(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &
     Some(shaped(text_test(path, &field, op), shape))
 }
 
+/// What a text test holds for. Only ASCII operands are reasoned about: other
+/// text is compared by Unicode case folding, which lower-casing cannot follow.
 fn text_shape(field: &Field, op: &TextOp) -> Shape {
+    let ascii = match op {
+        TextOp::Eq(x) | TextOp::Ne(x) => x.ascii,
+        TextOp::In(xs) | TextOp::NotIn(xs) => xs.iter().all(|x| x.ascii),
+        TextOp::Contains(l) | TextOp::StartsWith(l) | TextOp::EndsWith(l) => l.lower.ascii,
+        TextOp::Matches(_) => false,
+    };
+    if !ascii {
+        return Shape::Opaque;
+    }
     let field = field_name(field);
     let texts = |xs: &[Lower]| xs.iter().map(|x| x.keyed.as_str().to_owned()).collect();
     match op {

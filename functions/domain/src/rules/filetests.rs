@@ -34,9 +34,9 @@ pub struct CaptureInput {
     /// A source of `capture.yaml`; none: fields by their own names.
     #[serde(default)]
     pub source: Option<String>,
-    /// A form post's fields, in order.
+    /// A form post's fields, in order, each value as written.
     #[serde(default)]
-    pub fields: Option<serde_yaml::Mapping>,
+    pub fields: Option<Fields>,
     /// A JSON body, read by the source's format.
     #[serde(default)]
     pub body: Option<Value>,
@@ -89,6 +89,31 @@ pub struct SlaExpect {
     /// When each escalation step fires, in order.
     #[serde(default)]
     pub steps: Option<Vec<DateTime<FixedOffset>>>,
+}
+
+/// Form fields in the order written, every value as its text (`+4930123456`
+/// stays that, not a number).
+#[derive(Debug, Default)]
+pub struct Fields(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of field names to single values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, String>()? {
+                    out.push((k, v));
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
@@ -173,16 +198,7 @@ pub fn run_capture(rules: &RuleSet, file: &str, case: CaptureCase) -> CaseOutcom
         }
     }
     let body = match (&case.capture.fields, &case.capture.body) {
-        (Some(fields), None) => {
-            let mut pairs = Vec::new();
-            for (k, v) in fields {
-                match (yaml_text(k), yaml_text(v)) {
-                    (Some(k), Some(v)) => pairs.push((k, v)),
-                    _ => out.errors.push("capture.fields: every field is a name and a single value".to_owned()),
-                }
-            }
-            Body::Pairs(pairs)
-        }
+        (Some(fields), None) => Body::Pairs(fields.0.clone()),
         (None, Some(body)) => Body::Json(body.clone()),
         _ => {
             out.errors.push("capture: give `fields` (a form post) or `body` (a JSON body), one of them".to_owned());
@@ -238,7 +254,7 @@ pub fn run_capture(rules: &RuleSet, file: &str, case: CaptureCase) -> CaseOutcom
         let mut got: Vec<&str> = form.warnings.iter().map(|w| w.field.as_str()).collect();
         want.sort_unstable();
         got.sort_unstable();
-        mismatch(&mut out, "warnings", format!("[{}]", want.join(", ")), format!("[{}]", got.join(", ")));
+        mismatch(&mut out, "warnings", format!("{want:?}"), format!("{got:?}"));
     }
     out
 }
@@ -252,6 +268,10 @@ pub fn run_sla(rules: &RuleSet, file: &str, case: SlaCase) -> CaseOutcome {
         return out;
     };
     let at = case.sla.handed_off_at.with_timezone(&Utc);
+    if !(2000..=2200).contains(&chrono::Datelike::year(&at)) {
+        out.errors.push("sla.handed_off_at: a time from the year 2000 to 2200".to_owned());
+        return out;
+    }
     let deadline = rules.sla.deadline(tier, at);
     let show = |t: Option<DateTime<Utc>>| t.map_or("none".to_owned(), |t| t.to_rfc3339());
     if let Some(want) = case.expect.deadline {
@@ -263,7 +283,7 @@ pub fn run_sla(rules: &RuleSet, file: &str, case: SlaCase) -> CaseOutcome {
             None => Vec::new(),
         };
         let want: Vec<String> = want.iter().map(|t| show(Some(t.with_timezone(&Utc)))).collect();
-        mismatch(&mut out, "steps", format!("[{}]", want.join(", ")), format!("[{}]", got.join(", ")));
+        mismatch(&mut out, "steps", format!("{want:?}"), format!("{got:?}"));
     }
     out
 }
@@ -331,7 +351,7 @@ pub fn run_lifecycle(rules: &RuleSet, file: &str, case: LifecycleCase) -> CaseOu
         }
     }
     if let Some(want) = &case.expect.statuses {
-        mismatch(&mut out, "statuses", format!("[{}]", want.join(", ")), format!("[{}]", got.join(", ")));
+        mismatch(&mut out, "statuses", format!("{want:?}"), format!("{got:?}"));
     }
     out
 }

@@ -128,7 +128,8 @@ fn overlaps(rules: &RuleSet, out: &mut Vec<Finding>) {
             if empty(&both) {
                 continue;
             }
-            let example = example(&a.iter().chain(&b).copied().collect::<Vec<_>>());
+            // Only an overlap some lead is really in: one whose values pass every test.
+            let Some(example) = example(&a.iter().chain(&b).copied().collect::<Vec<_>>()) else { continue };
             out.push(Finding {
                 level: Level::Warning,
                 kind: "overlap",
@@ -147,8 +148,10 @@ fn overlaps(rules: &RuleSet, out: &mut Vec<Finding>) {
     }
 }
 
-/// A lead (its values of the fields tested) that meets every test, as text.
-fn example(tests: &[&super::condition::Test]) -> String {
+/// A lead (its values of the fields tested) that meets every test, as text;
+/// `None` when none is found (numbers are whole, as every numeric field but
+/// revenue holds them).
+fn example(tests: &[&super::condition::Test]) -> Option<String> {
     let mut fields: Vec<(String, &str)> =
         tests.iter().filter_map(|t| Some((t.field_name(), field(&t.shape)?))).collect();
     fields.sort_unstable();
@@ -156,23 +159,36 @@ fn example(tests: &[&super::condition::Test]) -> String {
     let mut parts = Vec::new();
     for (name, f) in fields {
         let on: Vec<&Shape> = tests.iter().map(|t| &t.shape).filter(|s| field(s) == Some(f)).collect();
-        if let Some(p) = points(&on) {
-            if let Some(v) = p.first() {
-                parts.push(format!("{name} {v}"));
+        let numeric = on.iter().any(|s| matches!(s, Shape::Range { .. } | Shape::Numbers { .. }));
+        let textual = on.iter().any(|s| matches!(s, Shape::Texts { .. } | Shape::Part { .. }));
+        let value = if numeric {
+            let candidates: Vec<f64> = match points(&on) {
+                Some(p) => p,
+                None => {
+                    let first = pick(interval(&on))? as f64;
+                    (0..64).map(|i| first + f64::from(i)).collect()
+                }
+            };
+            let v = candidates.into_iter().find(|v| v.fract() == 0.0 && on.iter().all(|s| allows_number(s, *v)))?;
+            format!("{}", v + 0.0)
+        } else if textual {
+            let candidates: Vec<String> = match texts(&on) {
+                Some(t) => t,
+                None => on
+                    .iter()
+                    .filter_map(|s| if let Shape::Part { part, .. } = s { Some(part.clone()) } else { None })
+                    .collect(),
+            };
+            candidates.into_iter().find(|t| on.iter().all(|s| allows_text(s, t)))?
+        } else {
+            match on.first() {
+                Some(Shape::Bool { value, .. }) if on.iter().all(|s| *s == on[0]) => value.to_string(),
+                _ => return None,
             }
-        } else if let Some(t) = texts(&on) {
-            if let Some(v) = t.first() {
-                parts.push(format!("{name} {v}"));
-            }
-        } else if on.iter().any(|s| matches!(s, Shape::Range { .. })) {
-            if let Some(v) = pick(interval(&on)) {
-                parts.push(format!("{name} {v}"));
-            }
-        } else if let Some(Shape::Bool { value, .. }) = on.first() {
-            parts.push(format!("{name} {value}"));
-        }
+        };
+        parts.push(format!("{name} {value}"));
     }
-    parts.join(", ")
+    Some(parts.join(", "))
 }
 
 /// A whole number inside an interval, if there is one.
@@ -201,20 +217,35 @@ fn gaps(rules: &RuleSet, out: &mut Vec<Finding>) {
         }
         let on: Vec<&Shape> = tests.iter().map(|t| &t.shape).collect();
         let (lo, lo_in, hi, hi_in) = interval(&on);
-        let band = Band { lo, lo_in, hi, hi_in, rule: &rule.name, line: rule.line, field: tests[0].field_name() };
+        let band = Band {
+            key: f.to_owned(),
+            lo,
+            lo_in,
+            hi,
+            hi_in,
+            rule: &rule.name,
+            line: rule.line,
+            field: tests[0].field_name(),
+        };
         bands.entry(f.to_owned()).or_default().push(band);
     }
     for (_, mut list) in bands {
         if list.len() < 2 {
             continue;
         }
-        list.sort_by(|a, b| a.lo.total_cmp(&b.lo));
+        list.sort_by(|a, b| a.lo.total_cmp(&b.lo).then(b.lo_in.cmp(&a.lo_in)));
         // Walk the bands upwards: the first whole number no band covers, between two bands.
         let mut reach = (list[0].hi, list[0].hi_in);
         for pair in list.windows(2) {
             let next = &pair[1];
             let from = if reach.1 { reach.0.floor() + 1.0 } else { reach.0.ceil() };
-            if reach.0.is_finite() && !above(from, next.lo, next.lo_in) {
+            // Taken by no rule that tests only this field (bands in any order included).
+            let taken = routing.rules.iter().any(|r| {
+                plain_tests(&r.when).is_some_and(|ts| {
+                    ts.iter().all(|t| field(&t.shape) == Some(next_field(&list)) && allows_number(&t.shape, from))
+                })
+            });
+            if reach.0.is_finite() && !above(from, next.lo, next.lo_in) && !taken {
                 out.push(Finding {
                     level: Level::Warning,
                     kind: "gap",
@@ -222,8 +253,11 @@ fn gaps(rules: &RuleSet, out: &mut Vec<Finding>) {
                     line: next.line,
                     rule: next.rule.to_owned(),
                     message: format!(
-                        "a lead with {} {from} is in no band: it falls between `{}` and `{}` to the rules below them or the default",
-                        next.field, pair[0].rule, next.rule
+                        "a lead with {} {} is in no band: it falls between `{}` and `{}` to the rules below them or the default",
+                        next.field,
+                        from + 0.0,
+                        pair[0].rule,
+                        next.rule
                     ),
                 });
             }
@@ -234,8 +268,15 @@ fn gaps(rules: &RuleSet, out: &mut Vec<Finding>) {
     }
 }
 
+/// The field identity of a list of bands (all on one field).
+fn next_field<'a>(list: &'a [Band<'_>]) -> &'a str {
+    list.first().map_or("", |b| b.key.as_str())
+}
+
 /// A routing rule that tests one numeric field only: its interval.
 struct Band<'r> {
+    /// The field's identity in shapes.
+    key: String,
     lo: f64,
     lo_in: bool,
     hi: f64,
@@ -373,9 +414,14 @@ fn lifecycle(rules: &RuleSet, out: &mut Vec<Finding>) {
 
 fn sla(rules: &RuleSet, today: NaiveDate, out: &mut Vec<Finding>) {
     let Some(idle_days) = rules.lifecycle.dormancy.after_days_idle else { return };
-    let Some(start) = today.and_hms_opt(12, 0, 0).map(|t| Utc.from_utc_datetime(&t)) else { return };
     for (tier, name) in rules.scoring.tiers.iter().map(|t| &t.name).enumerate() {
-        let Some(deadline) = rules.sla.deadline(tier, start) else { continue };
+        // The latest deadline of a hand-off at noon UTC on each day of a week,
+        // so the finding does not depend on the weekday the lint runs.
+        let latest = (0..7)
+            .filter_map(|d| (today + Duration::days(d)).and_hms_opt(12, 0, 0).map(|t| Utc.from_utc_datetime(&t)))
+            .filter_map(|start| Some((start, rules.sla.deadline(tier, start)?)))
+            .max_by_key(|(start, deadline)| *deadline - *start);
+        let Some((start, deadline)) = latest else { continue };
         if deadline - start > Duration::days(i64::from(idle_days)) {
             out.push(Finding {
                 level: Level::Error,
@@ -384,7 +430,8 @@ fn sla(rules: &RuleSet, today: NaiveDate, out: &mut Vec<Finding>) {
                 line: None,
                 rule: format!("first_response.{name}"),
                 message: format!(
-                    "a {name} lead handed off on {today} is due {}, after {idle_days} idle days make it dormant",
+                    "a {name} lead handed off on {} is due {}, after {idle_days} idle days make it dormant",
+                    start.format("%Y-%m-%d %H:%M UTC"),
                     deadline.format("%Y-%m-%d %H:%M UTC")
                 ),
             });
@@ -721,6 +768,41 @@ mod tests {
             "gap",
         );
         assert_eq!(tiled, Vec::<String>::new());
+    }
+
+    #[test]
+    fn what_the_lint_cannot_prove_it_does_not_claim() {
+        // Unicode case folding is not lower-casing: İ does not fold to i.
+        let (shadowed, never) = found(
+            "  - { name: has-i, when: { job_title: { contains: i } }, to: { pool: enterprise } }
+  - { name: istanbul, when: { job_title: İstanbul }, to: { pool: emea } }
+  - { name: final-sigma, when: { job_title: ας, all: [{ job_title: { ends_with: σ } }] }, to: { pool: emea } }
+",
+        );
+        assert_eq!((shadowed, never), (Vec::<String>::new(), Vec::<String>::new()));
+        // 5 is taken by a band whatever the order; between 10 and 11 there is no whole number.
+        assert_eq!(
+            kinds(
+                "  - { name: small, when: { employees: { lt: 5 } }, to: { pool: inbound } }
+  - { name: above5, when: { employees: { gt: 5 } }, to: { pool: emea } }
+  - { name: from5, when: { employees: { gte: 5 } }, to: { pool: enterprise } }
+",
+                "gap"
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            kinds(
+                "  - { name: up-to-10, when: { employees: { lt: 11 } }, to: { pool: inbound } }
+  - { name: over-10, when: { employees: { gt: 10 } }, to: { pool: emea } }
+  - { name: mid, when: { employees: { between: [8, 20], not_in: [8, 9, 10] } }, to: { pool: enterprise } }
+",
+                "overlap"
+            ),
+            // Not up-to-10 and over-10 (no whole number in both), nor mid and up-to-10
+            // (the whole numbers they share are excluded); mid and over-10 share 11.
+            vec!["mid: overlaps `over-10` above it (line 39) on the same fields, with another target: leads in both (employees 11) go to `over-10`'s".to_owned()]
+        );
     }
 
     #[test]
