@@ -451,3 +451,84 @@ fn rules_lint_finds_planted_mistakes_each_located_and_nothing_in_the_starter_rul
     let denied = leadflow(&["rules", "lint", "--rules", dir, "--today", "2026-12-01", "--deny-warnings"], "");
     assert_eq!(denied.status.code(), Some(1));
 }
+
+/// Runs the schema validator (jsonschema, in the test virtualenv) on files.
+fn validate(files: &[std::path::PathBuf]) -> Vec<String> {
+    let python = std::env::var("LEADFLOW_MOTO_PYTHON")
+        .expect("LEADFLOW_MOTO_PYTHON is not set: run the tests with tests/run.sh, which makes the virtualenv");
+    let root = crate::support::repo_root();
+    let out = std::process::Command::new(python)
+        .arg(root.join("tests/fixtures/validate_rules.py"))
+        .arg(root.join("rules/schema"))
+        .args(files)
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "the validator runs: {}", stderr(&out));
+    stdout(&out).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn the_rule_file_schemas_are_current_accept_every_valid_file_and_refuse_broken_structure() {
+    // The committed schemas are what `rules schema` writes now.
+    let root = crate::support::repo_root();
+    let out = leadflow(&["rules", "schema", "--out", "-"], "");
+    let generated: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    for file in ["capture", "lifecycle", "routing", "scoring", "sla"] {
+        let committed = std::fs::read_to_string(root.join(format!("rules/schema/{file}.schema.json"))).expect("schema");
+        let committed: serde_json::Value = serde_json::from_str(&committed).expect("JSON");
+        assert_eq!(
+            committed,
+            generated[format!("{file}.yaml")],
+            "rules/schema/{file}.schema.json is stale: run leadflow rules schema"
+        );
+        let first = std::fs::read_to_string(root.join(format!("rules/{file}.yaml"))).expect("rule file");
+        assert!(
+            first.starts_with(&format!("# yaml-language-server: $schema=schema/{file}.schema.json\n")),
+            "{file}.yaml names its schema"
+        );
+    }
+    // Every valid rule file in the repository is valid by its schema.
+    let mut valid = Vec::new();
+    for dir in ["rules", "tests/fixtures/conformance-rules"] {
+        for file in ["capture", "lifecycle", "routing", "scoring", "sla"] {
+            valid.push(root.join(dir).join(format!("{file}.yaml")));
+        }
+    }
+    for line in validate(&valid) {
+        assert!(line.starts_with("ok "), "{line}");
+    }
+    // Broken structure (unknown keys, operators and words, wrong kinds of value) is
+    // refused; what only the loader can know (a rep that does not exist, a regex
+    // that does not compile) is left to `rules check`.
+    let text = std::fs::read_to_string(root.join("tests/fixtures/broken-rules.yaml")).expect("fixtures");
+    let fixtures: Vec<Fixture> = serde_yaml::from_str(&text).expect("fixtures");
+    let mut refused = std::collections::BTreeSet::new();
+    for f in &fixtures {
+        let dir = copy_of_starter_rules();
+        let mut patched = Vec::new();
+        for p in &f.patches {
+            let path = dir.path().join(&p.file);
+            let original = std::fs::read_to_string(&path).expect("read");
+            std::fs::write(&path, original.replacen(&p.replace, &p.with, 1)).expect("write");
+            patched.push(path);
+        }
+        if validate(&patched).iter().any(|l| l.starts_with("invalid ")) {
+            refused.insert(f.class.clone());
+        }
+    }
+    for class in [
+        "invalid YAML",
+        "duplicate key",
+        "unknown operator",
+        "unknown top-level key",
+        "unknown source setting",
+        "unknown body format",
+        "unknown vendor signature",
+        "unknown reactivation action",
+        "unknown employee band rule",
+        "invalid duration",
+    ] {
+        assert!(refused.contains(class), "the schema refuses {class}; it refused {refused:?}");
+    }
+    println!("the schemas refuse {} of {} broken-rule fixtures: {refused:?}", refused.len(), fixtures.len());
+}

@@ -375,6 +375,17 @@ enum RulesCommand {
         #[arg(long, value_name = "LEADS")]
         budget: Option<usize>,
     },
+    /// Write the JSON Schema of each rule file, for editors.
+    ///
+    /// The schemas come from the same definitions of sections and keys the
+    /// loader checks files against. The starter files name theirs on their
+    /// first line (`# yaml-language-server: $schema=schema/NAME.schema.json`),
+    /// which the YAML extension of VS Code and other editors read.
+    Schema {
+        /// The folder to write FILE.schema.json into; `-` prints them as one JSON object.
+        #[arg(long, value_name = "DIR|-", default_value = "rules/schema")]
+        out: String,
+    },
     /// Find what the rules say that nobody meant, without running a lead.
     ///
     /// Errors: a routing rule no lead reaches because a rule above it takes
@@ -441,6 +452,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Check { dir }) => rules_cmd::check(&dir.rules),
         Command::Rules(RulesCommand::Test { dir, min_coverage }) => rules_cmd::test(&dir.rules, min_coverage),
         Command::Rules(RulesCommand::Explain { dir, lead, json }) => rules_cmd::explain(&dir.rules, &lead, json),
+        Command::Rules(RulesCommand::Schema { out }) => rules_cmd::schema(&out),
         Command::Rules(RulesCommand::Lint { dir, today, weeks, deny_warnings, json }) => {
             rules_cmd::lint(&dir.rules, today.unwrap_or_else(|| Utc::now().date_naive()), weeks, deny_warnings, json)
         }

@@ -39,6 +39,30 @@ fn located(dir: &Path, d: &leadflow_domain::Diagnostic) -> String {
     d.to_string()
 }
 
+/// `leadflow rules schema`.
+pub fn schema(out: &str) -> Result<ExitCode> {
+    use leadflow_domain::rules::schema;
+    let mut all = serde_json::Map::new();
+    for (file, _) in schema::FILES {
+        let value = schema::json_schema(file).context("a schema for every rule file")?;
+        all.insert(file.to_owned(), value);
+    }
+    if out == "-" {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dir = Path::new(out);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (file, value) in all {
+        let name = format!("{}.schema.json", file.trim_end_matches(".yaml"));
+        let path = dir.join(&name);
+        std::fs::write(&path, format!("{}\n", serde_json::to_string_pretty(&value)?))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `leadflow rules lint`.
 pub fn lint(dir: &Path, today: chrono::NaiveDate, weeks: u32, deny_warnings: bool, json: bool) -> Result<ExitCode> {
     use leadflow_domain::rules::lint::{self, Level};

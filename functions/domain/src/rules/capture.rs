@@ -186,7 +186,7 @@ fn field_target(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<FieldTarge
 
 fn compile_events(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<EventSpec> {
     let m = doc.map(node, path)?;
-    doc.only_keys(m, path, &["email", "type", "type_is", "types", "id", "at"]);
+    doc.only_keys(m, path, &super::schema::SOURCE_EVENTS.names());
     let mut text = |key: &str| optional(m, key).and_then(|n| doc.text(n, &child(path, key)));
     let email = text("email");
     let kind = text("type");
@@ -229,7 +229,7 @@ fn ours_span(map: &marked_yaml::types::MarkedMappingNode, key: &str) -> marked_y
 
 fn compile_auth(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<SourceAuth> {
     let m = doc.map(node, path)?;
-    doc.only_keys(m, path, &["header", "basic", "query", "signature", "secret"]);
+    doc.only_keys(m, path, &super::schema::AUTH.names());
     let secret_node = doc.required(m, "secret", path)?;
     let secret_path = child(path, "secret");
     let secret = doc.text(secret_node, &secret_path)?;
@@ -296,11 +296,7 @@ fn compile_auth(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<SourceAuth
 
 pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
     let map = doc.map(root, "")?;
-    doc.only_keys(
-        map,
-        "",
-        &["required", "honeypot", "free_email_domains", "sources", "employee_bands", "limits", "merge"],
-    );
+    doc.only_keys(map, "", &super::schema::CAPTURE.names());
     let errors_before = doc.diags.len();
 
     let mut required = vec![FieldTarget::Profile(ProfileField::Email)];
@@ -364,7 +360,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
         for (name, spec) in m.iter() {
             let path = child("sources", name.as_str());
             let Some(s) = doc.map(spec, &path) else { continue };
-            doc.only_keys(s, &path, &["format", "fields", "custom_fields", "auth", "events"]);
+            doc.only_keys(s, &path, &super::schema::SOURCE.names());
             let auth = optional(s, "auth").and_then(|n| compile_auth(doc, n, &child(&path, "auth")));
             let events = optional(s, "events").and_then(|n| compile_events(doc, n, &child(&path, "events")));
             if let (Some(n), None) = (optional(s, "events"), optional(s, "auth")) {
@@ -431,7 +427,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
     if let Some(node) = optional(map, "limits")
         && let Some(m) = doc.map(node, "limits")
     {
-        doc.only_keys(m, "limits", &["fields_per_post", "custom_fields", "value_chars"]);
+        doc.only_keys(m, "limits", &super::schema::CAPTURE_LIMITS.names());
         let mut read = |key: &str, range: std::ops::RangeInclusive<usize>, slot: &mut usize| {
             if let Some(n) = optional(m, key) {
                 let path = child("limits", key);
@@ -464,7 +460,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node) -> Option<Capture> {
     if let Some(node) = optional(map, "merge")
         && let Some(m) = doc.map(node, "merge")
     {
-        doc.only_keys(m, "merge", &["keep_first", "default"]);
+        doc.only_keys(m, "merge", &super::schema::MERGE.names());
         if let Some(n) = optional(m, "keep_first")
             && let Some(seq) = doc.seq(n, "merge.keep_first")
         {

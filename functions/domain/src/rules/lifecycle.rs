@@ -184,14 +184,14 @@ pub fn declared_events(root: &Node, events: &mut EventVocabulary) {
 
 pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Option<Lifecycle> {
     let map = doc.map(root, "")?;
-    doc.only_keys(map, "", &["qualification", "disqualify_reasons", "dormancy", "reactivation", "retention"]);
+    doc.only_keys(map, "", &super::schema::LIFECYCLE.names());
     let errors_before = doc.diags.len();
 
     let mut required = 3u8;
     if let Some(node) = optional(map, "qualification")
         && let Some(m) = doc.map(node, "qualification")
     {
-        doc.only_keys(m, "qualification", &["framework", "required"]);
+        doc.only_keys(m, "qualification", &super::schema::QUALIFICATION.names());
         if let Some(f) = optional(m, "framework")
             && let Some(name) = doc.text(f, "qualification.framework")
             && name != "bant"
@@ -235,7 +235,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Opti
     if let Some(node) = optional(map, "dormancy")
         && let Some(m) = doc.map(node, "dormancy")
     {
-        doc.only_keys(m, "dormancy", &["after_days_idle", "after_unanswered", "statuses"]);
+        doc.only_keys(m, "dormancy", &super::schema::DORMANCY.names());
         dormancy.after_days_idle =
             optional(m, "after_days_idle").and_then(|n| doc.count(n, "dormancy.after_days_idle"));
         dormancy.after_unanswered =
@@ -274,7 +274,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Opti
     if let Some(node) = optional(map, "reactivation")
         && let Some(m) = doc.map(node, "reactivation")
     {
-        doc.only_keys(m, "reactivation", &["events", "action"]);
+        doc.only_keys(m, "reactivation", &super::schema::REACTIVATION.names());
         if let Some(n) = doc.required(m, "events", "reactivation")
             && let Some(seq) = doc.seq(n, "reactivation.events")
         {
@@ -307,7 +307,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Opti
     if let Some(node) = optional(map, "retention")
         && let Some(m) = doc.map(node, "retention")
     {
-        doc.only_keys(m, "retention", &["disqualified_days"]);
+        doc.only_keys(m, "retention", &super::schema::RETENTION.names());
         retention_disqualified_days = optional(m, "disqualified_days").and_then(|n| {
             let d = doc.count(n, "retention.disqualified_days")?;
             if d == 0 {

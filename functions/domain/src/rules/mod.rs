@@ -13,6 +13,7 @@ pub mod input;
 pub mod lifecycle;
 pub mod lint;
 pub mod routing;
+pub mod schema;
 pub mod scoring;
 pub mod sla;
 pub mod testcases;

@@ -486,7 +486,7 @@ fn valid_phone(p: &str) -> bool {
 
 pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary, tiers: Option<&[String]>) -> Option<Routing> {
     let map = doc.map(root, "")?;
-    doc.only_keys(map, "", &["reps", "pools", "rules", "default", "sticky", "account_match"]);
+    doc.only_keys(map, "", &super::schema::ROUTING.names());
     let errors_before = doc.diags.len();
 
     // Reps, in two passes: ids first, so that `manager` can name a later rep.
@@ -516,7 +516,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary, tiers: 
     for (i, node) in rep_nodes.iter().enumerate() {
         let path = item("reps", i);
         let Some(m) = node.as_mapping() else { continue };
-        doc.only_keys(m, &path, &["id", "name", "email", "phone", "capacity", "manager", "active", "away"]);
+        doc.only_keys(m, &path, &super::schema::REP.names());
         let name = doc.required(m, "name", &path).and_then(|n| doc.text(n, &child(&path, "name")));
         let email = doc.required(m, "email", &path).and_then(|n| {
             let p = child(&path, "email");
@@ -560,7 +560,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary, tiers: 
             for (j, range) in seq.iter().enumerate() {
                 let rp = item(&child(&path, "away"), j);
                 let Some(r) = doc.map(range, &rp) else { continue };
-                doc.only_keys(r, &rp, &["from", "to"]);
+                doc.only_keys(r, &rp, &super::schema::AWAY.names());
                 let from = doc.required(r, "from", &rp).and_then(|n| date(doc, n, &child(&rp, "from")));
                 let to = doc.required(r, "to", &rp).and_then(|n| date(doc, n, &child(&rp, "to")));
                 if let (Some(from), Some(to)) = (from, to) {
@@ -595,7 +595,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary, tiers: 
     for (id, node, _) in &pool_nodes {
         let path = child("pools", id);
         let Some(m) = doc.map(node, &path) else { continue };
-        doc.only_keys(m, &path, &["members", "strategy", "overflow"]);
+        doc.only_keys(m, &path, &super::schema::POOL.names());
         let strategy = doc.required(m, "strategy", &path).and_then(|n| {
             let p = child(&path, "strategy");
             let s = doc.text(n, &p)?;
@@ -702,7 +702,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary, tiers: 
 
     let target = |doc: &mut Doc<'_>, node: &Node, path: &str| -> Option<Target> {
         let m = doc.map(node, path)?;
-        doc.only_keys(m, path, &["pool", "rep", "fallback"]);
+        doc.only_keys(m, path, &super::schema::TARGET.names());
         match (optional(m, "pool"), optional(m, "rep")) {
             (Some(p), None) => {
                 if m.get_node("fallback").is_some() {
@@ -739,7 +739,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary, tiers: 
         for (i, rule) in seq.iter().enumerate() {
             let path = item("rules", i);
             let Some(r) = doc.map(rule, &path) else { continue };
-            doc.only_keys(r, &path, &["name", "when", "to"]);
+            doc.only_keys(r, &path, &super::schema::ROUTE_RULE.names());
             let name = doc.required(r, "name", &path).and_then(|n| doc.text(n, &child(&path, "name")));
             if let Some(name) = &name {
                 if name == "default" {

@@ -244,7 +244,7 @@ pub fn declared_events(root: &Node, events: &mut EventVocabulary) {
 
 pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Option<Scoring> {
     let map = doc.map(root, "")?;
-    doc.only_keys(map, "", &["fit", "engagement", "limits", "decay", "tiers", "handoff"]);
+    doc.only_keys(map, "", &super::schema::SCORING.names());
     let errors_before = doc.diags.len();
 
     // Tiers first: everything else refers to them.
@@ -292,7 +292,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Opti
         for (i, rule) in seq.iter().enumerate() {
             let path = item("fit", i);
             let Some(r) = doc.map(rule, &path) else { continue };
-            doc.only_keys(r, &path, &["name", "when", "points"]);
+            doc.only_keys(r, &path, &super::schema::FIT_RULE.names());
             let name = doc.required(r, "name", &path).and_then(|n| doc.text(n, &child(&path, "name")));
             if let Some(name) = &name
                 && fit.iter().any(|f: &FitRule| f.name == *name)
@@ -322,7 +322,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Opti
             }
             let (p, max_points) = match value {
                 Node::Mapping(pm) => {
-                    doc.only_keys(pm, &path, &["points", "max_points"]);
+                    doc.only_keys(pm, &path, &super::schema::ENGAGEMENT.names());
                     let p = doc.required(pm, "points", &path).and_then(|n| points(doc, n, &child(&path, "points")));
                     let max = match optional(pm, "max_points") {
                         Some(n) => {
@@ -352,7 +352,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Opti
     if let Some(node) = optional(map, "limits")
         && let Some(m) = doc.map(node, "limits")
     {
-        doc.only_keys(m, "limits", &["fit", "engagement", "total"]);
+        doc.only_keys(m, "limits", &super::schema::SCORE_LIMITS.names());
         for (key, slot) in
             [("fit", &mut limits_fit), ("engagement", &mut limits_engagement), ("total", &mut limits_total)]
         {
@@ -366,7 +366,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Opti
     if let Some(node) = optional(map, "decay")
         && let Some(m) = doc.map(node, "decay")
     {
-        doc.only_keys(m, "decay", &["after_days", "percent_per_week"]);
+        doc.only_keys(m, "decay", &super::schema::DECAY.names());
         let after = doc.required(m, "after_days", "decay").and_then(|n| doc.count(n, "decay.after_days"));
         let pct = doc.required(m, "percent_per_week", "decay").and_then(|n| {
             let v = doc.number(n, "decay.percent_per_week")?;
@@ -406,7 +406,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Opti
 
 fn bounds(doc: &mut Doc<'_>, node: &Node, path: &str) -> Bounds {
     let Some(m) = doc.map(node, path) else { return Bounds::default() };
-    doc.only_keys(m, path, &["min", "max"]);
+    doc.only_keys(m, path, &super::schema::BOUNDS.names());
     let min = optional(m, "min").and_then(|n| points(doc, n, &child(path, "min")));
     let max = optional(m, "max").and_then(|n| points(doc, n, &child(path, "max")));
     if let (Some(lo), Some(hi)) = (min, max)

@@ -156,7 +156,7 @@ fn duration(doc: &mut Doc<'_>, node: &Node, path: &str) -> Option<Duration> {
 
 pub fn compile(doc: &mut Doc<'_>, root: &Node, tiers: Option<&[String]>) -> Option<Sla> {
     let map = doc.map(root, "")?;
-    doc.only_keys(map, "", &["first_response", "business_hours", "escalation", "unassigned"]);
+    doc.only_keys(map, "", &super::schema::SLA.names());
     let errors_before = doc.diags.len();
 
     let mut first_response = vec![None; tiers.map_or(0, <[String]>::len)];
@@ -181,7 +181,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, tiers: Option<&[String]>) -> Opti
 
     let business_hours = optional(map, "business_hours").and_then(|node| {
         let m = doc.map(node, "business_hours")?;
-        doc.only_keys(m, "business_hours", &["timezone", "days", "hours"]);
+        doc.only_keys(m, "business_hours", &super::schema::BUSINESS_HOURS.names());
         let timezone = doc.required(m, "timezone", "business_hours").and_then(|n| {
             let name = doc.text(n, "business_hours.timezone")?;
             match name.parse::<Tz>() {
@@ -257,7 +257,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, tiers: Option<&[String]>) -> Opti
         for (i, step) in seq.iter().enumerate() {
             let path = item("escalation", i);
             let Some(m) = doc.map(step, &path) else { continue };
-            doc.only_keys(m, &path, &["after", "notify", "reassign"]);
+            doc.only_keys(m, &path, &super::schema::ESCALATION_STEP.names());
             let after = doc.required(m, "after", &path).and_then(|n| duration(doc, n, &child(&path, "after")));
             let mut notify = Vec::new();
             if let Some(n) = optional(m, "notify")
@@ -292,7 +292,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, tiers: Option<&[String]>) -> Opti
     if let Some(node) = optional(map, "unassigned")
         && let Some(m) = doc.map(node, "unassigned")
     {
-        doc.only_keys(m, "unassigned", &["remind_every"]);
+        doc.only_keys(m, "unassigned", &super::schema::UNASSIGNED.names());
         if let Some(n) = doc.required(m, "remind_every", "unassigned") {
             unassigned_remind_every = duration(doc, n, "unassigned.remind_every");
             if unassigned_remind_every.is_some_and(|d| d.as_secs() < 60) {
