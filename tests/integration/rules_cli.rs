@@ -412,8 +412,8 @@ fn rules_lint_finds_planted_mistakes_each_located_and_nothing_in_the_starter_rul
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let printed = stdout(&out);
     for expected in [
-        "routing.yaml:49: error[shadowed]: `big-german-accounts`: no lead reaches it: every lead it matches matches `enterprise` above it (line 45)",
-        "scoring.yaml:15: error[never_matches]: `impossible-size`",
+        "routing.yaml:50: error[shadowed]: `big-german-accounts`: no lead reaches it: every lead it matches matches `enterprise` above it (line 46)",
+        "scoring.yaml:16: error[never_matches]: `impossible-size`",
         "scoring.yaml: error[unreachable_tier]: `elite`: no score reaches 500: the highest a lead can score is 150",
         "sla.yaml: error[sla_unmeetable]: `first_response.warm`",
         "routing.yaml: warning[pool_unavailable]: `enterprise`: every member is away or inactive from 2026-12-24 to 2026-12-27",
@@ -426,7 +426,7 @@ fn rules_lint_finds_planted_mistakes_each_located_and_nothing_in_the_starter_rul
     let json = leadflow(&["rules", "lint", "--rules", dir, "--today", "2026-12-01", "--json"], "");
     let findings: serde_json::Value = serde_json::from_str(&stdout(&json)).expect("JSON");
     assert_eq!(findings.as_array().map(Vec::len), Some(7));
-    assert_eq!(findings[0]["line"], 49);
+    assert_eq!(findings[0]["line"], 50);
     // Only the warning left: it fails only when warnings are denied.
     edit("sla.yaml", "warm: 45d", "warm: 4h");
     edit("scoring.yaml", "elite: 500, ", "");

@@ -275,7 +275,7 @@ pub fn decide(
     match result {
         Ok(Some(next)) => {
             let expected_version = lead.map_or(0, |l| l.version);
-            Ok(Outcome::Decided(Box::new(m.draft.finish(next, expected_version, now))))
+            Ok(Outcome::Decided(Box::new(m.draft.finish(next, expected_version, now, &rules.version))))
         }
         Ok(None) => Ok(Outcome::Unchanged),
         Err(Stop::Needs(need)) => Ok(Outcome::Needs(need)),
@@ -311,15 +311,18 @@ struct Draft {
 }
 
 impl Draft {
-    fn finish(mut self, mut lead: Lead, expected_version: u64, now: DateTime<Utc>) -> Decision {
+    fn finish(mut self, mut lead: Lead, expected_version: u64, now: DateTime<Utc>, rules_version: &str) -> Decision {
         lead.version = expected_version + 1;
         self.team.load = merge_load(std::mem::take(&mut self.team.load));
         let mut records = self.records;
         for n in &self.notifications {
             records.push(Record::Notification { id: n.id.clone(), kind: n.kind, to: n.to.clone() });
         }
-        let history =
-            records.into_iter().enumerate().map(|(i, r)| HistoryEntry::new(now, lead.version, i, r)).collect();
+        let history = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| HistoryEntry::new(now, lead.version, i, r).under(rules_version))
+            .collect();
         let outbox = self
             .notifications
             .into_iter()

@@ -435,6 +435,9 @@ fn run(case: &Case) -> Result<(), String> {
     if decision.history.is_empty() || decision.history.iter().any(|h| h.version() != Some(next.version)) {
         errors.push("every decision writes history for its version".to_owned());
     }
+    if decision.history.iter().any(|h| h.rules.as_deref() != Some(rules.version.as_str())) {
+        errors.push("every record of a decision names the rules version".to_owned());
+    }
     let broken = problems(&rules, next);
     if !broken.is_empty() {
         errors.push(format!("invariants: {broken:?}"));

@@ -239,6 +239,9 @@ pub struct HistoryEntry {
     /// Orders entries of one instant and keeps keys unique: the lead version the
     /// entry belongs to and its place among that version's entries.
     pub seq: String,
+    /// The version of the rules the decision was made under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<String>,
     #[serde(flatten)]
     pub record: Record,
 }
@@ -251,6 +254,8 @@ enum StoredEntry {
     Typed {
         at: DateTime<Utc>,
         seq: String,
+        #[serde(default)]
+        rules: Option<String>,
         #[serde(flatten)]
         record: Record,
     },
@@ -265,9 +270,9 @@ enum StoredEntry {
 impl From<StoredEntry> for HistoryEntry {
     fn from(e: StoredEntry) -> HistoryEntry {
         match e {
-            StoredEntry::Typed { at, seq, record } => HistoryEntry { at, seq, record },
+            StoredEntry::Typed { at, seq, rules, record } => HistoryEntry { at, seq, rules, record },
             StoredEntry::Legacy { at, seq, kind, body } => {
-                HistoryEntry { at, seq, record: Record::Legacy { kind, body } }
+                HistoryEntry { at, seq, rules: None, record: Record::Legacy { kind, body } }
             }
         }
     }
@@ -276,7 +281,13 @@ impl From<StoredEntry> for HistoryEntry {
 impl HistoryEntry {
     /// The `index`-th entry of the change that made `version`.
     pub fn new(at: DateTime<Utc>, version: u64, index: usize, record: Record) -> HistoryEntry {
-        HistoryEntry { at, seq: format!("{version:010}#{index:02}"), record }
+        HistoryEntry { at, seq: format!("{version:010}#{index:02}"), rules: None, record }
+    }
+
+    /// The entry, as decided under the rules of `version`.
+    pub fn under(mut self, version: &str) -> HistoryEntry {
+        self.rules = Some(version.to_owned());
+        self
     }
 
     /// The sort key of an entry: time first, so the history reads in order.

@@ -801,7 +801,7 @@ mod tests {
             ),
             // Not up-to-10 and over-10 (no whole number in both), nor mid and up-to-10
             // (the whole numbers they share are excluded); mid and over-10 share 11.
-            vec!["mid: overlaps `over-10` above it (line 39) on the same fields, with another target: leads in both (employees 11) go to `over-10`'s".to_owned()]
+            vec!["mid: overlaps `over-10` above it (line 40) on the same fields, with another target: leads in both (employees 11) go to `over-10`'s".to_owned()]
         );
     }
 
