@@ -309,6 +309,23 @@ impl DynamoStore {
     }
 
     /// A transaction item that writes `item` whole.
+    /// Writes `items` in one TransactWriteItems, metering what it cost.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>> {
+        let r = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .boxed()
+            .await?;
+        self.meter("save", r.consumed_capacity(), 0);
+        Ok(())
+    }
+
     /// The items of one change's transaction, and what each is (to name a
     /// cancellation reason).
     fn transaction<'c>(&self, change: &'c Change) -> Result<(Vec<TransactWriteItem>, Vec<Part<'c>>), SaveError> {
@@ -571,19 +588,8 @@ impl Leads for DynamoStore {
 
     async fn save(&self, change: &Change) -> Result<(), SaveError> {
         let (items, parts) = self.transaction(change)?;
-        let r = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .boxed()
-            .await;
-        match r {
-            Ok(r) => {
-                self.meter("save", r.consumed_capacity(), 0);
-                Ok(())
-            }
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
             Err(e) => {
                 let Some(reasons) = cancellation(&e) else {
                     return Err(unavailable("TransactWriteItems", e).into());
@@ -667,17 +673,8 @@ impl Leads for DynamoStore {
             // are answered, and the others are sent again without them.
             while !group.is_empty() {
                 let items: Vec<TransactWriteItem> = group.iter().flat_map(|b| built[*b].1.iter().cloned()).collect();
-                let r = self
-                    .client
-                    .transact_write_items()
-                    .set_transact_items(Some(items))
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-                    .boxed()
-                    .await;
-                let e = match r {
-                    Ok(r) => {
-                        self.meter("save", r.consumed_capacity(), 0);
+                let e = match self.transact(items).await {
+                    Ok(()) => {
                         for b in &group {
                             results[built[*b].0] = Some(Ok(()));
                         }
