@@ -30,6 +30,7 @@ use crate::form::{self, Warning};
 use crate::lead::Profile;
 use crate::rules::RuleSet;
 use crate::rules::capture::Capture;
+use crate::rules::input::scalar_text;
 
 /// One row, read.
 #[derive(Clone, Debug, PartialEq)]
@@ -115,7 +116,7 @@ impl Importer {
                 "custom" if !text.is_empty() => match serde_json::from_str::<Value>(text) {
                     Ok(Value::Object(custom)) => {
                         for (key, v) in custom {
-                            if let Some(text) = scalar(&v) {
+                            if let Some(text) = scalar_text(&v) {
                                 posted.push((format!("custom.{key}"), text));
                             }
                         }
@@ -181,7 +182,7 @@ impl Importer {
         let mut extra = |name: &str, v: Option<&Value>| match v {
             Some(Value::Object(_)) => fields.push((name.to_owned(), v.map(Value::to_string).unwrap_or_default())),
             Some(v) => {
-                if let Some(text) = scalar(v) {
+                if let Some(text) = scalar_text(v) {
                     fields.push((name.to_owned(), text));
                 }
             }
@@ -198,7 +199,7 @@ impl Importer {
                     if key == "bant" {
                         continue;
                     }
-                    if let Some(text) = scalar(v) {
+                    if let Some(text) = scalar_text(v) {
                         fields.push((key.clone(), text));
                     }
                 }
@@ -245,15 +246,6 @@ pub const IMPORT_ID_PREFIX: &str = "import:";
 
 fn error(field: &str, reason: String) -> RowError {
     RowError { field: field.to_owned(), reason }
-}
-
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
 
 fn read_count(field: &str, v: &Value, events: &mut BTreeMap<String, u32>, errors: &mut Vec<RowError>) {

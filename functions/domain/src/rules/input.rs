@@ -38,7 +38,8 @@ pub enum EventTypes {
     Any,
 }
 
-fn scalar_text(v: &Value) -> Option<String> {
+/// A JSON scalar as text (what a lead field or a form value holds).
+pub(crate) fn scalar_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
