@@ -190,6 +190,7 @@ fn lead_from_item(item: &Item) -> Result<Lead, StoreError> {
         disqualify_reason: get_s(item, "disqualify_reason").map(str::to_owned),
         expires_at: get_n::<i64>(item, TTL_ATTRIBUTE).and_then(|t| DateTime::from_timestamp(t, 0)),
         held: item.get("held").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        facts: get_json(item, "facts")?.unwrap_or_default(),
     })
 }
 
@@ -228,6 +229,7 @@ fn lead_item(lead: &Lead) -> Item {
     if lead.held {
         item.insert("held".into(), AttributeValue::Bool(true));
     }
+    item.insert("facts".into(), s(serde_json::to_string(&lead.facts).unwrap_or_default()));
     item.insert("created_at".into(), s(ts(lead.created_at)));
     item.insert("updated_at".into(), s(ts(lead.updated_at)));
     item.insert("last_activity_at".into(), s(ts(lead.last_activity_at)));

@@ -8,7 +8,7 @@ use http::{Request, StatusCode};
 use leadflow_app::{EventResult, Happening, Notifier, Recorded, ServiceError, Store};
 use leadflow_domain::lead::Bant;
 use leadflow_domain::rules::field::{EventVocabulary, valid_event_name};
-use leadflow_domain::rules::lifecycle::SalesEvent;
+use leadflow_domain::rules::lifecycle::{DealOutcome, SalesEvent};
 use leadflow_domain::{Email, LeadId, Refusal, form, formats};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -87,6 +87,9 @@ struct Posted {
     bant: Option<Bant>,
     #[serde(default)]
     reason: Option<String>,
+    /// An `outcome`'s `won` or `lost` (also read from `properties.result`).
+    #[serde(default)]
+    result: Option<String>,
 }
 
 /// Why one event of a request was not applied.
@@ -133,6 +136,23 @@ fn kind_of(posted: &Posted, events: &EventVocabulary) -> Result<Kind, Refused> {
                 _ => return Err(Refused::invalid("a `disqualified` event needs a `reason`")),
             }
         }
+        "outcome" => {
+            // A number or a text; anything else is not an amount.
+            let text = |v: Value| match v {
+                Value::String(s) => Some(s),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Null => None,
+                _ => Some(String::from("not a number")),
+            };
+            let result = posted.result.clone().or_else(|| property("result").and_then(text));
+            let Some(result) = result else {
+                return Err(Refused::invalid("an `outcome` event needs a `result`: won or lost"));
+            };
+            let amount = property("amount").and_then(text);
+            let currency = property("currency").and_then(text);
+            let deal = DealOutcome::parse(&result, amount.as_deref(), currency.as_deref()).map_err(Refused::invalid)?;
+            Kind::Sales(SalesEvent::Outcome(deal))
+        }
         "form_submission" => return Err(Refused::invalid("form submissions are posted to /leads")),
         other if events.slot(other).is_some() => Kind::Engagement(other.to_owned()),
         other if valid_event_name(other) => {
@@ -141,7 +161,7 @@ fn kind_of(posted: &Posted, events: &EventVocabulary) -> Result<Kind, Refused> {
             let known = events.names().iter().filter(|n| *n != "form_submission").cloned().collect::<Vec<_>>();
             return Err(Refused::invalid(format!(
                 "`{other}` is not an event type the rules name; they name {}, and the sales events contacted, \
-                 contact_attempt, qualified, disqualified, converted and nurture",
+                 contact_attempt, qualified, disqualified, converted, outcome and nurture",
                 known.join(", ")
             )));
         }

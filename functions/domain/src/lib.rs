@@ -4,6 +4,7 @@
 
 pub mod country;
 pub mod duration;
+pub mod facts;
 pub mod form;
 pub mod formats;
 pub mod import;

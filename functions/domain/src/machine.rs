@@ -236,6 +236,8 @@ pub struct Decision {
     pub outbox: Vec<Pending>,
     pub team: TeamChanges,
     pub effect: Effect,
+    /// What the decision adds to the daily roll-ups, saved in the same write.
+    pub rollup: crate::facts::Tally,
 }
 
 /// The machine's answer.
@@ -273,10 +275,7 @@ pub fn decide(
         Input::Repair { problem } => m.repair(lead.ok_or(Refusal::UnknownLead)?, problem),
     };
     match result {
-        Ok(Some(next)) => {
-            let expected_version = lead.map_or(0, |l| l.version);
-            Ok(Outcome::Decided(Box::new(m.draft.finish(next, expected_version, now, &rules.version))))
-        }
+        Ok(Some(next)) => Ok(Outcome::Decided(Box::new(m.draft.finish(rules, lead, next, now)))),
         Ok(None) => Ok(Outcome::Unchanged),
         Err(Stop::Needs(need)) => Ok(Outcome::Needs(need)),
         Err(Stop::Refused(r)) => Err(r),
@@ -311,9 +310,12 @@ struct Draft {
 }
 
 impl Draft {
-    fn finish(mut self, mut lead: Lead, expected_version: u64, now: DateTime<Utc>, rules_version: &str) -> Decision {
+    fn finish(mut self, rules: &RuleSet, before: Option<&Lead>, mut lead: Lead, now: DateTime<Utc>) -> Decision {
+        let expected_version = before.map_or(0, |l| l.version);
         lead.version = expected_version + 1;
         self.team.load = merge_load(std::mem::take(&mut self.team.load));
+        let rollup = crate::facts::account(rules, before, &mut lead, &self.records, now);
+        let rules_version = &rules.version;
         let mut records = self.records;
         for n in &self.notifications {
             records.push(Record::Notification { id: n.id.clone(), kind: n.kind, to: n.to.clone() });
@@ -332,7 +334,7 @@ impl Draft {
                 Pending { notification, lease_until: now + DELIVERY_LEASE, attempts: 0 }
             })
             .collect();
-        Decision { lead, expected_version, history, outbox, team: self.team, effect: self.effect }
+        Decision { lead, expected_version, history, outbox, team: self.team, effect: self.effect, rollup }
     }
 }
 
@@ -750,6 +752,9 @@ impl Machine<'_> {
         let now = self.now;
         let happened_at = self.happened(happened_at)?;
         let t = rules.lifecycle.apply(lead.status, lead.bant, event)?;
+        if let (SalesEvent::Outcome(_), Some(known)) = (event, &lead.facts.outcome) {
+            return Err(LifecycleError::OutcomeKnown(known.deal.result()).into());
+        }
         let mut next = lead.clone();
         next.updated_at = now.max(lead.updated_at);
         if !matches!(event, SalesEvent::ContactAttempt) {
@@ -768,6 +773,9 @@ impl Machine<'_> {
             SalesEvent::Contacted => next.unanswered = 0,
             SalesEvent::Disqualified { reason } => next.disqualify_reason = Some(reason.clone()),
             SalesEvent::Nurture => next.disqualify_reason = None,
+            SalesEvent::Outcome(deal) => {
+                next.facts.outcome = Some(crate::facts::Outcome { deal: deal.clone(), at: now });
+            }
             SalesEvent::Qualified(_) | SalesEvent::Converted => {}
         }
         self.draft.records.push(Record::Event {

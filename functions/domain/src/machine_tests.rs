@@ -125,6 +125,10 @@ fn sales_event(kind: &str) -> Result<SalesEvent, String> {
         "contact_attempt" => SalesEvent::ContactAttempt,
         "converted" => SalesEvent::Converted,
         "nurture" => SalesEvent::Nurture,
+        "won" | "lost" => SalesEvent::Outcome(
+            crate::rules::lifecycle::DealOutcome::parse(kind, Some("1200.50"), Some("eur"))
+                .map_err(|e| e.to_string())?,
+        ),
         other => return Err(format!("unknown sales event {other}")),
     })
 }

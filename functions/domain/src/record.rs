@@ -128,6 +128,9 @@ pub struct Lead {
     /// activity hands it off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// What the metrics need of the lead's life so far.
+    #[serde(default)]
+    pub facts: crate::facts::Facts,
 }
 
 impl Lead {
@@ -155,6 +158,7 @@ impl Lead {
             disqualify_reason: None,
             expires_at: None,
             held: false,
+            facts: crate::facts::Facts::default(),
         }
     }
 
@@ -227,7 +231,10 @@ impl Lead {
 /// Whether an event type is the lead's own activity (as opposed to something
 /// sales did or recorded).
 pub fn is_inbound(kind: &str) -> bool {
-    !matches!(kind, "contacted" | "contact_attempt" | "qualified" | "converted" | "disqualified" | "nurture")
+    !matches!(
+        kind,
+        "contacted" | "contact_attempt" | "qualified" | "converted" | "outcome" | "disqualified" | "nurture"
+    )
 }
 
 /// One entry of a lead's history: an event it had or something decided about it.

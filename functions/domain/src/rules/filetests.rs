@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::RuleSet;
 use super::diag::suggest;
-use super::lifecycle::SalesEvent;
+use super::lifecycle::{DealOutcome, SalesEvent};
 use super::testcases::{CaseOutcome, Mismatch};
 use crate::form;
 use crate::formats::{self, Body};
@@ -310,8 +310,14 @@ fn sales_event(v: &serde_yaml::Value) -> Result<SalesEvent, String> {
             SalesEvent::Disqualified { reason: yaml_text(r).ok_or("disqualified: the reason is text")? }
         }
         ("disqualified", None) => return Err("`disqualified` needs a reason: `{disqualified: REASON}`".to_owned()),
+        ("outcome", Some(r)) => {
+            let result = yaml_text(r).ok_or("outcome: won or lost")?;
+            SalesEvent::Outcome(DealOutcome::parse(&result, None, None).map_err(|e| format!("outcome: {e}"))?)
+        }
+        ("outcome", None) => return Err("`outcome` needs a result: `{outcome: won}` or `{outcome: lost}`".to_owned()),
         (other, _) => {
-            let known = ["contacted", "contact_attempt", "qualified", "converted", "disqualified", "nurture"];
+            let known =
+                ["contacted", "contact_attempt", "qualified", "converted", "outcome", "disqualified", "nurture"];
             let hint = suggest(other, known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
             return Err(format!("`{other}` is not a sales event{hint}"));
         }

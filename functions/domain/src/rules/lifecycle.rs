@@ -12,8 +12,8 @@ use super::yaml::{Doc, child, item, optional};
 use crate::lead::{Bant, Status};
 
 /// The event types with a meaning of their own in a lead's life.
-pub const LIFECYCLE_EVENTS: [&str; 7] =
-    ["form_submission", "contacted", "contact_attempt", "qualified", "converted", "disqualified", "nurture"];
+pub const LIFECYCLE_EVENTS: [&str; 8] =
+    ["form_submission", "contacted", "contact_attempt", "qualified", "converted", "outcome", "disqualified", "nurture"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,8 +50,61 @@ pub enum SalesEvent {
     ContactAttempt,
     Qualified(Bant),
     Converted,
-    Disqualified { reason: String },
+    /// How a converted lead's deal ended: won or lost, with its amount in
+    /// minor units (cents) and ISO 4217 currency when known.
+    Outcome(DealOutcome),
+    Disqualified {
+        reason: String,
+    },
     Nurture,
+}
+
+/// A deal's end, as the CRM reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealOutcome {
+    pub won: bool,
+    /// In minor units (cents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_cents: Option<i64>,
+    /// ISO 4217, upper case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+/// The largest amount a deal may have, in minor units (a thousand billion).
+pub const MAX_AMOUNT_CENTS: i64 = 100_000_000_000_000;
+
+impl DealOutcome {
+    /// Reads `won`/`lost`, an optional amount (a number or decimal text, at
+    /// least 0) and an optional currency (three letters).
+    pub fn parse(result: &str, amount: Option<&str>, currency: Option<&str>) -> Result<DealOutcome, String> {
+        let won = match result.trim() {
+            "won" => true,
+            "lost" => false,
+            _ => return Err("an `outcome` is `won` or `lost`".to_owned()),
+        };
+        let amount_cents = match amount.map(str::trim).filter(|a| !a.is_empty()) {
+            None => None,
+            Some(a) => {
+                let value: f64 = a.parse().map_err(|_| "`amount` must be a number".to_owned())?;
+                let cents = (value * 100.0).round();
+                if !cents.is_finite() || cents < 0.0 || cents > MAX_AMOUNT_CENTS as f64 {
+                    return Err("`amount` must be a number from 0 to 1,000,000,000,000".to_owned());
+                }
+                Some(cents as i64)
+            }
+        };
+        let currency = match currency.map(str::trim).filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => Some(c.to_ascii_uppercase()),
+            Some(_) => return Err("`currency` must be a three-letter ISO 4217 code such as EUR".to_owned()),
+        };
+        Ok(DealOutcome { won, amount_cents, currency })
+    }
+
+    pub fn result(&self) -> &'static str {
+        if self.won { "won" } else { "lost" }
+    }
 }
 
 impl SalesEvent {
@@ -61,6 +114,7 @@ impl SalesEvent {
             SalesEvent::ContactAttempt => "contact_attempt",
             SalesEvent::Qualified(_) => "qualified",
             SalesEvent::Converted => "converted",
+            SalesEvent::Outcome(_) => "outcome",
             SalesEvent::Disqualified { .. } => "disqualified",
             SalesEvent::Nurture => "nurture",
         }
@@ -84,6 +138,8 @@ pub enum LifecycleError {
     UnknownReason { reason: String, allowed: String },
     #[error("a {status} lead takes no `{event}` event")]
     NotAllowed { status: Status, event: &'static str },
+    #[error("this lead's outcome is recorded already ({0}); an outcome is told once")]
+    OutcomeKnown(&'static str),
 }
 
 /// Why a lead went dormant.
@@ -105,6 +161,9 @@ impl Lifecycle {
         let first_contact = matches!(status, S::Assigned | S::Unassigned);
         let mut bant_after = bant;
         let to = match (status, event) {
+            // A deal's end is told of a converted lead, which stays converted.
+            (S::Converted, SalesEvent::Outcome(_)) => S::Converted,
+            (_, SalesEvent::Outcome(_)) => return Err(not_allowed()),
             (S::Converted, _) => return Err(not_allowed()),
             (S::Disqualified, SalesEvent::Nurture) => S::Nurturing,
             (S::Disqualified, _) => return Err(not_allowed()),

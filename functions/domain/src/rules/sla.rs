@@ -111,7 +111,48 @@ impl BusinessHours {
     }
 }
 
+impl BusinessHours {
+    /// The business time between `from` and `to`, in seconds (0 when `to` is
+    /// not after `from`); spans longer than the scan limit count the rest as
+    /// wall time.
+    pub fn between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+        if to <= from {
+            return 0;
+        }
+        let mut total = 0;
+        let mut day = from.with_timezone(&self.timezone).date_naive();
+        let last = to.with_timezone(&self.timezone).date_naive();
+        for _ in 0..MAX_SCAN_DAYS {
+            if let Some((open, close)) = self.window(day) {
+                let (a, b) = (open.max(from), close.min(to));
+                if b > a {
+                    total += (b - a).num_seconds();
+                }
+            }
+            if day >= last {
+                return total;
+            }
+            day = match day.checked_add_days(Days::new(1)) {
+                Some(d) => d,
+                None => return total,
+            };
+        }
+        let scanned_to = local_to_utc(&self.timezone, day.and_time(NaiveTime::MIN));
+        total + (to - scanned_to.max(from)).num_seconds().max(0)
+    }
+}
+
 impl Sla {
+    /// The time between `from` and `to` as the first-response clock counts
+    /// it: business time when business hours are set, else wall time; in
+    /// seconds, 0 when `to` is not after `from`.
+    pub fn elapsed_secs(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+        match &self.business_hours {
+            Some(bh) => bh.between(from, to),
+            None => (to - from).num_seconds().max(0),
+        }
+    }
+
     /// `from` plus `d`, counting only business time when business hours are set
     /// (where a day, `1d`, is one business day of hours).
     pub fn elapse(&self, from: DateTime<Utc>, d: Duration) -> DateTime<Utc> {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::input::EventTypes;
-use super::lifecycle::{DormancyCause, SalesEvent};
+use super::lifecycle::{DealOutcome, DormancyCause, SalesEvent};
 use super::routing::{AssignContext, PoolCursors, Step, Workload};
 use super::testcases;
 use super::yaml::Doc;
@@ -469,6 +469,7 @@ fn lifecycle_table() {
             "contact_attempt" => SalesEvent::ContactAttempt,
             "qualified" => SalesEvent::Qualified(c.bant),
             "converted" => SalesEvent::Converted,
+            "outcome" => SalesEvent::Outcome(DealOutcome { won: true, amount_cents: None, currency: None }),
             "disqualified" => SalesEvent::Disqualified { reason: c.reason.clone().unwrap_or_default() },
             "nurture" => SalesEvent::Nurture,
             other => panic!("unknown event {other}"),
