@@ -30,12 +30,13 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConsumedCapacity, KeysAndAttributes, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem,
     Update,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use futures_util::FutureExt as _;
 use leadflow_app::{
-    Change, EventResult, History, LeadFilter, Leads, Nonces, Outbox, SaveError, Snapshot, StoreError, SweepState, Team,
-    TeamState,
+    Change, EventResult, History, LeadFilter, Leads, Nonces, Outbox, Rollup, RollupRead, Rollups, SaveError, Snapshot,
+    StoreError, SweepState, Team, TeamState,
 };
+use leadflow_domain::facts::{Dim, RollupKey, Tally};
 use leadflow_domain::lead::{FieldTarget, ProfileField};
 use leadflow_domain::team::RepSettings;
 use leadflow_domain::{Email, HistoryEntry, Lead, LeadId, Notification, Pending, Profile, Queue, Status, queue_order};
@@ -331,6 +332,16 @@ impl DynamoStore {
     /// The items of one change's transaction, and what each is (to name a
     /// cancellation reason).
     fn transaction<'c>(&self, change: &'c Change) -> Result<(Vec<TransactWriteItem>, Vec<Part<'c>>), SaveError> {
+        let (mut items, mut parts) = self.own_items(change)?;
+        for item in self.rollup_items(&change.rollup)? {
+            items.push(item);
+            parts.push(Part::Other("daily roll-up"));
+        }
+        Ok((items, parts))
+    }
+
+    /// A change's items but its roll-ups (which a batch adds up and writes once).
+    fn own_items<'c>(&self, change: &'c Change) -> Result<(Vec<TransactWriteItem>, Vec<Part<'c>>), SaveError> {
         if change.lead.version != change.expected_version + 1 {
             return Err(SaveError::LeadChanged);
         }
@@ -397,6 +408,36 @@ impl DynamoStore {
             parts.push(Part::Other("outbox entry"));
         }
         Ok((items, parts))
+    }
+
+    /// One `ADD` of every counter per roll-up.
+    fn rollup_items(&self, tally: &Tally) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut items = Vec::with_capacity(tally.counts.len());
+        for (key, counts) in &tally.counts {
+            let (pk, sk) = rollup_key(key);
+            let mut names = HashMap::new();
+            let mut values = HashMap::new();
+            let mut adds = Vec::with_capacity(counts.len());
+            for (i, (counter, delta)) in counts.iter().enumerate() {
+                names.insert(format!("#c{i}"), format!("{ROLLUP_COUNTER}{counter}"));
+                values.insert(format!(":c{i}"), n(delta));
+                adds.push(format!("#c{i} :c{i}"));
+            }
+            if adds.is_empty() {
+                continue;
+            }
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .update_expression(format!("ADD {}", adds.join(", ")))
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map_err(|e| unavailable("TransactWriteItems", e))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        Ok(items)
     }
 
     fn put(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
@@ -645,11 +686,14 @@ impl Leads for DynamoStore {
         // Each change's items; a change that cannot be built is answered at once.
         let mut built = Vec::new();
         for (i, change) in changes.iter().enumerate() {
-            match self.transaction(change) {
+            match self.own_items(change) {
                 Ok((items, parts)) => built.push((i, items, parts)),
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
+        // Room for each change's roll-ups, which its group adds up and writes
+        // once (many changes of a day share theirs).
+        let rollups = |i: usize| changes[i].rollup.counts.len();
         // Transactions of up to MAX_TRANSACTION_ITEMS items and about
         // TRANSACTION_BYTES, no item twice in one.
         let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -658,7 +702,7 @@ impl Leads for DynamoStore {
         for (b, (_, items, _)) in built.iter().enumerate() {
             let own: Vec<(String, String)> = items.iter().filter_map(item_key).collect();
             let size: usize = items.iter().map(item_bytes).sum();
-            let fits = count + items.len() <= MAX_TRANSACTION_ITEMS
+            let fits = count + items.len() + rollups(built[b].0) <= MAX_TRANSACTION_ITEMS
                 && bytes + size <= TRANSACTION_BYTES
                 && own.iter().all(|k| !keys.contains(k));
             if groups.is_empty() || !fits {
@@ -666,7 +710,7 @@ impl Leads for DynamoStore {
                 (count, bytes) = (0, 0);
                 keys.clear();
             }
-            (count, bytes) = (count + items.len(), bytes + size);
+            (count, bytes) = (count + items.len() + rollups(built[b].0), bytes + size);
             keys.extend(own);
             groups.last_mut().expect("a group").push(b);
         }
@@ -674,7 +718,21 @@ impl Leads for DynamoStore {
             // A cancelled transaction wrote nothing: the changes that caused it
             // are answered, and the others are sent again without them.
             while !group.is_empty() {
-                let items: Vec<TransactWriteItem> = group.iter().flat_map(|b| built[*b].1.iter().cloned()).collect();
+                let mut items: Vec<TransactWriteItem> =
+                    group.iter().flat_map(|b| built[*b].1.iter().cloned()).collect();
+                let mut tally = Tally::default();
+                for b in &group {
+                    tally.merge(&changes[built[*b].0].rollup);
+                }
+                match self.rollup_items(&tally) {
+                    Ok(rollups) => items.extend(rollups),
+                    Err(e) => {
+                        for b in &group {
+                            results[built[*b].0] = Some(Err(SaveError::Store(StoreError::Corrupt(e.to_string()))));
+                        }
+                        break;
+                    }
+                }
                 let e = match self.transact(items).await {
                     Ok(()) => {
                         for b in &group {
@@ -1009,6 +1067,15 @@ enum Part<'a> {
 /// The most items DynamoDB takes in one TransactWriteItems.
 const MAX_TRANSACTION_ITEMS: usize = 100;
 
+/// Roll-up counters are attributes named by this and the counter.
+const ROLLUP_COUNTER: &str = "c:";
+
+/// A roll-up's key: its month's partition (`ROLLUP#2026-03`), and the day
+/// and dimension (`2026-03-02#rep#ana`), so a report reads a month per query.
+fn rollup_key(key: &RollupKey) -> (String, String) {
+    (format!("ROLLUP#{}", key.day.format("%Y-%m")), format!("{}#{}", key.day, key.dim.key()))
+}
+
 /// The cancellation reasons of a cancelled transaction (index of the item,
 /// code), or `None` for any other failure.
 fn cancellation(
@@ -1216,4 +1283,65 @@ impl Outbox for DynamoStore {
         let update = "SET sent_at = :at REMOVE gsi1pk, gsi1sk";
         self.settle_outbox("mark_sent", notification, update, "attribute_exists(pk)", values).await
     }
+}
+
+impl Rollups for DynamoStore {
+    async fn rollups(&self, from: NaiveDate, to: NaiveDate) -> Result<RollupRead, StoreError> {
+        let mut read = RollupRead::default();
+        if to < from {
+            return Ok(read);
+        }
+        // One query per month, between the first and last day's keys.
+        let mut month = from.with_day(1).unwrap_or(from);
+        while month <= to {
+            let pk = format!("ROLLUP#{}", month.format("%Y-%m"));
+            let mut start: Option<Item> = None;
+            loop {
+                let r = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                    .expression_attribute_values(":pk", s(pk.clone()))
+                    .expression_attribute_values(":from", s(format!("{}#", from.max(month))))
+                    .expression_attribute_values(":to", s(format!("{}#\u{10ffff}", to)))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start.take())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .boxed()
+                    .await
+                    .map_err(|e| unavailable("Query", e))?;
+                let items = r.items();
+                self.meter("rollups", r.consumed_capacity.as_slice(), items.len());
+                read.round_trips += 1;
+                read.items_read += items.len() as u64;
+                for item in items {
+                    read.rollups.push(rollup_from_item(item)?);
+                }
+                match r.last_evaluated_key() {
+                    Some(key) if !key.is_empty() => start = Some(key.clone()),
+                    _ => break,
+                }
+            }
+            month = match month.checked_add_months(chrono::Months::new(1)) {
+                Some(m) => m,
+                None => break,
+            };
+        }
+        Ok(read)
+    }
+}
+
+/// A roll-up item as its key and counts.
+fn rollup_from_item(item: &Item) -> Result<Rollup, StoreError> {
+    let corrupt = || StoreError::Corrupt("a roll-up item without a valid key".to_owned());
+    let sk = get_s(item, "sk").ok_or_else(corrupt)?;
+    let (day, dim) = sk.split_once('#').ok_or_else(corrupt)?;
+    let key = RollupKey { day: day.parse().map_err(|_| corrupt())?, dim: Dim::parse(dim).ok_or_else(corrupt)? };
+    let counts = item
+        .iter()
+        .filter_map(|(name, v)| Some((name.strip_prefix(ROLLUP_COUNTER)?.to_owned(), v.as_n().ok()?.parse().ok()?)))
+        .collect();
+    Ok(Rollup { key, counts })
 }

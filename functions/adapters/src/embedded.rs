@@ -13,10 +13,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use leadflow_app::{
-    Change, History, LeadFilter, Leads, Nonces, Outbox, SaveError, Snapshot, StoreError, SweepState, Team, TeamState,
+    Change, History, LeadFilter, Leads, Nonces, Outbox, Rollup, RollupRead, Rollups, SaveError, Snapshot, StoreError,
+    SweepState, Team, TeamState,
 };
+use leadflow_domain::facts::{Dim, RollupKey, Tally};
 use leadflow_domain::team::RepSettings;
 use leadflow_domain::{HistoryEntry, Lead, LeadId, Notification, Pending, Queue, queue_order};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -55,6 +57,13 @@ CREATE TABLE IF NOT EXISTS rep_load (rep TEXT PRIMARY KEY, open INTEGER NOT NULL
 CREATE TABLE IF NOT EXISTS rep_settings (rep TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (domain TEXT PRIMARY KEY, owner TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rollups (
+    day TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    counter TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (day, dim, counter)
+);
 CREATE TABLE IF NOT EXISTS event_ids (
     lead_id TEXT NOT NULL,
     event_id TEXT NOT NULL,
@@ -195,6 +204,24 @@ fn upsert(conn: &Connection, lead: &Lead) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Adds a change's counts to the daily roll-ups.
+fn add_rollup(conn: &Connection, tally: &Tally) -> Result<(), StoreError> {
+    let mut add = conn
+        .prepare_cached(
+            "INSERT INTO rollups (day, dim, counter, n) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (day, dim, counter) DO UPDATE SET n = n + excluded.n",
+        )
+        .map_err(sql_error)?;
+    for (key, counts) in &tally.counts {
+        let day = key.day.to_string();
+        let dim = key.dim.key();
+        for (counter, delta) in counts {
+            add.execute(params![day, dim, counter, delta]).map_err(sql_error)?;
+        }
+    }
+    Ok(())
+}
+
 fn put_history(conn: &Connection, id: &LeadId, entries: &[HistoryEntry]) -> Result<(), StoreError> {
     for e in entries {
         let doc = serde_json::to_string(e).map_err(json_error)?;
@@ -320,6 +347,7 @@ impl Leads for EmbeddedStore {
             }
             upsert(tx, &change.lead)?;
             put_history(tx, &change.lead.id, &change.history)?;
+            add_rollup(tx, &change.rollup)?;
             for p in &change.outbox {
                 let doc = serde_json::to_string(p).map_err(json_error)?;
                 tx.execute(
@@ -601,5 +629,38 @@ impl Outbox for EmbeddedStore {
         })
         .await
         .map_err(into_store_error)
+    }
+}
+
+impl Rollups for EmbeddedStore {
+    async fn rollups(&self, from: NaiveDate, to: NaiveDate) -> Result<RollupRead, StoreError> {
+        self.query(move |c| {
+            let mut stmt = c
+                .prepare("SELECT day, dim, counter, n FROM rollups WHERE day >= ?1 AND day <= ?2 ORDER BY day, dim")
+                .map_err(sql_error)?;
+            let rows = stmt
+                .query_map(params![from.to_string(), to.to_string()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+                })
+                .map_err(sql_error)?;
+            let mut read = RollupRead { round_trips: 1, ..RollupRead::default() };
+            for row in rows {
+                let (day, dim, counter, n) = row.map_err(sql_error)?;
+                let day: NaiveDate =
+                    day.parse().map_err(|_| StoreError::Corrupt(format!("a roll-up's day `{day}` is not a date")))?;
+                let dim =
+                    Dim::parse(&dim).ok_or_else(|| StoreError::Corrupt(format!("a roll-up's dimension `{dim}`")))?;
+                let key = RollupKey { day, dim };
+                match read.rollups.last_mut() {
+                    Some(last) if last.key == key => {
+                        last.counts.insert(counter, n);
+                    }
+                    _ => read.rollups.push(Rollup { key, counts: [(counter, n)].into() }),
+                }
+            }
+            read.items_read = read.rollups.len() as u64;
+            Ok(read)
+        })
+        .await
     }
 }

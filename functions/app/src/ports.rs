@@ -4,7 +4,9 @@
 
 use std::future::Future;
 
+use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
+use leadflow_domain::facts::{RollupKey, Tally};
 use leadflow_domain::machine::TeamChanges;
 use leadflow_domain::team::RepSettings;
 use leadflow_domain::{Decision, HistoryEntry, Lead, LeadId, Notification, Pending, Queue, Status, TeamState};
@@ -98,6 +100,8 @@ pub struct Change {
     pub outbox: Vec<Pending>,
     pub team: TeamChanges,
     pub event: Option<EventMark>,
+    /// What the change adds to the daily roll-ups.
+    pub rollup: Tally,
 }
 
 impl Change {
@@ -109,6 +113,7 @@ impl Change {
             outbox: Vec::new(),
             team: TeamChanges::default(),
             event: None,
+            rollup: Tally::default(),
         }
     }
 
@@ -120,6 +125,7 @@ impl Change {
             outbox: d.outbox,
             team: d.team,
             event,
+            rollup: d.rollup,
         }
     }
 }
@@ -325,8 +331,31 @@ pub trait Nonces: Send + Sync {
 }
 
 /// All the storage the service needs.
-pub trait Store: Leads + Team + History + Outbox + Nonces {}
-impl<T: Leads + Team + History + Outbox + Nonces> Store for T {}
+/// One day's counts under one dimension value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rollup {
+    pub key: RollupKey,
+    pub counts: std::collections::BTreeMap<String, i64>,
+}
+
+/// Roll-ups as read, and what reading them took.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RollupRead {
+    pub rollups: Vec<Rollup>,
+    /// Items the store read (one per day and dimension value).
+    pub items_read: u64,
+    pub round_trips: u64,
+}
+
+/// The daily roll-ups each save adds to (see [`Change::rollup`]).
+pub trait Rollups: Send + Sync {
+    /// Every roll-up of the days `from` to `to`, both included: reads one item
+    /// per day and dimension value, never a lead.
+    fn rollups(&self, from: NaiveDate, to: NaiveDate) -> impl Future<Output = Result<RollupRead, StoreError>> + Send;
+}
+
+pub trait Store: Leads + Team + History + Outbox + Nonces + Rollups {}
+impl<T: Leads + Team + History + Outbox + Nonces + Rollups> Store for T {}
 
 /// A notification that could not be published; it stays pending.
 #[derive(Debug, Error)]

@@ -113,6 +113,7 @@ pub struct Facts {
     pub converted_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disqualified_at: Option<DateTime<Utc>>,
+    pub disqualifications: u32,
     pub dormancies: u32,
     pub reactivations: u32,
     /// How the deal ended, once the CRM tells.
@@ -392,6 +393,7 @@ pub fn account(
             }
             Status::Disqualified => {
                 f.disqualified_at = Some(now);
+                f.disqualifications += 1;
                 counts.push(("disqualified", 1));
                 let reason = after.disqualify_reason.as_deref().unwrap_or("(none)");
                 named.push((format!("disqualified.{reason}"), 1));
@@ -440,6 +442,98 @@ pub fn account(
         tally.duration(day, &dims, &name, secs);
     }
     tally
+}
+
+/// What the `all` roll-ups of every day should hold, counted again from the
+/// leads' own facts: the check that the roll-ups, kept a decision at a time,
+/// agree with the leads (every count of [`account`] that a lead's facts keep).
+pub fn recount<'a>(leads: impl IntoIterator<Item = &'a Lead>) -> BTreeMap<String, i64> {
+    let mut c: BTreeMap<String, i64> = BTreeMap::new();
+    let mut add = |name: String, n: i64| {
+        if n != 0 {
+            *c.entry(name).or_default() += n;
+        }
+    };
+    for lead in leads {
+        let f = &lead.facts;
+        let once = |t: Option<DateTime<Utc>>| i64::from(t.is_some());
+        add("captured".into(), 1);
+        add("reached_handoff".into(), once(f.reached_handoff_at));
+        add("handoffs".into(), f.handoffs.into());
+        add("first_handoffs".into(), once(f.first_handoff_at));
+        add("sla_met".into(), f.sla_met.into());
+        add("sla_breached".into(), f.sla_breached.into());
+        add("escalations".into(), f.escalations.into());
+        add("reassignments".into(), f.reassignments.into());
+        add("first_contacts".into(), once(f.first_contact_at));
+        add("qualified".into(), once(f.qualified_at));
+        add("converted".into(), once(f.converted_at));
+        add("disqualified".into(), f.disqualifications.into());
+        add("dormant".into(), f.dormancies.into());
+        add("reactivated".into(), f.reactivations.into());
+        if let Some(o) = &f.outcome {
+            add(o.deal.result().into(), 1);
+        }
+        if let (Some(wall), Some(business)) = (f.speed_secs, f.speed_business_secs) {
+            add("speed.sum".into(), wall.max(0));
+            add(format!("speed.b.{}", bucket(wall.max(0))), 1);
+            add("speed_business.sum".into(), business.max(0));
+            add(format!("speed_business.b.{}", bucket(business.max(0))), 1);
+        }
+        if let Some(score) = f.handoff_score {
+            add(format!("band.{}.handoffs", band(score)), 1);
+        }
+    }
+    c
+}
+
+/// The counters of `recount` summed over roll-ups of the `all` dimension.
+pub fn totals<'a>(
+    rollups: impl IntoIterator<Item = (&'a RollupKey, &'a BTreeMap<String, i64>)>,
+) -> BTreeMap<String, i64> {
+    let kept = recount_names();
+    let mut c: BTreeMap<String, i64> = BTreeMap::new();
+    for (key, counts) in rollups {
+        if key.dim != Dim::All {
+            continue;
+        }
+        for (name, n) in counts {
+            if kept(name) {
+                *c.entry(name.clone()).or_default() += n;
+            }
+        }
+    }
+    c.retain(|_, n| *n != 0);
+    c
+}
+
+/// Whether `recount` counts a counter of this name.
+fn recount_names() -> impl Fn(&str) -> bool {
+    const NAMES: [&str; 17] = [
+        "captured",
+        "reached_handoff",
+        "handoffs",
+        "first_handoffs",
+        "sla_met",
+        "sla_breached",
+        "escalations",
+        "reassignments",
+        "first_contacts",
+        "qualified",
+        "converted",
+        "disqualified",
+        "dormant",
+        "reactivated",
+        "won",
+        "lost",
+        "speed.sum",
+    ];
+    |name: &str| {
+        NAMES.contains(&name)
+            || name.starts_with("speed.b.")
+            || name.starts_with("speed_business.")
+            || (name.starts_with("band.") && name.ends_with(".handoffs"))
+    }
 }
 
 /// The roll-ups a decision's counts go to: `all`, and the lead's rep (its
@@ -635,6 +729,8 @@ mod life_tests {
         assert_eq!(all("won_amount.EUR"), 120_050);
         assert_eq!((all(&format!("{band}.handoffs")), all(&format!("{band}.converted"))), (2, 1));
         assert_eq!(all(&format!("{band}.won")), 1);
+        let leads = [lead.clone(), other.clone()];
+        TALLY.with(|t| assert_eq!(totals(t.borrow().counts.iter()), recount(&leads)));
         // Assigned 100 minutes, working 10, qualified 10.
         assert_eq!((all("time_in.assigned.sum"), all("time_in.working.sum")), (6000 + 600, 600));
         assert_eq!(all("time_in.qualified.b.10m"), 1);
