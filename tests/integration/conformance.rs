@@ -440,7 +440,6 @@ pub async fn assert_rollups_agree<S: leadflow_app::Store, N: Notifier>(
     now: DateTime<Utc>,
     when: &str,
 ) {
-    use leadflow_app::Rollups;
     use leadflow_domain::facts;
     let leads = app.store.list(&LeadFilter::default()).await.expect("leads");
     let from = leads.iter().map(|l| l.created_at).min().unwrap_or(now).date_naive();

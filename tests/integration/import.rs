@@ -441,6 +441,15 @@ async fn a_batch_saves_each_change_under_its_own_conditions<S: leadflow_app::Sto
     assert!(read.iter().all(|s| s.lead.as_ref().is_some_and(|l| l.version == 1) && s.seen.is_some()), "{read:?}");
     let b = store.get(&other_b.lead.id).await.expect("get").expect("B");
     assert_eq!(b.profile.company.as_deref(), Some("B elsewhere"), "the refused change wrote nothing");
+    // The batch's roll-ups are added up and written once with it; the refused
+    // changes' counts are not.
+    let day = now.date_naive();
+    let read = store.rollups(day, day).await.expect("roll-ups");
+    let all = read.rollups.iter().find(|r| r.key.dim == leadflow_domain::facts::Dim::All).expect("all");
+    assert_eq!(all.counts.get("captured"), Some(&4), "{read:?}");
+    let (leads, _) = store.page(None, 100).await.expect("leads");
+    let kept = leadflow_domain::facts::totals(read.rollups.iter().map(|r| (&r.key, &r.counts)));
+    assert_eq!(kept, leadflow_domain::facts::recount(&leads));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -492,7 +492,7 @@ fn redact(reason: &str) -> String {
 }
 
 /// A report cell a spreadsheet shows as text, never runs as a formula.
-fn cell(text: &str) -> String {
+pub(crate) fn cell(text: &str) -> String {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_owned() }
 }
 

@@ -4,6 +4,7 @@ mod data_cmd;
 mod diff_cmd;
 mod import_cmd;
 mod infra_cmd;
+mod report_cmd;
 mod rules_cmd;
 mod serve_cmd;
 mod web_cmd;
@@ -91,6 +92,30 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// The pipeline's figures over a period: speed to lead, SLA, funnel, calibration.
+    ///
+    /// Read from the daily roll-ups every decision updates in the same write
+    /// (one item per day and rep, pool, tier or source; never the leads), so
+    /// a year reads in a moment. Speed to lead is first hand-off to first
+    /// contact; percentiles are the upper bound of fixed buckets (1m, 2m, 5m,
+    /// 10m, 15m, 30m, 1h, 2h, 4h, 8h, 1d, 2d, 7d), means are exact. Every
+    /// count is of what happened in the period, on the day it happened (UTC).
+    /// Prints the roll-ups read and the time taken on standard error.
+    Report {
+        #[command(flatten)]
+        backend: Backend,
+        /// The first day (default: 29 days before --to).
+        #[arg(long, value_name = "DATE")]
+        from: Option<chrono::NaiveDate>,
+        /// The last day, included (default: today, UTC).
+        #[arg(long, value_name = "DATE")]
+        to: Option<chrono::NaiveDate>,
+        /// A row per rep, pool, tier, first-touch source or ISO week (by its Monday).
+        #[arg(long, value_name = "rep|pool|tier|source|week")]
+        by: Option<leadflow_domain::report::By>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: report_cmd::ReportFormat,
     },
     /// List or show stored leads.
     #[command(subcommand)]
@@ -512,6 +537,7 @@ fn main() -> ExitCode {
         Command::Doctor { backend, repair, now, json } => {
             data_cmd::doctor(&backend, repair, now.unwrap_or_else(Utc::now), json)
         }
+        Command::Report { backend, from, to, by, format } => report_cmd::run(&backend, from, to, by, format),
         Command::Outbox { backend, now, json } => data_cmd::outbox(&backend, now.unwrap_or_else(Utc::now), json),
     };
     match result {

@@ -13,6 +13,7 @@ pub mod link;
 pub mod machine;
 pub mod message;
 pub mod record;
+pub mod report;
 pub mod rules;
 pub mod team;
 
