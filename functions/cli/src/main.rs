@@ -7,6 +7,7 @@ mod infra_cmd;
 mod report_cmd;
 mod rules_cmd;
 mod serve_cmd;
+mod simulate_cmd;
 mod web_cmd;
 
 use std::path::PathBuf;
@@ -116,6 +117,34 @@ enum Command {
         by: Option<leadflow_domain::report::By>,
         #[arg(long, value_enum, default_value = "text")]
         format: report_cmd::ReportFormat,
+    },
+    /// Fill an empty store with a generated pipeline, played as real traffic.
+    ///
+    /// Leads arrive on form posts over the period (weekdays busier, mostly in
+    /// American working hours), some engage later, reps respond after
+    /// realistic delays or not at all, leads qualify, convert and close won or
+    /// lost; the SLA check runs every hour and the clean-up every night. Every
+    /// step is a real decision through the same service as the functions, so
+    /// reports and the dashboard can be tried and measured at any size.
+    /// Refuses a store that holds leads, and any notifier but a log.
+    Simulate {
+        #[command(flatten)]
+        backend: Backend,
+        /// How many leads arrive.
+        #[arg(long, default_value_t = 5000)]
+        leads: usize,
+        /// The first day.
+        #[arg(long, value_name = "DATE")]
+        from: chrono::NaiveDate,
+        /// How many days the pipeline runs.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3660))]
+        days: u32,
+        /// The same seed gives the same pipeline.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Steps played at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallel: u16,
     },
     /// List or show stored leads.
     #[command(subcommand)]
@@ -536,6 +565,10 @@ fn main() -> ExitCode {
         Command::Team(TeamCommand::Reset { backend, rep }) => data_cmd::team_change(&backend, &rep, &TeamChange::Reset),
         Command::Doctor { backend, repair, now, json } => {
             data_cmd::doctor(&backend, repair, now.unwrap_or_else(Utc::now), json)
+        }
+        Command::Simulate { backend, leads, from, days, seed, parallel } => {
+            let plan = simulate_cmd::Plan { leads, from, days, seed, parallel: usize::from(parallel) };
+            simulate_cmd::run(&backend, &plan)
         }
         Command::Report { backend, from, to, by, format } => report_cmd::run(&backend, from, to, by, format),
         Command::Outbox { backend, now, json } => data_cmd::outbox(&backend, now.unwrap_or_else(Utc::now), json),

@@ -53,6 +53,7 @@ pub fn run(
                 ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 ReportFormat::Csv => csv_out(&report)?,
             }
+            std::io::Write::flush(&mut std::io::stdout())?;
             eprintln!(
                 "{} roll-ups read in {} round trip(s), {} ms",
                 read.items_read,
@@ -62,6 +63,20 @@ pub fn run(
         });
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_and_amounts_read_as_people_write_them() {
+        let spans: Vec<String> = [30, 60, 900, 3600, 5400, 86_400, 86_400 + 7200, 604_800].map(span).to_vec();
+        assert_eq!(spans, ["30s", "1m", "15m", "1h", "1h30m", "1d", "1d2h", "7d"]);
+        assert_eq!(thousands(6_494_200.0), "6,494,200.00");
+        assert_eq!(thousands(999.5), "999.50");
+        assert_eq!(thousands(1000.0), "1,000.00");
+    }
 }
 
 /// `≤ 15m`, `> 7d` past the last bucket, `-` with none.
@@ -79,8 +94,23 @@ fn span(secs: i64) -> String {
         s if s < 3600 => format!("{}m", s / 60),
         s if s < 86_400 && s % 3600 == 0 => format!("{}h", s / 3600),
         s if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s if s % 86_400 < 3600 => format!("{}d", s / 86_400),
         s => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
     }
+}
+
+/// An amount with two decimals and thousands separated: 1,234,567.50.
+fn thousands(amount: f64) -> String {
+    let fixed = format!("{:.2}", amount.abs());
+    let (whole, cents) = fixed.split_once('.').unwrap_or((&fixed, "00"));
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{}{grouped}.{cents}", if amount < 0.0 { "-" } else { "" })
 }
 
 fn mean(d: &Durations) -> String {
@@ -229,7 +259,7 @@ fn section(out: &mut String, f: &Figures) {
         }
     }
     for (currency, amount) in &f.won_amount {
-        let _ = writeln!(out, "Won: {amount:.2} {currency}");
+        let _ = writeln!(out, "Won: {} {currency}", thousands(*amount));
     }
 }
 
