@@ -45,6 +45,8 @@ enum Step {
     Convert(LeadId),
     Close(LeadId),
     Disqualify(LeadId),
+    /// Sales hands the lead back to marketing.
+    Nurture(LeadId),
 }
 
 #[derive(Default)]
@@ -318,10 +320,11 @@ async fn play<S: Store, N: Notifier>(
         }
         Step::Contact(id, _) => match sales(SalesEvent::Contacted, id).await? {
             Some((_, id)) => {
+                // Reps work a contacted lead to a decision within days.
                 match rng.u32(0..100) {
-                    0..45 => next.push((at + minutes(&mut rng, 24 * 60, 14 * 24 * 60), Step::Qualify(id))),
-                    45..65 => next.push((at + minutes(&mut rng, 24 * 60, 10 * 24 * 60), Step::Disqualify(id))),
-                    _ => {}
+                    0..45 => next.push((at + minutes(&mut rng, 4 * 60, 6 * 24 * 60), Step::Qualify(id))),
+                    45..80 => next.push((at + minutes(&mut rng, 2 * 60, 4 * 24 * 60), Step::Disqualify(id))),
+                    _ => next.push((at + minutes(&mut rng, 24 * 60, 7 * 24 * 60), Step::Nurture(id))),
                 }
                 true
             }
@@ -355,6 +358,7 @@ async fn play<S: Store, N: Notifier>(
                 .map_err(anyhow::Error::msg)?;
             sales(SalesEvent::Outcome(deal), id).await?.is_some()
         }
+        Step::Nurture(id) => sales(SalesEvent::Nurture, id).await?.is_some(),
         Step::Disqualify(id) => {
             let reason = pick(&mut rng, &REASONS).to_owned();
             sales(SalesEvent::Disqualified { reason }, id).await?.is_some()

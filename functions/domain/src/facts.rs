@@ -243,8 +243,13 @@ impl Tally {
 /// [`MAX_SOURCE_LEN`] characters, anything but letters, digits, `_`, `-` and
 /// `.` as `_`; `(none)` when the lead names none.
 pub fn source_name(profile: &Profile) -> String {
-    let raw = profile.source.as_deref().or(profile.utm_source.as_deref()).unwrap_or("").trim();
+    source_key(profile.source.as_deref().or(profile.utm_source.as_deref()).unwrap_or(""))
+}
+
+/// A source name as roll-ups file it (see [`source_name`]).
+pub fn source_key(raw: &str) -> String {
     let name: String = raw
+        .trim()
         .chars()
         .take(MAX_SOURCE_LEN)
         .map(|c| {

@@ -295,6 +295,19 @@ pub fn report<'a>(
     to: NaiveDate,
     by: Option<By>,
 ) -> Report {
+    report_within(rollups, from, to, by, &Dim::All)
+}
+
+/// The report of the leads under one dimension value (`within`: a rep, pool,
+/// tier or source; [`Dim::All`] for every lead). Rows by week are its weeks;
+/// rows by another dimension are that dimension's, for every lead.
+pub fn report_within<'a>(
+    rollups: impl IntoIterator<Item = (&'a RollupKey, &'a BTreeMap<String, i64>)>,
+    from: NaiveDate,
+    to: NaiveDate,
+    by: Option<By>,
+    within: &Dim,
+) -> Report {
     let mut total: BTreeMap<String, i64> = BTreeMap::new();
     let mut groups: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     let add = |into: &mut BTreeMap<String, i64>, counts: &BTreeMap<String, i64>| {
@@ -306,11 +319,11 @@ pub fn report<'a>(
         if key.day < from || key.day > to {
             continue;
         }
-        if key.dim == Dim::All {
+        if key.dim == *within {
             add(&mut total, counts);
         }
         let group = match (by, &key.dim) {
-            (Some(By::Week), Dim::All) => Some(week_of(key.day).to_string()),
+            (Some(By::Week), dim) if dim == within => Some(week_of(key.day).to_string()),
             (Some(By::Rep), Dim::Rep(v))
             | (Some(By::Pool), Dim::Pool(v))
             | (Some(By::Tier), Dim::Tier(v))
@@ -326,7 +339,7 @@ pub fn report<'a>(
         to,
         by,
         rows: groups.into_iter().map(|(name, c)| Row { name, figures: Figures::of(&c) }).collect(),
-        total: Row { name: "all".to_owned(), figures: Figures::of(&total) },
+        total: Row { name: within.value().to_owned(), figures: Figures::of(&total) },
     }
 }
 
@@ -420,6 +433,11 @@ mod tests {
         // 2 March 2026 is a Monday; the 8th a Sunday.
         assert_eq!(weeks, [("2026-03-02", 3), ("2026-03-09", 4), ("2026-03-16", 100)]);
         assert!(report(rows.iter().map(|(k, c)| (k, c)), day(1), day(31), None).rows.is_empty());
+        let ana =
+            report_within(rows.iter().map(|(k, c)| (k, c)), day(1), day(31), Some(By::Week), &Dim::Rep("ana".into()));
+        let weeks: Vec<(&str, i64)> = ana.rows.iter().map(|r| (r.name.as_str(), r.figures.captured)).collect();
+        assert_eq!(weeks, [("2026-03-02", 1), ("2026-03-09", 3)]);
+        assert_eq!((ana.total.name.as_str(), ana.total.figures.captured), ("ana", 4));
         assert_eq!(
             "team".parse::<By>().unwrap_err(),
             "`team` is not a dimension; reports are by rep, pool, tier, source or week"

@@ -20,6 +20,7 @@
 //! with the team (`/app/team`) and the unassigned queue (`/app/unassigned`).
 //! Every form carries a CSRF token bound to its link or session.
 
+mod charts;
 mod pages;
 pub mod session;
 
@@ -31,11 +32,13 @@ use hmac::{Hmac, KeyInit, Mac};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use leadflow_app::{Direct, Leadflow, Notifier, ServiceError, Store, TeamError};
+use leadflow_domain::facts::Dim;
 use leadflow_domain::link::{ACTIONS, Grant, LinkError, LinkKey, Links, SIGN_IN_TTL, ShortSecret, derive_key};
 use leadflow_domain::machine::{Access, managers, team_of};
+use leadflow_domain::report::{By, report_within};
 use leadflow_domain::rules::lifecycle::SalesEvent;
 use leadflow_domain::team::TeamChange;
-use leadflow_domain::{Action, Bant, Email, Lead, LeadId, Queue, Refusal, access};
+use leadflow_domain::{Action, Bant, Email, Lead, LeadId, Queue, Refusal, Status, access};
 use session::{Session, Sessions};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -241,9 +244,12 @@ impl<S: Store, N: Notifier> Web<S, N> {
                 ("/app/team", true, _) => self.team_page(&request, now).await,
                 ("/app/team", _, true) => self.change_team(&request, now).await,
                 ("/app/unassigned", true, _) => self.unassigned_page(&request, now).await,
-                ("/app" | "/app/signin" | "/app/signout" | "/app/team" | "/app/unassigned", _, _) => {
-                    Err(WebError::MethodNotAllowed)
-                }
+                ("/app/dashboard", true, _) => self.dashboard(&request, now).await,
+                (
+                    "/app" | "/app/signin" | "/app/signout" | "/app/team" | "/app/unassigned" | "/app/dashboard",
+                    _,
+                    _,
+                ) => Err(WebError::MethodNotAllowed),
                 _ => Err(WebError::NotFound),
             }
         };
@@ -385,6 +391,77 @@ impl<S: Store, N: Notifier> Web<S, N> {
         let assign = pages::AssignForms { team: team_of(&self.service.rules, &session.rep), nonce: nonce() };
         let page = pages::queue_page(&self.service.rules, &chrome, "Unassigned", &leads, Some(&assign), now);
         Ok(html(StatusCode::OK, page.into_string()))
+    }
+
+    /// A manager's dashboard: their team's waiting leads by status, filtered
+    /// by owner, tier and source, and the charts of the period (12 weeks to
+    /// today unless asked), from the daily roll-ups.
+    async fn dashboard(&self, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
+        let session = self.session(request, now)?;
+        let chrome = self.chrome(&session);
+        if !chrome.manager {
+            return Err(WebError::NotFound);
+        }
+        let rules = &self.service.rules;
+        let team = team_of(rules, &session.rep);
+        let tiers = rules.scoring.tier_names();
+        let filters = dashboard_filters(&query_pairs(request), &team, &tiers)?;
+        let to = filters.to.unwrap_or_else(|| now.date_naive());
+        let from = filters.from.unwrap_or(to - Duration::days(DASHBOARD_DAYS - 1));
+        if from > to || (to - from).num_days() >= MAX_DASHBOARD_DAYS {
+            return Err(WebError::BadForm(format!(
+                "Choose a period of at most {MAX_DASHBOARD_DAYS} days whose start is not after its end."
+            )));
+        }
+        // The board: the team's queues and the unassigned one, never the table.
+        let mut waiting = self.service.store.queue(Queue::Unassigned, QUEUE_PAGE).await.map_err(internal)?;
+        for rep in &team {
+            waiting.extend(self.service.store.queue(Queue::Owner(rep), QUEUE_PAGE).await.map_err(internal)?);
+        }
+        let mut sources: Vec<String> = waiting.iter().filter_map(|l| l.facts.first_touch.clone()).collect();
+        sources.extend(filters.source.clone());
+        sources.sort();
+        sources.dedup();
+        let shown: Vec<&Lead> = waiting
+            .iter()
+            .filter(|l| filters.owner.is_none() || l.owner == filters.owner)
+            .filter(|l| filters.tier.as_ref().is_none_or(|t| &l.tier == t))
+            .filter(|l| filters.source.is_none() || l.facts.first_touch == filters.source)
+            .collect();
+        let board = [Status::Unassigned, Status::Assigned, Status::Working, Status::Qualified]
+            .into_iter()
+            .map(|status| {
+                let mut leads: Vec<&Lead> = shown.iter().copied().filter(|l| l.status == status).collect();
+                // The longest waiting first.
+                leads.sort_by_key(|l| l.facts.status_since.unwrap_or(l.updated_at));
+                (status, leads)
+            })
+            .collect();
+        // The charts: every lead, or the one rep, tier or source asked for.
+        let within = match (&filters.owner, &filters.tier, &filters.source) {
+            (Some(rep), _, _) => Dim::Rep(rep.clone()),
+            (None, Some(tier), _) => Dim::Tier(tier.clone()),
+            (None, None, Some(source)) => Dim::Source(source.clone()),
+            _ => Dim::All,
+        };
+        let read = self.service.store.rollups(from, to).await.map_err(internal)?;
+        let report = report_within(read.rollups.iter().map(|r| (&r.key, &r.counts)), from, to, Some(By::Week), &within);
+        let charts_of = match &within {
+            Dim::All => "every lead".to_owned(),
+            dim => format!("{} {}", dim.kind(), dim.value()),
+        };
+        let dashboard = pages::Dashboard {
+            chrome: &chrome,
+            hidden: waiting.len() - shown.len(),
+            board,
+            filters: &filters,
+            team: &team,
+            tiers,
+            sources,
+            report: &report,
+            charts_of,
+        };
+        Ok(html(StatusCode::OK, pages::dashboard_page(&dashboard, now).into_string()))
     }
 
     async fn team_page(&self, request: &Request<Bytes>, now: DateTime<Utc>) -> Result<HttpResponse, WebError> {
@@ -747,6 +824,44 @@ fn same_site(request: &Request<Bytes>) -> Result<(), WebError> {
 }
 
 /// A one-time value for a form: its submission's event id.
+/// The dashboard's period when none is asked for, and the longest it shows.
+const DASHBOARD_DAYS: i64 = 84;
+const MAX_DASHBOARD_DAYS: i64 = 731;
+
+/// The dashboard's filters from its query: dates as `YYYY-MM-DD`, an owner
+/// from the manager's team, a tier the rules name, a source as roll-ups name
+/// it. Empty values are no filter; anything else is refused.
+fn dashboard_filters(
+    query: &[(String, String)],
+    team: &[String],
+    tiers: &[String],
+) -> Result<pages::Filters, WebError> {
+    let mut f = pages::Filters::default();
+    for (name, value) in query {
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        let date = || {
+            value
+                .parse::<chrono::NaiveDate>()
+                .map_err(|_| WebError::BadForm("Dates are written like 2026-03-02.".into()))
+        };
+        match name.as_str() {
+            "from" => f.from = Some(date()?),
+            "to" => f.to = Some(date()?),
+            "owner" if team.iter().any(|r| r == value) => f.owner = Some(value.to_owned()),
+            "owner" => return Err(WebError::BadForm("The owner is not in your team.".into())),
+            "tier" if tiers.iter().any(|t| t == value) => f.tier = Some(value.to_owned()),
+            "tier" => return Err(WebError::BadForm("The rules have no such tier.".into())),
+            "source" if value == "(none)" => f.source = Some(value.to_owned()),
+            "source" => f.source = Some(leadflow_domain::facts::source_key(value)),
+            _ => {}
+        }
+    }
+    Ok(f)
+}
+
 fn nonce() -> String {
     std::iter::repeat_with(fastrand::alphanumeric).take(22).collect()
 }

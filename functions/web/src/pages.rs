@@ -24,6 +24,12 @@ nav{display:flex;flex-wrap:wrap;gap:12px;align-items:center;margin-bottom:8px}na
 ul.leads{list-style:none;padding:0;margin:0}ul.leads li{margin:10px 0}ul.leads a.lead{display:block;text-decoration:none;color:inherit}
 input[type=email]{font-size:1.05em;padding:12px;width:100%;box-sizing:border-box}
 pre{white-space:pre-wrap;font-size:.9em;margin:0}ol.history{padding-left:1.2em;font-size:.92em}
+body:has(.wide){max-width:1100px}.board{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:12px}
+.board .card{margin:0}.board h3{margin:0 0 6px;font-size:1em;text-transform:capitalize}.board ul.leads li{margin:6px 0;font-size:.92em}
+svg.chart{width:100%;height:auto;background:#fff;border:1px solid #ddd;border-radius:10px}
+form.filters{display:flex;flex-wrap:wrap;gap:8px;align-items:end}form.filters label{padding:0}
+form.filters select,form.filters input{font-size:.95em;padding:8px;width:auto}form.filters button{width:auto;margin:0;padding:9px 14px}
+dl.figures dt{width:9em}dl.figures dd{margin-left:9.5em}
 ";
 
 /// A whole page.
@@ -282,7 +288,11 @@ fn nav(chrome: &Chrome) -> Markup {
     html! {
         nav {
             a href="/app" { "My leads" }
-            @if chrome.manager { a href="/app/team" { "Team" } a href="/app/unassigned" { "Unassigned" } }
+            @if chrome.manager {
+                a href="/app/team" { "Team" }
+                a href="/app/unassigned" { "Unassigned" }
+                a href="/app/dashboard" { "Dashboard" }
+            }
             span.muted { (chrome.rep) }
             form method="post" action="/app/signout" {
                 input type="hidden" name="csrf" value=(chrome.csrf);
@@ -540,4 +550,175 @@ pub fn team_page(
             }
         },
     )
+}
+
+/// What the dashboard shows, and the filters it was asked for.
+pub struct Dashboard<'a> {
+    pub chrome: &'a Chrome,
+    /// Waiting leads of the manager's team (and the unassigned queue), by status.
+    pub board: Vec<(Status, Vec<&'a Lead>)>,
+    /// How many waiting leads the filters left out.
+    pub hidden: usize,
+    pub filters: &'a Filters,
+    /// The team members a manager may filter by.
+    pub team: &'a [String],
+    pub tiers: Vec<String>,
+    /// The sources leads of the board came from.
+    pub sources: Vec<String>,
+    pub report: &'a leadflow_domain::report::Report,
+    /// What the charts are of: every lead, or one rep, tier or source.
+    pub charts_of: String,
+}
+
+/// The dashboard's filters, as the query string gave them.
+#[derive(Clone, Debug, Default)]
+pub struct Filters {
+    pub from: Option<chrono::NaiveDate>,
+    pub to: Option<chrono::NaiveDate>,
+    pub owner: Option<String>,
+    pub tier: Option<String>,
+    pub source: Option<String>,
+}
+
+/// How long ago, in a few characters: 12m, 3h, 5d.
+fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    crate::charts::duration((now - since).num_seconds().max(0))
+}
+
+/// The manager's dashboard: the pipeline board, then the charts of speed to
+/// lead, the SLA, the funnel and the score's calibration over the period.
+pub fn dashboard_page(d: &Dashboard<'_>, now: DateTime<Utc>) -> Markup {
+    use crate::charts::{Scale, Series, bars, rows};
+    let r = d.report;
+    let weeks: Vec<String> = r.rows.iter().map(|row| row.name.clone()).collect();
+    let secs = |v: Option<i64>| v.map(|s| s as f64);
+    let speed = [
+        Series {
+            name: "p50",
+            color: "#0b5cad",
+            values: r.rows.iter().map(|w| secs(w.figures.speed_to_lead.p50_at_most_secs)).collect(),
+        },
+        Series {
+            name: "p90",
+            color: "#8fb8e6",
+            values: r.rows.iter().map(|w| secs(w.figures.speed_to_lead.p90_at_most_secs)).collect(),
+        },
+    ];
+    let sla = [
+        Series {
+            name: "met",
+            color: "#2e7d32",
+            values: r.rows.iter().map(|w| Some(w.figures.sla_met as f64)).collect(),
+        },
+        Series {
+            name: "breached",
+            color: "#c62828",
+            values: r.rows.iter().map(|w| Some(w.figures.sla_breached as f64)).collect(),
+        },
+    ];
+    let total = &r.total.figures;
+    let funnel: Vec<(String, f64, String)> = total
+        .funnel
+        .iter()
+        .map(|s| {
+            let label = if s.step == "reached_handoff" { "hand-off tier" } else { s.step };
+            let rate = s.rate_from_previous.map(|v| format!("({:.0}%)", v * 100.0)).unwrap_or_default();
+            (label.to_owned(), s.count as f64, rate)
+        })
+        .collect();
+    let bands: Vec<String> = total.calibration.iter().map(|b| b.band.to_string()).collect();
+    let calibration = [
+        Series {
+            name: "converted",
+            color: "#0b5cad",
+            values: total.calibration.iter().map(|b| b.conversion_rate).collect(),
+        },
+        Series {
+            name: "won of closed",
+            color: "#2e7d32",
+            values: total.calibration.iter().map(|b| b.win_rate).collect(),
+        },
+    ];
+    let f = d.filters;
+    let selected = |v: &Option<String>, option: &str| v.as_deref() == Some(option);
+    let percent = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{:.0}%", v * 100.0));
+    layout_wide(
+        "Dashboard",
+        html! {
+            (nav(d.chrome))
+            h1 { "Dashboard" }
+            form.filters method="get" action="/app/dashboard" {
+                label { "From " input type="date" name="from" value=(r.from); }
+                label { "To " input type="date" name="to" value=(r.to); }
+                label { "Owner " select name="owner" {
+                    option value="" { "Anyone" }
+                    @for rep in d.team { option value=(rep) selected[selected(&f.owner, rep)] { (rep) } }
+                } }
+                label { "Tier " select name="tier" {
+                    option value="" { "Any" }
+                    @for t in &d.tiers { option value=(t) selected[selected(&f.tier, t)] { (t) } }
+                } }
+                label { "Source " select name="source" {
+                    option value="" { "Any" }
+                    @for s in &d.sources { option value=(s) selected[selected(&f.source, s)] { (s) } }
+                } }
+                button.secondary type="submit" { "Show" }
+            }
+            h2 { "Pipeline" }
+            @if d.hidden > 0 { p.muted { (d.hidden) " waiting leads are outside the filters." } }
+            div.board {
+                @for (status, leads) in &d.board {
+                    section.card.column id={ "status-" (status) } {
+                        h3 { (status) " " span.muted { "(" (leads.len()) ")" } }
+                        @if leads.is_empty() { p.muted { "None." } }
+                        ul.leads {
+                            @for lead in leads.iter().take(BOARD_COLUMN) {
+                                li {
+                                    a href={ "/app/leads/" (lead.id) } { (lead_name(lead)) }
+                                    br;
+                                    span.muted {
+                                        (lead.tier) " " (lead.score)
+                                        @if let Some(owner) = &lead.owner { " · " (owner) }
+                                        " · " (age(lead.facts.status_since.unwrap_or(lead.updated_at), now))
+                                    }
+                                }
+                            }
+                        }
+                        @if leads.len() > BOARD_COLUMN { p.muted { "and " (leads.len() - BOARD_COLUMN) " more" } }
+                    }
+                }
+            }
+            h2 { "Figures from " (r.from) " to " (r.to) " · " (d.charts_of) }
+            dl.figures {
+                dt { "Captured" } dd { (total.captured) }
+                dt { "Hand-offs" } dd { (total.handoffs) }
+                dt { "Speed to lead" } dd {
+                    @match total.speed_to_lead.p50_at_most_secs {
+                        Some(p50) => { "p50 ≤ " (crate::charts::duration(p50)) }
+                        None => "-",
+                    }
+                    " · " (percent(total.within_target)) " within target"
+                }
+                dt { "SLA breached" } dd { (total.sla_breached) " (" (percent(total.sla_breach_rate)) ")" }
+                dt { "Won" } dd { (total.won) " of " (total.won + total.lost) " closed" }
+            }
+            h2 { "Speed to lead by week" }
+            (bars("Speed to lead by week, p50 and p90", &weeks, &speed, Scale::Duration, false))
+            h2 { "SLA by week" }
+            (bars("Hand-offs that met or breached their deadline, by week", &weeks, &sla, Scale::Linear, true))
+            h2 { "Funnel" }
+            (rows("Funnel: captured to won", &funnel, "#0b5cad"))
+            h2 { "Calibration" }
+            p.muted { "By the score at the first hand-off, in bands of " (leadflow_domain::facts::BAND_WIDTH) " points." }
+            (bars("Conversion and win rate by score band", &bands, &calibration, Scale::Share, false))
+        },
+    )
+}
+
+/// Leads shown per board column.
+const BOARD_COLUMN: usize = 25;
+
+/// A page with room for the dashboard on a desktop (one column on a phone).
+pub fn layout_wide(title: &str, body: Markup) -> Markup {
+    layout(title, html! { div.wide { (body) } })
 }
