@@ -111,6 +111,33 @@ async fn press(browser: &Client, within: &str, label: &str) {
         .expect("click");
 }
 
+/// Signs `rep` in through the sign-in page and the link it sends them.
+async fn sign_in(browser: &Client, server: &Server, rep: &str) {
+    let sent = server.notifications("sign_in").len();
+    browser.goto(&format!("{}/app/signin", server.base)).await.expect("sign-in page");
+    browser
+        .find(Locator::Css("input[name=email]"))
+        .await
+        .expect("email field")
+        .send_keys(&format!("{rep}@example.com"))
+        .await
+        .expect("type");
+    press(browser, "", "Send me a sign-in link").await;
+    wait_for(browser, "a sign-in link is on its way").await;
+    // The link is written to the outbox on its own time.
+    let started = Instant::now();
+    while server.notifications("sign_in").len() == sent {
+        assert!(started.elapsed() < Duration::from_secs(10), "no sign-in link was sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sign_in = server.notifications("sign_in").pop().expect("a sign-in link");
+    assert_eq!(sign_in["to"], json!([rep]));
+    let sign_in_link = sign_in["sms"].as_str().expect("sms").rsplit(' ').next().expect("link").to_owned();
+    browser.goto(&sign_in_link).await.expect("open the sign-in link");
+    press(browser, "", "Sign in").await;
+    wait_for(browser, "My leads").await;
+}
+
 fn vp(email: &str) -> Value {
     json!({ "email": email, "first_name": "Sam", "last_name": "Reyes", "company": "Initrode", "job_title": "VP Sales",
             "employees": 5000, "country": "US", "phone": "+14155550142" })
@@ -144,22 +171,7 @@ async fn work_leads_in_a_browser(driver: &Driver, server: Server, store: &str) {
     assert_eq!(lead["sla"], Value::Null, "the first-response clock stopped");
 
     // A manager signs in by the emailed link and marks Ana away today.
-    phone.goto(&format!("{}/app/signin", server.base)).await.expect("sign-in page");
-    phone
-        .find(Locator::Css("input[name=email]"))
-        .await
-        .expect("email field")
-        .send_keys("mia@example.com")
-        .await
-        .expect("type");
-    press(&phone, "", "Send me a sign-in link").await;
-    wait_for(&phone, "a sign-in link is on its way").await;
-    let sign_in = server.notifications("sign_in").pop().expect("a sign-in link");
-    assert_eq!(sign_in["to"], json!(["mia"]));
-    let sign_in_link = sign_in["sms"].as_str().expect("sms").rsplit(' ').next().expect("link").to_owned();
-    phone.goto(&sign_in_link).await.expect("open the sign-in link");
-    press(&phone, "", "Sign in").await;
-    wait_for(&phone, "My leads").await;
+    sign_in(&phone, &server, "mia").await;
     phone.find(Locator::LinkText("Team")).await.expect("the team link").click().await.expect("click");
     wait_for(&phone, "rep-ana").await;
     phone.find(Locator::Css("#rep-ana summary")).await.expect("ana's changes").click().await.expect("open");
@@ -199,4 +211,45 @@ async fn work_leads_in_a_browser(driver: &Driver, server: Server, store: &str) {
     wait_for(&desktop, "Lead for").await;
     screenshot(&desktop, &format!("action-link-desktop-{store}")).await;
     desktop.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_reads_the_dashboard_on_a_phone_and_a_desktop() {
+    let driver = Driver::start();
+    let today = Utc::now().date_naive();
+    // Twelve weeks of a generated pipeline on the embedded store, two on DynamoDB.
+    for (server, store, leads, days) in
+        [(Server::start(), "embedded", "400", 84), (Server::start_on_dynamodb(), "dynamodb", "40", 14)]
+    {
+        let from = (today - chrono::Duration::days(days)).to_string();
+        server.cli(&["simulate", "--leads", leads, "--from", &from, "--days", &days.to_string(), "--seed", "3"]);
+        // One session (a sign-in link is sent once a minute), the window resized.
+        let browser = driver.browser(390, 3400).await;
+        sign_in(&browser, &server, "mia").await;
+        for (width, height, name) in [(390, 3400, "phone"), (1280, 2000, "desktop")] {
+            browser.set_window_size(width, height).await.expect("resize");
+            browser.goto(&format!("{}/app", server.base)).await.expect("my leads");
+            browser
+                .find(Locator::LinkText("Dashboard"))
+                .await
+                .expect("the dashboard link")
+                .click()
+                .await
+                .expect("click");
+            let page = wait_for(&browser, "Speed to lead by week").await;
+            assert!(page.matches("<svg").count() >= 4, "{page}");
+            assert!(page.contains("id=\"status-working\""), "{page}");
+            // Charts fit the window: none is wider than the page.
+            let overflow = browser
+                .execute("return document.documentElement.scrollWidth > window.innerWidth;", Vec::new())
+                .await
+                .expect("script");
+            assert_eq!(overflow, json!(false), "{store} at {width} px scrolls sideways");
+            screenshot(&browser, &format!("dashboard-{name}-{store}")).await;
+        }
+        // One owner's pipeline.
+        browser.goto(&format!("{}/app/dashboard?owner=eve", server.base)).await.expect("filtered");
+        wait_for(&browser, "rep eve").await;
+        browser.close().await.expect("close");
+    }
 }

@@ -12,6 +12,7 @@ mod import;
 mod infra;
 mod lambda;
 mod moto;
+mod report;
 mod rules_cli;
 mod runtime_api;
 mod serve;

@@ -460,7 +460,7 @@ async fn reps_sign_in_by_emailed_link_and_see_only_what_is_theirs<S: Store>(rig:
     assert_ne!(a, b, "round robin: the enterprise pool's two reps");
 
     // Without a session, every page sends people to sign in.
-    for path in ["/app", "/app/team", "/app/unassigned", &format!("/app/leads/{}", first.id)] {
+    for path in ["/app", "/app/team", "/app/unassigned", "/app/dashboard", &format!("/app/leads/{}", first.id)] {
         let page = rig.get(path).await;
         assert_eq!((page.status, page.location.as_deref()), (StatusCode::SEE_OTHER, Some("/app/signin")), "{path}");
     }
@@ -484,6 +484,7 @@ async fn reps_sign_in_by_emailed_link_and_see_only_what_is_theirs<S: Store>(rig:
     // Not a manager: no team, no unassigned queue.
     assert_eq!(rig.get_as("/app/team", &cookie).await.status, StatusCode::NOT_FOUND);
     assert_eq!(rig.get_as("/app/unassigned", &cookie).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(rig.get_as("/app/dashboard", &cookie).await.status, StatusCode::NOT_FOUND);
 
     // Acting from the lead's page: the session's CSRF token, then back to the page.
     let csrf = page.field("csrf");
@@ -790,4 +791,63 @@ async fn an_unassigned_lead_offers_a_manager_only_the_assignment() {
         .await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
     assert_eq!(rig.lead("nobody@bigcorp.com").await.status, Status::Unassigned, "still in the queue");
+}
+
+#[tokio::test]
+async fn a_manager_s_dashboard_shows_the_team_s_pipeline_and_refuses_hostile_filters_on_the_embedded_store() {
+    a_manager_s_dashboard_shows_the_team_s_pipeline_and_refuses_hostile_filters(embedded()).await;
+}
+
+#[tokio::test]
+async fn a_manager_s_dashboard_shows_the_team_s_pipeline_and_refuses_hostile_filters_on_dynamodb() {
+    a_manager_s_dashboard_shows_the_team_s_pipeline_and_refuses_hostile_filters(dynamodb().await).await;
+}
+
+async fn a_manager_s_dashboard_shows_the_team_s_pipeline_and_refuses_hostile_filters<S: Store>(rig: WebRig<S>) {
+    let first = rig.capture("one@bigcorp.com").await;
+    let second = rig.capture("two@megacorp.com").await;
+    let owners = [first.owner.clone().expect("owner"), second.owner.clone().expect("owner")];
+    let mia = rig.sign_in("mia@example.com").await;
+    let page = rig.get_as("/app/dashboard", &mia).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let board = |body: &str| {
+        body.split("id=\"status-assigned\"").nth(1).unwrap_or("").split("</section>").next().unwrap_or("").to_owned()
+    };
+    let assigned = board(&page.body);
+    assert!(assigned.contains(&format!("/app/leads/{}", first.id)) && assigned.contains("(2)"), "{assigned}");
+    for chart in ["Speed to lead by week", "SLA by week", "Funnel", "Calibration"] {
+        assert!(page.body.contains(chart), "{chart}");
+    }
+    assert!(page.body.matches("<svg").count() >= 4, "{}", page.body);
+    // Two captures today, both handed off: the figures come from the roll-ups.
+    assert!(page.body.contains("<dt>Captured</dt><dd>2</dd>"), "{}", page.body);
+
+    // Filtered by one owner: only their lead on the board, and the charts are theirs.
+    let only = rig.get_as(&format!("/app/dashboard?owner={}", owners[0]), &mia).await;
+    assert_eq!(only.status, StatusCode::OK);
+    let assigned = board(&only.body);
+    assert!(assigned.contains(&first.id.to_string()) && !assigned.contains(&second.id.to_string()), "{assigned}");
+    assert!(only.body.contains(&format!("rep {}", owners[0])), "{}", only.body);
+    assert!(only.body.contains("1 waiting leads are outside the filters."), "{}", only.body);
+
+    // Filters that name what is not there, and periods that make no sense.
+    for (query, says) in [
+        ("owner=cho", "not in your team"),
+        ("owner=%3Cscript%3E", "not in your team"),
+        ("tier=lukewarm", "no such tier"),
+        ("from=yesterday", "Dates are written like"),
+        ("from=2026-03-05&to=2026-03-01", "at most 731 days"),
+        ("from=2020-01-01&to=2026-03-01", "at most 731 days"),
+    ] {
+        let page = rig.get_as(&format!("/app/dashboard?{query}"), &mia).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {}", page.body);
+        assert!(page.body.contains(says), "{query}: {}", page.body);
+        assert!(!page.body.contains("<script>"), "{query}");
+    }
+    // A source is filed as the roll-ups name it; a hostile one is only text.
+    let page = rig.get_as("/app/dashboard?source=%3Cscript%3Ealert(1)%3C/script%3E", &mia).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("<script>") && page.body.contains("source _script_alert_1___script_"), "{}", page.body);
+    let (post, _) = rig.post_as("/app/dashboard", &[("csrf", &page.field("csrf"))], Some(&mia)).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
 }

@@ -664,6 +664,20 @@ pub fn dashboard_page(d: &Dashboard<'_>, now: DateTime<Utc>) -> Markup {
                 } }
                 button.secondary type="submit" { "Show" }
             }
+            h2 { "Figures from " (r.from) " to " (r.to) " · " (d.charts_of) }
+            dl.figures {
+                dt { "Captured" } dd { (total.captured) }
+                dt { "Hand-offs" } dd { (total.handoffs) }
+                dt { "Speed to lead" } dd {
+                    @match total.speed_to_lead.p50_at_most_secs {
+                        Some(p50) => { "p50 ≤ " (crate::charts::duration(p50)) }
+                        None => "-",
+                    }
+                    " · " (percent(total.within_target)) " within target"
+                }
+                dt { "SLA breached" } dd { (total.sla_breached) " (" (percent(total.sla_breach_rate)) ")" }
+                dt { "Won" } dd { (total.won) " of " (total.won + total.lost) " closed" }
+            }
             h2 { "Pipeline" }
             @if d.hidden > 0 { p.muted { (d.hidden) " waiting leads are outside the filters." } }
             div.board {
@@ -688,20 +702,6 @@ pub fn dashboard_page(d: &Dashboard<'_>, now: DateTime<Utc>) -> Markup {
                     }
                 }
             }
-            h2 { "Figures from " (r.from) " to " (r.to) " · " (d.charts_of) }
-            dl.figures {
-                dt { "Captured" } dd { (total.captured) }
-                dt { "Hand-offs" } dd { (total.handoffs) }
-                dt { "Speed to lead" } dd {
-                    @match total.speed_to_lead.p50_at_most_secs {
-                        Some(p50) => { "p50 ≤ " (crate::charts::duration(p50)) }
-                        None => "-",
-                    }
-                    " · " (percent(total.within_target)) " within target"
-                }
-                dt { "SLA breached" } dd { (total.sla_breached) " (" (percent(total.sla_breach_rate)) ")" }
-                dt { "Won" } dd { (total.won) " of " (total.won + total.lost) " closed" }
-            }
             h2 { "Speed to lead by week" }
             (bars("Speed to lead by week, p50 and p90", &weeks, &speed, Scale::Duration, false))
             h2 { "SLA by week" }
@@ -716,7 +716,7 @@ pub fn dashboard_page(d: &Dashboard<'_>, now: DateTime<Utc>) -> Markup {
 }
 
 /// Leads shown per board column.
-const BOARD_COLUMN: usize = 25;
+const BOARD_COLUMN: usize = 6;
 
 /// A page with room for the dashboard on a desktop (one column on a phone).
 pub fn layout_wide(title: &str, body: Markup) -> Markup {
