@@ -65,20 +65,6 @@ pub fn run(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spans_and_amounts_read_as_people_write_them() {
-        let spans: Vec<String> = [30, 60, 900, 3600, 5400, 86_400, 86_400 + 7200, 604_800].map(span).to_vec();
-        assert_eq!(spans, ["30s", "1m", "15m", "1h", "1h30m", "1d", "1d2h", "7d"]);
-        assert_eq!(thousands(6_494_200.0), "6,494,200.00");
-        assert_eq!(thousands(999.5), "999.50");
-        assert_eq!(thousands(1000.0), "1,000.00");
-    }
-}
-
 /// `≤ 15m`, `> 7d` past the last bucket, `-` with none.
 fn at_most(d: &Durations, p: Option<i64>) -> String {
     match p {
@@ -346,4 +332,18 @@ fn csv_out(r: &Report) -> Result<()> {
     }
     w.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_and_amounts_read_as_people_write_them() {
+        let spans: Vec<String> = [30, 60, 900, 3600, 5400, 86_400, 86_400 + 7200, 604_800].map(span).to_vec();
+        assert_eq!(spans, ["30s", "1m", "15m", "1h", "1h30m", "1d", "1d2h", "7d"]);
+        assert_eq!(thousands(6_494_200.0), "6,494,200.00");
+        assert_eq!(thousands(999.5), "999.50");
+        assert_eq!(thousands(1000.0), "1,000.00");
+    }
 }
