@@ -95,6 +95,23 @@ impl ApiError {
     }
 }
 
+/// The error code an error response answers with (by its status, for
+/// answers made elsewhere, such as a source's refusal).
+pub fn code_of(response: &HttpResponse) -> &'static str {
+    match response.status() {
+        StatusCode::BAD_REQUEST => "malformed",
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "unauthorized",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::SERVICE_UNAVAILABLE => "busy",
+        s if s.is_server_error() => "internal",
+        _ => "other",
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {

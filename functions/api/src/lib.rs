@@ -75,6 +75,11 @@ impl<S: Store, N: Notifier> Api<S, N> {
             (_, "/leads" | "/events") => ApiError::MethodNotAllowed.into_response(),
             _ => ApiError::NotFound.into_response(),
         };
+        if let Some(metrics) = &self.service.metrics
+            && (response.status().is_client_error() || response.status().is_server_error())
+        {
+            metrics.rejected(error::code_of(&response));
+        }
         if let Some(origin) = origin
             && let Ok(value) = HeaderValue::from_str(&origin)
         {

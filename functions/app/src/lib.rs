@@ -8,8 +8,8 @@ pub mod service;
 
 pub use leadflow_domain::TeamState;
 pub use ports::{
-    Change, Direct, EventMark, EventResult, History, LeadFilter, Leads, Nonces, Notifier, NotifyError, Outbox, Rollup,
-    RollupRead, Rollups, SaveError, Snapshot, Store, StoreError, SweepState, Team,
+    Change, Direct, EventMark, EventResult, History, LeadFilter, Leads, Metrics, Nonces, Notifier, NotifyError, Outbox,
+    Rollup, RollupRead, Rollups, SaveError, Snapshot, Store, StoreError, SweepState, Team,
 };
 pub use service::{
     CaptureOutcome, CleanupReport, Finding, Happening, ImportThen, Imported, Leadflow, Recorded, ServiceError,

@@ -354,6 +354,18 @@ pub trait Rollups: Send + Sync {
     fn rollups(&self, from: NaiveDate, to: NaiveDate) -> impl Future<Output = Result<RollupRead, StoreError>> + Send;
 }
 
+/// Where the service reports what it did, for monitoring (CloudWatch's
+/// embedded metric format in the Lambdas). Called after the fact; it must
+/// not fail or block.
+pub trait Metrics: Send + Sync + std::fmt::Debug {
+    /// A decision was saved, adding these counts to the roll-ups.
+    fn decided(&self, tally: &Tally);
+    /// Notifications that failed to publish (to be retried), and that became dead letters.
+    fn delivery(&self, failed: usize, dead: usize);
+    /// A request was refused, by the error code it was answered with.
+    fn rejected(&self, code: &str);
+}
+
 pub trait Store: Leads + Team + History + Outbox + Nonces + Rollups {}
 impl<T: Leads + Team + History + Outbox + Nonces + Rollups> Store for T {}
 

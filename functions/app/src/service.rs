@@ -12,6 +12,8 @@
 //! and a computed hand-off is never dropped.
 
 use std::sync::Arc;
+
+use crate::Metrics;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
@@ -117,6 +119,8 @@ pub struct Leadflow<S, N> {
     pub sweep_page: usize,
     /// Where notifications' action links point; without it notifications carry none.
     pub links: Option<Links>,
+    /// Where what the service does is reported for monitoring, if anywhere.
+    pub metrics: Option<Arc<dyn Metrics>>,
 }
 
 /// What a capture did.
@@ -228,6 +232,7 @@ impl<S: Clone, N: Clone> Leadflow<S, N> {
             max_deliveries: self.max_deliveries,
             sweep_page: self.sweep_page,
             links: self.links.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -241,6 +246,20 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             sweep_page: DEFAULT_SWEEP_PAGE,
             links: None,
+            metrics: None,
+        }
+    }
+
+    /// Reports what the service does to `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// A saved decision's counts, to the metrics.
+    fn observe(&self, change: &Change) {
+        if let Some(m) = &self.metrics {
+            m.decided(&change.rollup);
         }
     }
 
@@ -338,6 +357,9 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
         }
         let saved = self.store.save_many(&changes).await;
         for ((i, created), (change, result)) in saving.into_iter().zip(changes.into_iter().zip(saved)) {
+            if result.is_ok() {
+                self.observe(&change);
+            }
             results[i] = Some(match result {
                 Ok(()) if created => Ok(Imported::Created(change.lead)),
                 Ok(()) => Ok(Imported::Merged(change.lead)),
@@ -488,6 +510,7 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             }
             match self.store.save(&change).await {
                 Ok(()) => {
+                    self.observe(&change);
                     let failed = self.deliver(&change.outbox, now).await;
                     return Ok(Applied::Changed(Box::new(change), effect, failed));
                 }
@@ -563,6 +586,9 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             Err(e) => {
                 warn!(lead_id = %n.lead_id, notification = %n.id, kind = n.kind.as_str(), error = %e,
                     "publish failed; the notification stays pending");
+                if let Some(m) = &self.metrics {
+                    m.delivery(1, 0);
+                }
                 false
             }
         }
@@ -585,6 +611,9 @@ impl<S: Store, N: Notifier> Leadflow<S, N> {
             if pending.attempts + 1 >= self.max_deliveries {
                 self.store.give_up(&pending.notification, now).await?;
                 report.dead_letters += 1;
+                if let Some(m) = &self.metrics {
+                    m.delivery(0, 1);
+                }
                 warn!(lead_id = %pending.notification.lead_id, notification = %pending.notification.id,
                     attempts = pending.attempts + 1, "notification undeliverable; moved to the dead letters");
                 self.alert_dead_letter(&pending.notification, now).await;

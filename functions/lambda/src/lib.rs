@@ -8,6 +8,8 @@
 //! The rules are compiled into the binary from `rules/` (cargo-lambda ships
 //! only the binary), so a deployment always runs the rules it was built with.
 
+pub mod emf;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -137,7 +139,8 @@ pub async fn service(config: &Config, sdk: &SdkConfig) -> Result<(Arc<Service>, 
     }
     info!(rules_version = %rules.version, "rules and clients ready");
     let links = web.as_ref().map(|w| w.links.clone());
-    Ok((Arc::new(Leadflow::new(rules, store, notifier).with_links(links)), web))
+    let metrics = Arc::new(emf::Emf::from_env());
+    Ok((Arc::new(Leadflow::new(rules, store, notifier).with_links(links).with_metrics(metrics)), web))
 }
 
 /// A value from the environment as it is, or from SSM when it is `ssm:NAME`.
