@@ -444,7 +444,7 @@ pub async fn assert_rollups_agree<S: leadflow_app::Store, N: Notifier>(
     let leads = app.store.list(&LeadFilter::default()).await.expect("leads");
     let from = leads.iter().map(|l| l.created_at).min().unwrap_or(now).date_naive();
     let to = leads.iter().map(|l| l.updated_at).max().unwrap_or(now).max(now).date_naive();
-    let read = app.store.rollups(from, to).await.expect("roll-ups");
+    let read = app.store.rollups(from, to, &["all"]).await.expect("roll-ups");
     let kept = facts::totals(read.rollups.iter().map(|r| (&r.key, &r.counts)));
     assert_eq!(kept, facts::recount(&leads), "{when}: the roll-ups disagree with the leads");
 }
@@ -749,8 +749,9 @@ impl<S: leadflow_app::Store> leadflow_app::Rollups for LosesAnswers<S> {
         &self,
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
+        kinds: &[&str],
     ) -> Result<leadflow_app::RollupRead, StoreError> {
-        self.inner.rollups(from, to).await
+        self.inner.rollups(from, to, kinds).await
     }
 }
 

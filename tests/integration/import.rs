@@ -444,7 +444,7 @@ async fn a_batch_saves_each_change_under_its_own_conditions<S: leadflow_app::Sto
     // The batch's roll-ups are added up and written once with it; the refused
     // changes' counts are not.
     let day = now.date_naive();
-    let read = store.rollups(day, day).await.expect("roll-ups");
+    let read = store.rollups(day, day, &leadflow_domain::facts::DIM_KINDS).await.expect("roll-ups");
     let all = read.rollups.iter().find(|r| r.key.dim == leadflow_domain::facts::Dim::All).expect("all");
     assert_eq!(all.counts.get("captured"), Some(&4), "{read:?}");
     let (leads, _) = store.page(None, 100).await.expect("leads");

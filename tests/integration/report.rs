@@ -167,6 +167,7 @@ fn bad_periods_dimensions_and_stores_are_refused_with_a_reason() {
     refused(&["report", "--rules", rules, "--from", "2026-03-02", "--to", "2026-03-01"], "is after --to");
     refused(&["report", "--rules", rules, "--from", "2016-01-01", "--to", "2026-03-01"], "at most 3660 days");
     refused(&["report", "--rules", rules, "--by", "team"], "`team` is not a dimension");
+    refused(&["report", "--rules", rules, "--to=1900-01-01"], "years 2000 to 2200");
     refused(&["report", "--rules", rules, "--from", "last tuesday"], "invalid value");
     refused(
         &["simulate", "--rules", rules, "--from", "2026-01-01", "--notify", "sns:arn:aws:sns:us-east-1:1:x"],

@@ -836,6 +836,8 @@ async fn a_manager_s_dashboard_shows_the_team_s_pipeline_and_refuses_hostile_fil
         ("owner=%3Cscript%3E", "not in your team"),
         ("tier=lukewarm", "no such tier"),
         ("from=yesterday", "Dates are written like"),
+        ("to=-262144-01-01", "from 2000 to 2200"),
+        ("to=1900-01-01", "from 2000 to 2200"),
         ("from=2026-03-05&to=2026-03-01", "at most 731 days"),
         ("from=2020-01-01&to=2026-03-01", "at most 731 days"),
     ] {

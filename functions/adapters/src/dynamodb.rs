@@ -333,7 +333,7 @@ impl DynamoStore {
     /// cancellation reason).
     fn transaction<'c>(&self, change: &'c Change) -> Result<(Vec<TransactWriteItem>, Vec<Part<'c>>), SaveError> {
         let (mut items, mut parts) = self.own_items(change)?;
-        for item in self.rollup_items(&change.rollup)? {
+        for item in self.rollup_items(&change.rollup, rollup_shard(&change.lead.id))? {
             items.push(item);
             parts.push(Part::Other("daily roll-up"));
         }
@@ -411,10 +411,10 @@ impl DynamoStore {
     }
 
     /// One `ADD` of every counter per roll-up.
-    fn rollup_items(&self, tally: &Tally) -> Result<Vec<TransactWriteItem>, StoreError> {
+    fn rollup_items(&self, tally: &Tally, shard: u8) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut items = Vec::with_capacity(tally.counts.len());
         for (key, counts) in &tally.counts {
-            let (pk, sk) = rollup_key(key);
+            let (pk, sk) = rollup_key(key, shard);
             let mut names = HashMap::new();
             let mut values = HashMap::new();
             let mut adds = Vec::with_capacity(counts.len());
@@ -724,7 +724,8 @@ impl Leads for DynamoStore {
                 for b in &group {
                     tally.merge(&changes[built[*b].0].rollup);
                 }
-                match self.rollup_items(&tally) {
+                let shard = group.first().map_or(0, |b| rollup_shard(&changes[built[*b].0].lead.id));
+                match self.rollup_items(&tally, shard) {
                     Ok(rollups) => items.extend(rollups),
                     Err(e) => {
                         for b in &group {
@@ -1070,10 +1071,27 @@ const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Roll-up counters are attributes named by this and the counter.
 const ROLLUP_COUNTER: &str = "c:";
 
-/// A roll-up's key: its month's partition (`ROLLUP#2026-03`), and the day
-/// and dimension (`2026-03-02#rep#ana`), so a report reads a month per query.
-fn rollup_key(key: &RollupKey) -> (String, String) {
-    (format!("ROLLUP#{}", key.day.format("%Y-%m")), format!("{}#{}", key.day, key.dim.key()))
+/// How many items each roll-up is spread over: decisions about different
+/// leads add to different shards (by lead id), so that concurrent
+/// transactions rarely touch the same item (DynamoDB cancels them with
+/// `TransactionConflict`); a report sums the shards.
+pub const ROLLUP_SHARDS: u8 = 8;
+
+/// The shard a lead's decisions add to.
+fn rollup_shard(id: &LeadId) -> u8 {
+    id.as_str().bytes().next().map_or(0, |b| b % ROLLUP_SHARDS)
+}
+
+/// A roll-up's key: its month's partition (`ROLLUP#2026-03`), and the
+/// dimension's kind, the day, its value and the shard (`all#2026-03-02#5`,
+/// `rep#2026-03-02#ana#5`), so a report reads a month of one kind per query.
+fn rollup_key(key: &RollupKey, shard: u8) -> (String, String) {
+    let pk = format!("ROLLUP#{}", key.day.format("%Y-%m"));
+    let sk = match &key.dim {
+        Dim::All => format!("all#{}#{shard}", key.day),
+        dim => format!("{}#{}#{}#{shard}", dim.kind(), key.day, dim.value()),
+    };
+    (pk, sk)
 }
 
 /// The cancellation reasons of a cancelled transaction (index of the item,
@@ -1286,42 +1304,51 @@ impl Outbox for DynamoStore {
 }
 
 impl Rollups for DynamoStore {
-    async fn rollups(&self, from: NaiveDate, to: NaiveDate) -> Result<RollupRead, StoreError> {
+    async fn rollups(&self, from: NaiveDate, to: NaiveDate, kinds: &[&str]) -> Result<RollupRead, StoreError> {
         let mut read = RollupRead::default();
         if to < from {
             return Ok(read);
         }
-        // One query per month, between the first and last day's keys.
+        let mut summed: BTreeMap<RollupKey, BTreeMap<String, i64>> = BTreeMap::new();
+        // One query per month and kind (more pages past 1 MB), between the
+        // first and last day's keys; the shards are summed.
         let mut month = from.with_day(1).unwrap_or(from);
         while month <= to {
             let pk = format!("ROLLUP#{}", month.format("%Y-%m"));
-            let mut start: Option<Item> = None;
-            loop {
-                let r = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                    .expression_attribute_values(":pk", s(pk.clone()))
-                    .expression_attribute_values(":from", s(format!("{}#", from.max(month))))
-                    .expression_attribute_values(":to", s(format!("{}#\u{10ffff}", to)))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start.take())
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-                    .boxed()
-                    .await
-                    .map_err(|e| unavailable("Query", e))?;
-                let items = r.items();
-                self.meter("rollups", r.consumed_capacity.as_slice(), items.len());
-                read.round_trips += 1;
-                read.items_read += items.len() as u64;
-                for item in items {
-                    read.rollups.push(rollup_from_item(item)?);
-                }
-                match r.last_evaluated_key() {
-                    Some(key) if !key.is_empty() => start = Some(key.clone()),
-                    _ => break,
+            for kind in kinds {
+                let mut start: Option<Item> = None;
+                loop {
+                    let r = self
+                        .client
+                        .query()
+                        .table_name(&self.table)
+                        .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                        .expression_attribute_values(":pk", s(pk.clone()))
+                        .expression_attribute_values(":from", s(format!("{kind}#{}#", from.max(month))))
+                        .expression_attribute_values(":to", s(format!("{kind}#{to}#\u{10ffff}")))
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start.take())
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send()
+                        .boxed()
+                        .await
+                        .map_err(|e| unavailable("Query", e))?;
+                    let items = r.items();
+                    self.meter("rollups", r.consumed_capacity.as_slice(), items.len());
+                    read.capacity_units += r.consumed_capacity.iter().filter_map(|c| c.capacity_units).sum::<f64>();
+                    read.round_trips += 1;
+                    read.items_read += items.len() as u64;
+                    for item in items {
+                        let (key, counts) = rollup_from_item(item)?;
+                        let into = summed.entry(key).or_default();
+                        for (name, n) in counts {
+                            *into.entry(name).or_default() += n;
+                        }
+                    }
+                    match r.last_evaluated_key() {
+                        Some(key) if !key.is_empty() => start = Some(key.clone()),
+                        _ => break,
+                    }
                 }
             }
             month = match month.checked_add_months(chrono::Months::new(1)) {
@@ -1329,19 +1356,31 @@ impl Rollups for DynamoStore {
                 None => break,
             };
         }
+        read.rollups = summed.into_iter().map(|(key, counts)| Rollup { key, counts }).collect();
         Ok(read)
     }
 }
 
-/// A roll-up item as its key and counts.
-fn rollup_from_item(item: &Item) -> Result<Rollup, StoreError> {
+/// A roll-up item (one shard) as its key and counts.
+fn rollup_from_item(item: &Item) -> Result<(RollupKey, BTreeMap<String, i64>), StoreError> {
     let corrupt = || StoreError::Corrupt("a roll-up item without a valid key".to_owned());
     let sk = get_s(item, "sk").ok_or_else(corrupt)?;
-    let (day, dim) = sk.split_once('#').ok_or_else(corrupt)?;
-    let key = RollupKey { day: day.parse().map_err(|_| corrupt())?, dim: Dim::parse(dim).ok_or_else(corrupt)? };
+    // KIND#DAY[#VALUE]#SHARD
+    let (rest, _shard) = sk.rsplit_once('#').ok_or_else(corrupt)?;
+    let (kind, rest) = rest.split_once('#').ok_or_else(corrupt)?;
+    let (day, value) = match rest.split_once('#') {
+        Some((day, value)) => (day, Some(value)),
+        None => (rest, None),
+    };
+    let dim = match (kind, value) {
+        ("all", None) => Dim::All,
+        (kind, Some(value)) => Dim::parse(&format!("{kind}#{value}")).ok_or_else(corrupt)?,
+        _ => return Err(corrupt()),
+    };
+    let key = RollupKey { day: day.parse().map_err(|_| corrupt())?, dim };
     let counts = item
         .iter()
         .filter_map(|(name, v)| Some((name.strip_prefix(ROLLUP_COUNTER)?.to_owned(), v.as_n().ok()?.parse().ok()?)))
         .collect();
-    Ok(Rollup { key, counts })
+    Ok((key, counts))
 }

@@ -633,13 +633,20 @@ impl Outbox for EmbeddedStore {
 }
 
 impl Rollups for EmbeddedStore {
-    async fn rollups(&self, from: NaiveDate, to: NaiveDate) -> Result<RollupRead, StoreError> {
+    async fn rollups(&self, from: NaiveDate, to: NaiveDate, kinds: &[&str]) -> Result<RollupRead, StoreError> {
+        // `all`, or `KIND#...`: a pattern per kind asked for.
+        let patterns: Vec<String> =
+            kinds.iter().map(|k| if *k == "all" { "all".to_owned() } else { format!("{k}#%") }).collect();
         self.query(move |c| {
             let mut stmt = c
-                .prepare("SELECT day, dim, counter, n FROM rollups WHERE day >= ?1 AND day <= ?2 ORDER BY day, dim")
+                .prepare(
+                    "SELECT day, dim, counter, n FROM rollups, json_each(?3) AS kind
+                     WHERE day >= ?1 AND day <= ?2 AND dim LIKE kind.value ORDER BY day, dim",
+                )
                 .map_err(sql_error)?;
+            let kinds = serde_json::to_string(&patterns).map_err(json_error)?;
             let rows = stmt
-                .query_map(params![from.to_string(), to.to_string()], |r| {
+                .query_map(params![from.to_string(), to.to_string(), kinds], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
                 })
                 .map_err(sql_error)?;

@@ -339,19 +339,27 @@ pub struct Rollup {
 }
 
 /// Roll-ups as read, and what reading them took.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RollupRead {
     pub rollups: Vec<Rollup>,
     /// Items the store read (one per day and dimension value).
     pub items_read: u64,
     pub round_trips: u64,
+    /// The read capacity the store reported (DynamoDB), 0 where it reports none.
+    pub capacity_units: f64,
 }
 
 /// The daily roll-ups each save adds to (see [`Change::rollup`]).
 pub trait Rollups: Send + Sync {
-    /// Every roll-up of the days `from` to `to`, both included: reads one item
-    /// per day and dimension value, never a lead.
-    fn rollups(&self, from: NaiveDate, to: NaiveDate) -> impl Future<Output = Result<RollupRead, StoreError>> + Send;
+    /// The roll-ups of the days `from` to `to` (both included) of the
+    /// dimension kinds named (`all`, `rep`, `pool`, `tier`, `source`): reads
+    /// the items of those kinds per day and value, never a lead.
+    fn rollups(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        kinds: &[&str],
+    ) -> impl Future<Output = Result<RollupRead, StoreError>> + Send;
 }
 
 /// Where the service reports what it did, for monitoring (CloudWatch's

@@ -34,6 +34,11 @@ pub fn run(
     by: Option<By>,
     format: ReportFormat,
 ) -> Result<ExitCode> {
+    for day in [from, to].into_iter().flatten() {
+        if !(2000..=2200).contains(&chrono::Datelike::year(&day)) {
+            bail!("{day} is not a day a report covers: years 2000 to 2200");
+        }
+    }
     let to = to.unwrap_or_else(|| Utc::now().date_naive());
     let from = from.unwrap_or(to - chrono::Duration::days(29));
     if from > to {
@@ -45,7 +50,12 @@ pub fn run(
     runtime()?.block_on(async {
         with_app!(backend, |app| {
             let started = std::time::Instant::now();
-            let read = app.store.rollups(from, to).await?;
+            // The total, and the rows' kind (weeks are the total's days).
+            let kinds: Vec<&str> = match by {
+                None | Some(By::Week) => vec!["all"],
+                Some(by) => vec!["all", by.as_str()],
+            };
+            let read = app.store.rollups(from, to, &kinds).await?;
             let report = report(read.rollups.iter().map(|r| (&r.key, &r.counts)), from, to, by);
             let took = started.elapsed();
             match format {
@@ -54,8 +64,13 @@ pub fn run(
                 ReportFormat::Csv => csv_out(&report)?,
             }
             std::io::Write::flush(&mut std::io::stdout())?;
+            let capacity = if read.capacity_units > 0.0 {
+                format!(", {:.1} read capacity units", read.capacity_units)
+            } else {
+                String::new()
+            };
             eprintln!(
-                "{} roll-ups read in {} round trip(s), {} ms",
+                "{} roll-ups read in {} round trip(s){capacity}, {} ms",
                 read.items_read,
                 read.round_trips,
                 took.as_millis()

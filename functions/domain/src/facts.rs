@@ -182,6 +182,9 @@ impl Dim {
     }
 }
 
+/// The kinds of dimension, as [`Dim::kind`] names them.
+pub const DIM_KINDS: [&str; 5] = ["all", "rep", "pool", "tier", "source"];
+
 impl fmt::Display for Dim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.key())
@@ -241,13 +244,18 @@ impl Tally {
 
 /// A source as roll-ups file it: trimmed, lower case, at most
 /// [`MAX_SOURCE_LEN`] characters, anything but letters, digits, `_`, `-` and
-/// `.` as `_`; `(none)` when the lead names none.
+/// `.` as `_`; `(none)` when the lead names none, `(other)` for anything
+/// with an `@` (an email address is never filed).
 pub fn source_name(profile: &Profile) -> String {
     source_key(profile.source.as_deref().or(profile.utm_source.as_deref()).unwrap_or(""))
 }
 
 /// A source name as roll-ups file it (see [`source_name`]).
 pub fn source_key(raw: &str) -> String {
+    // An address typed as a source would outlive its lead in the roll-ups.
+    if raw.contains('@') {
+        return "(other)".to_owned();
+    }
     let name: String = raw
         .trim()
         .chars()
@@ -270,6 +278,13 @@ pub fn account(
     now: DateTime<Utc>,
 ) -> Tally {
     let mut tally = Tally::default();
+    // A lead stored before leads kept facts is given what it shows, and
+    // counts only what happens from now on.
+    if let Some(b) = before
+        && b.facts.status_since.is_none()
+    {
+        after.facts = backfilled(rules, b);
+    }
     let mut counts: Vec<(&str, i64)> = Vec::new();
     let mut named: Vec<(String, i64)> = Vec::new();
     let mut durations: Vec<(String, i64)> = Vec::new();
@@ -320,11 +335,14 @@ pub fn account(
     let old_clock = before.and_then(|b| b.sla);
     let same_clock = |a: Option<crate::record::SlaClock>| a.map(|c| c.handed_off_at);
     if let Some(clock) = old_clock {
-        let contact_at = contact.map(|at| at.clamp(clock.handed_off_at, now));
+        // Clocks of other hosts may run ahead of this one's `now`.
+        let contact_at = contact.map(|at| at.clamp(clock.handed_off_at.min(now), now));
         let ended = same_clock(after.sla) != Some(clock.handed_off_at);
         let counted = f.breach_counted == Some(clock.handed_off_at);
         if ended && let Some(at) = contact_at {
-            if at <= clock.deadline {
+            // A breach counted stands, even if the contact is later said to
+            // have happened before the deadline.
+            if !counted && at <= clock.deadline {
                 f.sla_met += 1;
                 counts.push(("sla_met", 1));
             } else if !counted {
@@ -361,9 +379,9 @@ pub fn account(
     if f.first_contact_at.is_none()
         && let (Some(handoff), Some(at)) = (f.first_handoff_at, contact)
     {
-        let at = at.clamp(handoff, now);
+        let at = at.clamp(handoff.min(now), now);
         f.first_contact_at = Some(at);
-        let wall = (at - handoff).num_seconds();
+        let wall = (at - handoff).num_seconds().max(0);
         let business = rules.sla.elapsed_secs(handoff, at);
         f.speed_secs = Some(wall);
         f.speed_business_secs = Some(business);
@@ -447,6 +465,33 @@ pub fn account(
         tally.duration(day, &dims, &name, secs);
     }
     tally
+}
+
+/// The facts a lead stored before leads kept them shows: it was captured
+/// from its source, has had its status since its last change, and reached
+/// the hand-off tier, was handed off, contacted, qualified or converted if
+/// its status or owner says so (when is unknown: its last change).
+fn backfilled(rules: &RuleSet, lead: &Lead) -> Facts {
+    use Status as S;
+    let source = source_name(&lead.profile);
+    let known = |happened: bool| happened.then_some(lead.updated_at);
+    let handed = lead.owner.is_some() || lead.previous_owner.is_some() || lead.sla.is_some();
+    let tier = rules.scoring.tier_index(&lead.tier);
+    let contacted = matches!(lead.status, S::Working | S::Qualified | S::Converted);
+    Facts {
+        first_touch: Some(source.clone()),
+        last_touch: Some(source),
+        status_since: Some(lead.updated_at),
+        reached_handoff_at: known(handed || tier.is_some_and(|t| rules.scoring.is_handoff(t))),
+        first_handoff_at: lead.sla.map(|c| c.handed_off_at).or(known(handed)),
+        first_deadline: lead.sla.map(|c| c.deadline),
+        handoff_score: handed.then_some(lead.score),
+        first_contact_at: known(contacted),
+        qualified_at: known(matches!(lead.status, S::Qualified | S::Converted)),
+        converted_at: known(lead.status == S::Converted),
+        disqualified_at: known(lead.status == S::Disqualified),
+        ..Facts::default()
+    }
 }
 
 /// What the `all` roll-ups of every day should hold, counted again from the
@@ -594,6 +639,30 @@ mod tests {
         assert!(name.starts_with("_script_"));
         p.source = Some("Webinar#all".into());
         assert_eq!(source_name(&p), "webinar_all", "a source cannot name another dimension's key");
+        p.source = Some("jo@example.com".into());
+        assert_eq!(source_name(&p), "(other)", "never an address");
+    }
+
+    #[test]
+    fn a_deal_s_outcome_reads_only_a_result_an_amount_and_a_real_currency() {
+        let won = DealOutcome::parse(" won ", Some("1200.505"), Some("eur")).unwrap();
+        assert_eq!((won.won, won.amount_cents, won.currency.as_deref()), (true, Some(120_051), Some("EUR")));
+        let lost = DealOutcome::parse("lost", None, Some("")).unwrap();
+        assert_eq!((lost.won, lost.amount_cents, lost.currency), (false, None, None));
+        for (result, amount, currency) in [
+            ("maybe", None, None),
+            ("WON", None, None),
+            ("won", Some("-1"), None),
+            ("won", Some("NaN"), None),
+            ("won", Some("inf"), None),
+            ("won", Some("1e20"), None),
+            ("won", Some("12,000"), None),
+            ("won", None, Some("XYZ")),
+            ("won", None, Some("EURO")),
+            ("won", None, Some("€")),
+        ] {
+            assert!(DealOutcome::parse(result, amount, currency).is_err(), "{result} {amount:?} {currency:?}");
+        }
     }
 
     #[test]
@@ -687,6 +756,7 @@ mod life_tests {
 
     #[test]
     fn a_lead_s_life_moves_its_facts_and_counts_each_figure_once() {
+        TALLY.with(|t| t.replace(Tally::default()));
         let rules = rules();
         let profile = vp("jo@example.com");
         let lead = step(&rules, None, &Input::FormPost { profile: &profile, warnings: &[] }, at(0)).unwrap();
@@ -739,6 +809,42 @@ mod life_tests {
         // Assigned 100 minutes, working 10, qualified 10.
         assert_eq!((all("time_in.assigned.sum"), all("time_in.working.sum")), (6000 + 600, 600));
         assert_eq!(all("time_in.qualified.b.10m"), 1);
+    }
+
+    #[test]
+    fn a_breach_stands_when_the_contact_is_later_dated_before_the_deadline() {
+        let rules = rules();
+        let profile = vp("late@example.com");
+        let lead = step(&rules, None, &Input::FormPost { profile: &profile, warnings: &[] }, at(0)).unwrap();
+        let lead = step(&rules, Some(&lead), &Input::SlaTick, at(90)).unwrap();
+        // The CRM says the call was at +50, before the +60 deadline.
+        let lead = sales(&rules, &lead, SalesEvent::Contacted, 50, 95).unwrap();
+        assert_eq!((lead.facts.sla_breached, lead.facts.sla_met), (1, 0), "one hand-off, counted once");
+        assert_eq!(lead.facts.speed_secs, Some(50 * 60), "speed to lead is when the call happened");
+    }
+
+    #[test]
+    fn a_clock_started_by_a_host_whose_clock_ran_ahead_does_not_stop_the_decision() {
+        let rules = rules();
+        let profile = vp("skew@example.com");
+        // Handed off at +10 by a host ahead of this one, contacted at +5 here.
+        let lead = step(&rules, None, &Input::FormPost { profile: &profile, warnings: &[] }, at(10)).unwrap();
+        let lead = sales(&rules, &lead, SalesEvent::Contacted, 5, 5).unwrap();
+        assert_eq!((lead.facts.sla_met, lead.facts.speed_secs), (1, Some(0)));
+    }
+
+    #[test]
+    fn a_lead_stored_before_facts_counts_only_what_happens_next() {
+        let rules = rules();
+        let profile = vp("old@example.com");
+        let mut lead = step(&rules, None, &Input::FormPost { profile: &profile, warnings: &[] }, at(0)).unwrap();
+        lead.facts = Facts::default();
+        TALLY.with(|t| t.replace(Tally::default()));
+        let lead = sales(&rules, &lead, SalesEvent::Contacted, 10, 10).unwrap();
+        assert_eq!(count(Dim::All, "reached_handoff"), 0, "reached before; not counted again");
+        assert_eq!(count(Dim::All, "first_contacts"), 1);
+        assert_eq!(lead.facts.first_touch.as_deref(), Some("webinar"));
+        assert_eq!(lead.facts.status_since, Some(at(10)));
     }
 
     #[test]

@@ -444,7 +444,8 @@ impl<S: Store, N: Notifier> Web<S, N> {
             (None, None, Some(source)) => Dim::Source(source.clone()),
             _ => Dim::All,
         };
-        let read = self.service.store.rollups(from, to).await.map_err(internal)?;
+        let kinds = [within.kind()];
+        let read = self.service.store.rollups(from, to, &kinds).await.map_err(internal)?;
         let report = report_within(read.rollups.iter().map(|r| (&r.key, &r.counts)), from, to, Some(By::Week), &within);
         let charts_of = match &within {
             Dim::All => "every lead".to_owned(),
@@ -845,7 +846,9 @@ fn dashboard_filters(
         let date = || {
             value
                 .parse::<chrono::NaiveDate>()
-                .map_err(|_| WebError::BadForm("Dates are written like 2026-03-02.".into()))
+                .ok()
+                .filter(|d| (2000..=2200).contains(&chrono::Datelike::year(d)))
+                .ok_or_else(|| WebError::BadForm("Dates are written like 2026-03-02, from 2000 to 2200.".into()))
         };
         match name.as_str() {
             "from" => f.from = Some(date()?),

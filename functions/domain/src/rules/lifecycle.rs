@@ -76,7 +76,7 @@ pub const MAX_AMOUNT_CENTS: i64 = 100_000_000_000_000;
 
 impl DealOutcome {
     /// Reads `won`/`lost`, an optional amount (a number or decimal text, at
-    /// least 0) and an optional currency (three letters).
+    /// least 0) and an optional currency (an ISO 4217 code, any case).
     pub fn parse(result: &str, amount: Option<&str>, currency: Option<&str>) -> Result<DealOutcome, String> {
         let won = match result.trim() {
             "won" => true,
@@ -96,8 +96,10 @@ impl DealOutcome {
         };
         let currency = match currency.map(str::trim).filter(|c| !c.is_empty()) {
             None => None,
-            Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => Some(c.to_ascii_uppercase()),
-            Some(_) => return Err("`currency` must be a three-letter ISO 4217 code such as EUR".to_owned()),
+            Some(c) => match iso_currency::Currency::from_code(&c.to_ascii_uppercase()) {
+                Some(currency) => Some(currency.code().to_owned()),
+                None => return Err("`currency` must be an ISO 4217 code such as EUR".to_owned()),
+            },
         };
         Ok(DealOutcome { won, amount_cents, currency })
     }
