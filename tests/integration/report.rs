@@ -79,7 +79,7 @@ async fn a_simulated_pipeline_reports_the_same_figures_on_both_stores() {
     let table = unique("report");
     leadflow_adapters::table::create(&aws_sdk_dynamodb::Client::new(&config), &table).await.expect("table");
     let (dynamodb, said) = simulate_and_report(dir.path(), &format!("dynamodb:{table}"), "rep");
-    assert!(said.contains("roll-ups read in 1 round trip(s)"), "one month is one query: {said}");
+    assert!(said.contains("roll-ups read in 2 round trip(s)"), "one query per month and kind (all, rep): {said}");
     assert_eq!(embedded, dynamodb, "the same pipeline counts the same on both stores");
 
     let total = &embedded["total"]["figures"];
