@@ -103,25 +103,15 @@ async fn a_simulated_pipeline_reports_the_same_figures_on_both_stores() {
 
     // Weeks, as CSV: a header, one row per week and the total.
     let rules = starter_rules();
-    let csv = leadflow(
-        dir.path(),
-        &[
-            "report",
-            "--store",
-            "embedded:e.db",
-            "--rules",
-            rules.to_str().unwrap(),
-            "--from",
-            "2026-02-02",
-            "--to",
-            "2026-02-15",
-            "--by",
-            "week",
-            "--format",
-            "csv",
-        ],
-    );
-    assert!(csv.status.success(), "{}", stderr(&csv));
+    let embedded_report = |extra: &[&str]| {
+        let mut args = vec!["report", "--store", "embedded:e.db", "--from", "2026-02-02", "--to", "2026-02-15"];
+        args.extend(["--rules", rules.to_str().expect("rules")]);
+        args.extend(extra);
+        let out = leadflow(dir.path(), &args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        out
+    };
+    let csv = embedded_report(&["--by", "week", "--format", "csv"]);
     let lines: Vec<String> = stdout(&csv).lines().map(str::to_owned).collect();
     assert!(lines[0].starts_with("group,captured,reached_handoff,handoffs"), "{}", lines[0]);
     assert_eq!(
@@ -132,20 +122,7 @@ async fn a_simulated_pipeline_reports_the_same_figures_on_both_stores() {
     assert_eq!(captured, 60, "the weeks add up to the total");
 
     // And as text for people: every definition has its line.
-    let text = leadflow(
-        dir.path(),
-        &[
-            "report",
-            "--store",
-            "embedded:e.db",
-            "--rules",
-            rules.to_str().unwrap(),
-            "--from",
-            "2026-02-02",
-            "--to",
-            "2026-02-15",
-        ],
-    );
+    let text = embedded_report(&[]);
     let text = stdout(&text);
     for heading in
         ["speed p50", "Funnel", "Speed to lead in business time", "SLA:", "Unassigned:", "Dormant:", "Calibration"]
