@@ -305,9 +305,12 @@ fn csv_out(r: &Report) -> Result<()> {
     w.write_record(CSV_HEADER)?;
     let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     let rate = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
+    // p50, p90 and mean, as three cells.
+    let spread = |d: &Durations| [opt(d.p50_at_most_secs), opt(d.p90_at_most_secs), opt(d.mean_secs)];
     for row in r.rows.iter().chain(std::iter::once(&r.total)) {
         let f = &row.figures;
-        let (s, b, u) = (&f.speed_to_lead, &f.speed_to_lead_business, &f.unassigned_time);
+        let ([s50, s90, smean], [b50, b90, bmean], [u50, u90, umean]) =
+            (spread(&f.speed_to_lead), spread(&f.speed_to_lead_business), spread(&f.unassigned_time));
         let funnel = |i: usize| rate(f.funnel.get(i).and_then(|s| s.rate_from_previous));
         w.write_record([
             cell(&row.name),
@@ -316,12 +319,12 @@ fn csv_out(r: &Report) -> Result<()> {
             f.handoffs.to_string(),
             f.first_handoffs.to_string(),
             f.first_contacts.to_string(),
-            opt(s.p50_at_most_secs),
-            opt(s.p90_at_most_secs),
-            opt(s.mean_secs),
-            opt(b.p50_at_most_secs),
-            opt(b.p90_at_most_secs),
-            opt(b.mean_secs),
+            s50,
+            s90,
+            smean,
+            b50,
+            b90,
+            bmean,
             rate(f.within_target),
             f.sla_met.to_string(),
             f.sla_breached.to_string(),
@@ -329,9 +332,9 @@ fn csv_out(r: &Report) -> Result<()> {
             f.escalations.to_string(),
             f.reassignments.to_string(),
             f.unassigned.to_string(),
-            opt(u.p50_at_most_secs),
-            opt(u.p90_at_most_secs),
-            opt(u.mean_secs),
+            u50,
+            u90,
+            umean,
             f.qualified.to_string(),
             f.converted.to_string(),
             f.won.to_string(),
