@@ -1,13 +1,19 @@
-//! Decisions per second of the rule engine on the starter rules, against a
+//! Decisions per second of the rule engine on two workloads, each against a
 //! hand-written implementation of the same rules; and rules load time.
 //!
-//! `cargo bench -p leadflow-domain`
+//! - `starter`: the rules of `rules/` on leads with up to four event types.
+//! - `saas`: the rules of `benches/saas/` (16 fit rules, 8 engagement terms,
+//!   15 routing rules) on leads with 0 to 20 events each.
+//!
+//! Each workload prints the engine's throughput as a ratio of the reference's,
+//! from the same run. `cargo bench -p leadflow-domain --bench engine`
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use leadflow_domain::rules::input::LeadInput;
 use leadflow_domain::rules::scoring::MatchedFit;
 use leadflow_domain::{RuleSet, RuleSources};
 
@@ -17,9 +23,13 @@ fn rules_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"))
 }
 
+fn saas_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/saas"))
+}
+
 /// The engine and the reference must decide the same for every lead, or the
 /// comparison means nothing.
-fn assert_reference_agrees(rules: &RuleSet, leads: &[leadflow_domain::rules::input::LeadInput]) {
+fn assert_reference_agrees(rules: &RuleSet, leads: &[LeadInput], reference: fn(&LeadInput) -> support::Decision) {
     let mut slots = Vec::new();
     let mut fit = MatchedFit::default();
     for lead in leads {
@@ -33,16 +43,21 @@ fn assert_reference_agrees(rules: &RuleSet, leads: &[leadflow_domain::rules::inp
             fit: fit.0.iter().fold(0, |bits, i| bits | 1 << i),
             route: eval.route.rule.unwrap_or(rules.routing.rules.len()),
         };
-        assert_eq!(engine, support::decide(lead), "engine and reference differ on {:?}", lead.profile);
+        assert_eq!(engine, reference(lead), "engine and reference differ on {:?} {:?}", lead.profile, lead.events);
     }
 }
 
-fn decisions(c: &mut Criterion) {
-    let rules = RuleSet::load_dir(rules_dir()).expect("starter rules load");
-    let leads = support::generate(LEADS, 42);
-    assert_reference_agrees(&rules, &leads);
+/// Benchmarks the engine and the reference on one workload, then prints the
+/// ratio of their throughputs from criterion's estimates of this run.
+fn workload(c: &mut Criterion, name: &str, dir: &Path, seed: u64, reference: fn(&LeadInput) -> support::Decision) {
+    let rules = RuleSet::load_dir(dir).unwrap_or_else(|e| panic!("{name} rules load: {e}"));
+    let leads = match name {
+        "saas" => support::saas::generate(LEADS, seed),
+        _ => support::generate(LEADS, seed),
+    };
+    assert_reference_agrees(&rules, &leads, reference);
 
-    let mut group = c.benchmark_group("decisions");
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(LEADS as u64));
     group.sample_size(20);
     group.bench_function("engine", |b| {
@@ -53,7 +68,7 @@ fn decisions(c: &mut Criterion) {
                 rules.event_slots(&lead.events, &mut slots);
                 let mut facts = rules.facts(&lead.profile, &slots, lead.status, lead.bant);
                 let eval = rules.evaluate(&mut facts, lead.idle_days, &mut ());
-                sum += eval.score.total + eval.route.rule.unwrap_or(9) as i64;
+                sum += eval.score.total + eval.route.rule.unwrap_or(99) as i64;
             }
             std::hint::black_box(sum)
         })
@@ -62,13 +77,47 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| {
             let mut sum = 0i64;
             for lead in &leads {
-                let d = support::decide(lead);
+                let d = reference(lead);
                 sum += d.score + d.route as i64;
             }
             std::hint::black_box(sum)
         })
     });
     group.finish();
+    print_ratio(name);
+}
+
+/// Where criterion keeps this run's estimate of one benchmark.
+fn estimate_path(group: &str, function: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target")).to_path_buf());
+    target.join("criterion").join(group).join(function).join("new/estimates.json")
+}
+
+/// Mean time per iteration, in nanoseconds, as criterion estimated it.
+fn mean_ns(group: &str, function: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(estimate_path(group, function)).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["mean"]["point_estimate"].as_f64()
+}
+
+fn print_ratio(group: &str) {
+    // Absent when criterion only tests the benchmarks (`cargo test --benches`).
+    if let (Some(engine), Some(reference)) = (mean_ns(group, "engine"), mean_ns(group, "reference")) {
+        let per_sec = |ns: f64| LEADS as f64 / ns * 1e9;
+        println!(
+            "{group}: engine {:.2} M decisions/s, reference {:.2} M decisions/s, ratio {:.2}",
+            per_sec(engine) / 1e6,
+            per_sec(reference) / 1e6,
+            reference / engine
+        );
+    }
+}
+
+fn decisions(c: &mut Criterion) {
+    workload(c, "starter", rules_dir(), 42, support::decide);
+    workload(c, "saas", saas_dir(), 7, support::saas::decide);
 }
 
 fn load(c: &mut Criterion) {

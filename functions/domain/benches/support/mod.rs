@@ -1,6 +1,9 @@
 //! Benchmark support: a deterministic generator of synthetic leads, and a
 //! hand-written Rust function that implements the starter rules directly (the
-//! physical limit the engine is measured against).
+//! physical limit the engine is measured against); and the second workload,
+//! [`saas`], built the same way.
+
+pub mod saas;
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
