@@ -2,7 +2,6 @@
 //! lead with no lookups by name and no allocation.
 
 use std::fmt;
-use std::sync::Arc;
 
 use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
@@ -26,13 +25,12 @@ pub enum Cond {
     Test(Test),
 }
 
-type TestFn = dyn Fn(&Facts<'_>) -> bool + Send + Sync;
-
-/// A test on one field, compiled at load into a function specialised for the
-/// field and the operator, so that evaluating it is one call with no lookups.
+/// A test on one field, compiled at load into a check specialised for the
+/// field and the operator: evaluating it is one `match`, with no lookups by
+/// name, no indirect call and no allocation.
 #[derive(Clone)]
 pub struct Test {
-    run: Arc<TestFn>,
+    check: Check,
     /// What the test is, as written (`employees gte`).
     what: String,
     /// What it holds for, as `rules lint` reasons about it.
@@ -98,6 +96,61 @@ impl Test {
 impl fmt::Debug for Test {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Test({})", self.what)
+    }
+}
+
+/// What a test checks, by the kind of its field.
+#[derive(Clone, Debug)]
+enum Check {
+    /// `exists`: the field is present (and non-empty), or not.
+    Exists {
+        field: Field,
+        want: bool,
+    },
+    /// A boolean field equal to `value`.
+    Bool {
+        field: Field,
+        value: bool,
+    },
+    /// The tier among a bit set.
+    Tier {
+        mask: u64,
+        negated: bool,
+    },
+    /// The status among a bit set.
+    Status {
+        mask: u16,
+        negated: bool,
+    },
+    /// The country among a bit set by code.
+    Country {
+        set: Box<[u64; 11]>,
+        negated: bool,
+    },
+    Text {
+        field: Field,
+        op: TextOp,
+    },
+    Number {
+        field: Field,
+        op: NumOp,
+    },
+}
+
+impl Check {
+    #[inline]
+    fn holds(&self, f: &Facts<'_>) -> bool {
+        match self {
+            Check::Number { field, op } => field.number(f).is_some_and(|v| op.holds(v)),
+            Check::Text { field, op } => field.text(f).is_some_and(|v| op.holds(v)),
+            Check::Country { set, negated } => {
+                f.profile.country.is_some_and(|c| (set[c.index() / 64] >> (c.index() % 64) & 1 == 1) != *negated)
+            }
+            Check::Bool { field, value } => field.boolean(f) == Some(*value),
+            Check::Exists { field, want } => field.exists(f) == *want,
+            Check::Tier { mask, negated } => f.tier.is_some_and(|t| (t < 64 && mask & (1 << t) != 0) != *negated),
+            Check::Status { mask, negated } => (mask & f.status.bit() != 0) != *negated,
+        }
     }
 }
 
@@ -223,6 +276,23 @@ impl Literal {
     }
 }
 
+impl TextOp {
+    /// Whether the op holds for `v`, a present, non-empty value.
+    #[inline]
+    fn holds(&self, v: &str) -> bool {
+        match self {
+            TextOp::Eq(x) => any_eq(std::slice::from_ref(x), v),
+            TextOp::Ne(x) => !any_eq(std::slice::from_ref(x), v),
+            TextOp::In(xs) => any_eq(xs, v),
+            TextOp::NotIn(xs) => !any_eq(xs, v),
+            TextOp::Contains(x) => x.contained_in(v),
+            TextOp::StartsWith(x) => x.starts(v),
+            TextOp::EndsWith(x) => x.ends(v),
+            TextOp::Matches(re) => re.is_match(v),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum NumOp {
     Eq(f64),
@@ -236,6 +306,23 @@ pub enum NumOp {
     Between(f64, f64),
 }
 
+impl NumOp {
+    #[inline]
+    fn holds(&self, v: f64) -> bool {
+        match *self {
+            NumOp::Eq(x) => v == x,
+            NumOp::Ne(x) => v != x,
+            NumOp::In(ref xs) => xs.contains(&v),
+            NumOp::NotIn(ref xs) => !xs.contains(&v),
+            NumOp::Gt(x) => v > x,
+            NumOp::Gte(x) => v >= x,
+            NumOp::Lt(x) => v < x,
+            NumOp::Lte(x) => v <= x,
+            NumOp::Between(a, b) => a <= v && v <= b,
+        }
+    }
+}
+
 impl Cond {
     /// Whether the condition holds for these facts.
     #[inline]
@@ -245,7 +332,7 @@ impl Cond {
             Cond::All(cs) => cs.iter().all(|c| c.holds(f)),
             Cond::Any(cs) => cs.iter().any(|c| c.holds(f)),
             Cond::Not(c) => !c.holds(f),
-            Cond::Test(t) => (t.run)(f),
+            Cond::Test(t) => t.check.holds(f),
         }
     }
 
@@ -397,8 +484,7 @@ fn operand_list<'n>(doc: &mut Doc<'_>, node: &'n Node, path: &str) -> Option<Vec
 fn compile_op(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &str, scope: &Scope<'_>) -> Option<Cond> {
     let kind = field.kind();
     if op == "exists" {
-        let field = field.clone();
-        return doc.boolean(node, path).map(|want| test(path, move |f| field.exists(f) == want));
+        return doc.boolean(node, path).map(|want| test(path, Check::Exists { field: field.clone(), want }));
     }
     let allowed = match kind {
         Kind::Text => !matches!(op, "gt" | "gte" | "lt" | "lte" | "between"),
@@ -417,8 +503,7 @@ fn compile_op(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &st
             let want = doc.boolean(node, path)?;
             let negated = op == "ne";
             let shape = Shape::Bool { field: field_name(field), value: want != negated };
-            let field = field.clone();
-            Some(shaped(test(path, move |f| field.boolean(f).is_some_and(|v| (v == want) != negated)), shape))
+            Some(shaped(test(path, Check::Bool { field: field.clone(), value: want != negated }), shape))
         }
         Kind::Tier => {
             let Some(tiers) = scope.tiers else {
@@ -435,10 +520,7 @@ fn compile_op(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &st
                 let all = (1u64 << names.len()) - 1;
                 Shape::Mask { field: "tier".to_owned(), mask: if negated { all & !mask } else { mask } }
             };
-            Some(shaped(
-                test(path, move |f| f.tier.is_some_and(|t| (t < 64 && mask & (1 << t) != 0) != negated)),
-                shape,
-            ))
+            Some(shaped(test(path, Check::Tier { mask, negated }), shape))
         }
         Kind::Status => {
             let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
@@ -447,7 +529,7 @@ fn compile_op(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &st
             let all = (1u64 << names.len()) - 1;
             let shape = Shape::Mask { field: "status".to_owned(), mask: if negated { all & !mask } else { mask } };
             let mask = mask as u16;
-            Some(shaped(test(path, move |f| (mask & f.status.bit() != 0) != negated), shape))
+            Some(shaped(test(path, Check::Status { mask, negated }), shape))
         }
     }
 }
@@ -532,7 +614,7 @@ fn compile_text(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &
         _ => return None,
     };
     let shape = text_shape(&field, &op);
-    Some(shaped(text_test(path, &field, op), shape))
+    Some(shaped(test(path, Check::Text { field, op }), shape))
 }
 
 /// What a text test holds for. Only ASCII operands are reasoned about: other
@@ -591,12 +673,7 @@ fn compile_countries(doc: &mut Doc<'_>, op: &str, node: &Node, path: &str) -> Op
     }
     let negated = matches!(op, "ne" | "not_in");
     let shape = Shape::Texts { field: field_name(&Field::Country), values: codes, not: negated };
-    Some(shaped(
-        test(path, move |f| {
-            f.profile.country.is_some_and(|c| (set[c.index() / 64] >> (c.index() % 64) & 1 == 1) != negated)
-        }),
-        shape,
-    ))
+    Some(shaped(test(path, Check::Country { set: Box::new(set), negated }), shape))
 }
 
 fn one_line(s: &str) -> String {
@@ -643,7 +720,7 @@ fn compile_number(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path:
         }
     };
     let shape = number_shape(&field, &op);
-    Some(shaped(number_test(path, &field, op), shape))
+    Some(shaped(test(path, Check::Number { field, op }), shape))
 }
 
 fn number_shape(field: &Field, op: &NumOp) -> Shape {
@@ -664,8 +741,8 @@ fn number_shape(field: &Field, op: &NumOp) -> Shape {
     }
 }
 
-fn test(path: &str, run: impl Fn(&Facts<'_>) -> bool + Send + Sync + 'static) -> Cond {
-    Cond::Test(Test { run: Arc::new(run), what: path.to_owned(), shape: Shape::Opaque })
+fn test(path: &str, check: Check) -> Cond {
+    Cond::Test(Test { check, what: path.to_owned(), shape: Shape::Opaque })
 }
 
 /// The condition `c` (a test) with its shape.
@@ -682,57 +759,4 @@ fn shaped(c: Cond, shape: Shape) -> Cond {
 /// A field's identity in a shape: two tests on the same field have the same.
 fn field_name(field: &Field) -> String {
     format!("{field:?}")
-}
-
-/// A text value, unless it is empty.
-#[inline]
-fn present(v: Option<&str>) -> Option<&str> {
-    v.filter(|v| !v.is_empty())
-}
-
-/// A text test specialised for the operator; `get` reads the field.
-fn text_test_with<G>(path: &str, get: G, op: TextOp) -> Cond
-where
-    G: for<'a> Fn(&Facts<'a>) -> Option<&'a str> + Send + Sync + 'static,
-{
-    match op {
-        TextOp::Eq(x) => test(path, move |f| present(get(f)).is_some_and(|v| any_eq(std::slice::from_ref(&x), v))),
-        TextOp::Ne(x) => test(path, move |f| present(get(f)).is_some_and(|v| !any_eq(std::slice::from_ref(&x), v))),
-        TextOp::In(xs) => test(path, move |f| present(get(f)).is_some_and(|v| any_eq(&xs, v))),
-        TextOp::NotIn(xs) => test(path, move |f| present(get(f)).is_some_and(|v| !any_eq(&xs, v))),
-        TextOp::Contains(x) => test(path, move |f| present(get(f)).is_some_and(|v| x.contained_in(v))),
-        TextOp::StartsWith(x) => test(path, move |f| present(get(f)).is_some_and(|v| x.starts(v))),
-        TextOp::EndsWith(x) => test(path, move |f| present(get(f)).is_some_and(|v| x.ends(v))),
-        TextOp::Matches(re) => test(path, move |f| present(get(f)).is_some_and(|v| re.is_match(v))),
-    }
-}
-
-/// A text test on `field`.
-fn text_test(path: &str, field: &Field, op: TextOp) -> Cond {
-    let field = field.clone();
-    text_test_with(path, move |f| field.text(f), op)
-}
-
-/// A numeric test specialised for the operator; `get` reads the field.
-fn number_test_with<G>(path: &str, get: G, op: NumOp) -> Cond
-where
-    G: Fn(&Facts<'_>) -> Option<f64> + Send + Sync + 'static,
-{
-    match op {
-        NumOp::Eq(x) => test(path, move |f| get(f).is_some_and(|v| v == x)),
-        NumOp::Ne(x) => test(path, move |f| get(f).is_some_and(|v| v != x)),
-        NumOp::In(xs) => test(path, move |f| get(f).is_some_and(|v| xs.contains(&v))),
-        NumOp::NotIn(xs) => test(path, move |f| get(f).is_some_and(|v| !xs.contains(&v))),
-        NumOp::Gt(x) => test(path, move |f| get(f).is_some_and(|v| v > x)),
-        NumOp::Gte(x) => test(path, move |f| get(f).is_some_and(|v| v >= x)),
-        NumOp::Lt(x) => test(path, move |f| get(f).is_some_and(|v| v < x)),
-        NumOp::Lte(x) => test(path, move |f| get(f).is_some_and(|v| v <= x)),
-        NumOp::Between(a, b) => test(path, move |f| get(f).is_some_and(|v| a <= v && v <= b)),
-    }
-}
-
-/// A numeric test on `field`.
-fn number_test(path: &str, field: &Field, op: NumOp) -> Cond {
-    let field = field.clone();
-    number_test_with(path, move |f| field.number(f), op)
 }
