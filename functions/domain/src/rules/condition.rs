@@ -135,12 +135,79 @@ enum Check {
         field: Field,
         op: NumOp,
     },
+    /// A number test on an integer field as an inclusive range of integers
+    /// (empty when `lo > hi`), rounded at load from the thresholds as written:
+    /// two integer compares per lead.
+    Int {
+        field: IntField,
+        lo: i64,
+        hi: i64,
+        negated: bool,
+    },
+}
+
+/// The number fields that only hold integers.
+#[derive(Clone, Copy, Debug)]
+enum IntField {
+    Employees,
+    Score,
+    Event(u16),
+}
+
+impl IntField {
+    fn of(field: &Field) -> Option<IntField> {
+        match field {
+            Field::Employees => Some(IntField::Employees),
+            Field::Score => Some(IntField::Score),
+            Field::Events(slot) => Some(IntField::Event(*slot)),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn get(self, f: &Facts<'_>) -> Option<i64> {
+        match self {
+            IntField::Employees => f.profile.employees,
+            IntField::Score => f.score,
+            IntField::Event(slot) => Some(i64::from(f.events.get(usize::from(slot)).copied().unwrap_or(0))),
+        }
+    }
+}
+
+/// Thresholds below this magnitude are integers or lie between two, exactly
+/// as `f64`; and every integer value compares with them as its `f64` does.
+const EXACT: f64 = 9_007_199_254_740_992.0;
+
+/// The integers `op` holds for, as an inclusive range and whether it is
+/// negated; `None` when the test is not a comparison with exact thresholds.
+fn int_range(op: &NumOp) -> Option<(i64, i64, bool)> {
+    let exact = |x: f64| x.is_finite() && x.abs() < EXACT;
+    // Within `EXACT`, the conversions below are exact.
+    let (ceil, floor) = (|x: f64| x.ceil() as i64, |x: f64| x.floor() as i64);
+    let point = |x: f64| if x.fract() == 0.0 { (x as i64, x as i64) } else { (1, 0) };
+    Some(match *op {
+        NumOp::Gte(x) if exact(x) => (ceil(x), i64::MAX, false),
+        NumOp::Gt(x) if exact(x) => (floor(x) + 1, i64::MAX, false),
+        NumOp::Lte(x) if exact(x) => (i64::MIN, floor(x), false),
+        NumOp::Lt(x) if exact(x) => (i64::MIN, ceil(x) - 1, false),
+        NumOp::Between(a, b) if exact(a) && exact(b) => (ceil(a), floor(b), false),
+        NumOp::Eq(x) if exact(x) => {
+            let (lo, hi) = point(x);
+            (lo, hi, false)
+        }
+        NumOp::Ne(x) if exact(x) => {
+            let (lo, hi) = point(x);
+            (lo, hi, true)
+        }
+        _ => return None,
+    })
 }
 
 impl Check {
-    #[inline]
+    #[inline(always)]
     fn holds(&self, f: &Facts<'_>) -> bool {
         match self {
+            Check::Int { field, lo, hi, negated } => field.get(f).is_some_and(|v| (*lo <= v && v <= *hi) != *negated),
             Check::Number { field, op } => field.number(f).is_some_and(|v| op.holds(v)),
             Check::Text { field, op } => field.text(f).is_some_and(|v| op.holds(v)),
             Check::Country { set, negated } => {
@@ -192,13 +259,7 @@ impl Lower {
         Lower { ascii: exact.is_ascii(), keyed: Keyed::exact(&exact), exact: true }
     }
 
-    /// The key to compare values with, computed once per value.
-    #[inline]
-    fn key_of(exact: bool, value: &str) -> Key {
-        if exact { Key::exact(value) } else { Key::folded(value) }
-    }
-
-    /// Equal to `value` (with `key` from [`Lower::key_of`]), ignoring case.
+    /// Equal to `value` (whose key, exact or folded as this operand is, is `key`), ignoring case.
     #[inline]
     fn eq(&self, value: &str, key: Key, value_ascii: bool) -> bool {
         if self.exact {
@@ -215,10 +276,20 @@ impl Lower {
 #[inline]
 fn any_eq(xs: &[Lower], value: &str) -> bool {
     let Some(first) = xs.first() else { return false };
-    let key = Lower::key_of(first.exact, value);
-    let ascii = value.is_ascii();
-    xs.iter().any(|x| x.eq(value, key, ascii))
+    if first.exact {
+        let key = Key::exact(value);
+        xs.iter().any(|x| x.keyed.eq_exact(value, key))
+    } else if value.is_ascii() {
+        // Text that lower-cases to ASCII only equals operands that did too.
+        let key = Key::folded(value);
+        xs.iter().any(|x| x.ascii && x.keyed.eq_folded(value, key))
+    } else {
+        xs.iter().any(|x| x.eq(value, Key::folded(value), false))
+    }
 }
+
+/// Below this length a text is searched byte by byte.
+const SHORT: usize = 48;
 
 /// A substring operand (`contains`, `starts_with`, `ends_with`), compared
 /// ignoring case: bytewise for ASCII text, by a case-insensitive regex otherwise.
@@ -249,8 +320,13 @@ impl Literal {
                     Some(n) => n,
                     None => return false,
                 };
-                memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), &hay[..=last_start])
-                    .any(|at| hay[at..at + needle.len()].eq_ignore_ascii_case(needle))
+                let confirm = |at: usize| hay[at + 1..at + needle.len()].eq_ignore_ascii_case(&needle[1..]);
+                if hay.len() < SHORT {
+                    // Titles and names: a plain scan beats setting up a vector search.
+                    hay[..=last_start].iter().enumerate().any(|(at, b)| b.to_ascii_lowercase() == first && confirm(at))
+                } else {
+                    memchr::memchr2_iter(first, first.to_ascii_uppercase(), &hay[..=last_start]).any(confirm)
+                }
             }
             None => self.unicode.is_match(value),
         }
@@ -324,15 +400,55 @@ impl NumOp {
 }
 
 impl Cond {
-    /// Whether the condition holds for these facts.
+    /// Whether the condition holds for these facts. Tests, the leaves, are
+    /// checked in place; only nested groups cost a call.
     #[inline]
     pub fn holds(&self, f: &Facts<'_>) -> bool {
         match self {
+            Cond::Test(t) => t.check.holds(f),
             Cond::Always => true,
+            group => group.group_holds(f),
+        }
+    }
+
+    fn group_holds(&self, f: &Facts<'_>) -> bool {
+        match self {
             Cond::All(cs) => cs.iter().all(|c| c.holds(f)),
             Cond::Any(cs) => cs.iter().any(|c| c.holds(f)),
             Cond::Not(c) => !c.holds(f),
             Cond::Test(t) => t.check.holds(f),
+            Cond::Always => true,
+        }
+    }
+
+    /// Every one of `parts`, cheapest first: conditions have no effects, so
+    /// the order only decides how soon a group is settled.
+    fn all(mut parts: Vec<Cond>) -> Cond {
+        parts.sort_by_key(Cond::cost);
+        Cond::All(parts.into())
+    }
+
+    /// Any of `parts`, cheapest first.
+    fn any(mut parts: Vec<Cond>) -> Cond {
+        parts.sort_by_key(Cond::cost);
+        Cond::Any(parts.into())
+    }
+
+    /// A rough cost of checking the condition: masks and integers before
+    /// numbers, equality on text before searches in it, searches before regexes.
+    fn cost(&self) -> u32 {
+        match self {
+            Cond::Always => 0,
+            Cond::Test(t) => match &t.check {
+                Check::Int { .. } | Check::Bool { .. } | Check::Tier { .. } | Check::Status { .. } => 1,
+                Check::Exists { .. } | Check::Country { .. } | Check::Number { .. } => 2,
+                Check::Text { op: TextOp::Eq(_) | TextOp::Ne(_), .. } => 3,
+                Check::Text { op: TextOp::In(xs) | TextOp::NotIn(xs), .. } => 3 + xs.len().min(64) as u32,
+                Check::Text { op: TextOp::Matches(_), .. } => 200,
+                Check::Text { .. } => 100,
+            },
+            Cond::Not(c) => c.cost(),
+            Cond::All(cs) | Cond::Any(cs) => cs.iter().map(Cond::cost).fold(0u32, u32::saturating_add),
         }
     }
 
@@ -385,7 +501,7 @@ fn compile_at(doc: &mut Doc<'_>, node: &Node, path: &str, scope: &Scope<'_>, dep
         let key_path = child(path, key.as_str());
         let compiled = match key.as_str() {
             "all" | "any" => compile_list(doc, value, &key_path, scope, depth)
-                .map(|cs| if key.as_str() == "all" { Cond::All(cs.into()) } else { Cond::Any(cs.into()) }),
+                .map(|cs| if key.as_str() == "all" { Cond::all(cs) } else { Cond::any(cs) }),
             "not" => compile_at(doc, value, &key_path, scope, depth + 1).map(|c| Cond::Not(Box::new(c))),
             name => match resolve(name, scope) {
                 Ok(field) => compile_field(doc, field, value, &key_path, scope),
@@ -406,7 +522,7 @@ fn compile_at(doc: &mut Doc<'_>, node: &Node, path: &str, scope: &Scope<'_>, dep
     Some(match parts.len() {
         0 => Cond::Always,
         1 => parts.pop().unwrap_or(Cond::Always),
-        _ => Cond::All(parts.into()),
+        _ => Cond::all(parts),
     })
 }
 
@@ -468,7 +584,7 @@ fn compile_ops(
     if !ok {
         return None;
     }
-    Some(if parts.len() == 1 { parts.pop().unwrap_or(Cond::Always) } else { Cond::All(parts.into()) })
+    Some(if parts.len() == 1 { parts.pop().unwrap_or(Cond::Always) } else { Cond::all(parts) })
 }
 
 /// Operand scalars as text, for a list or a single value.
@@ -720,7 +836,11 @@ fn compile_number(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path:
         }
     };
     let shape = number_shape(&field, &op);
-    Some(shaped(test(path, Check::Number { field, op }), shape))
+    let check = match (IntField::of(&field), int_range(&op)) {
+        (Some(field), Some((lo, hi, negated))) => Check::Int { field, lo, hi, negated },
+        _ => Check::Number { field, op },
+    };
+    Some(shaped(test(path, check), shape))
 }
 
 fn number_shape(field: &Field, op: &NumOp) -> Shape {
@@ -759,4 +879,55 @@ fn shaped(c: Cond, shape: Shape) -> Cond {
 /// A field's identity in a shape: two tests on the same field have the same.
 fn field_name(field: &Field) -> String {
     format!("{field:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{NumOp, int_range};
+
+    fn ops(x: f64, y: f64) -> Vec<NumOp> {
+        let (a, b) = if x <= y { (x, y) } else { (y, x) };
+        vec![NumOp::Eq(x), NumOp::Ne(x), NumOp::Gt(x), NumOp::Gte(x), NumOp::Lt(x), NumOp::Lte(x), NumOp::Between(a, b)]
+    }
+
+    fn threshold() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            (-50i64..50).prop_map(|n| n as f64),
+            (-5000i64..5000).prop_map(|n| n as f64 / 4.0),
+            any::<f64>(),
+            Just(f64::NAN),
+            Just(9_007_199_254_740_992.0),
+            Just(-9_007_199_254_740_991.5),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = i64> {
+        prop_oneof![-60i64..60, any::<i64>(), Just(i64::MAX), Just(i64::MIN), Just(9_007_199_254_740_993)]
+    }
+
+    proptest! {
+        /// An integer test as a range holds for exactly the values the
+        /// comparison in `f64` holds for.
+        #[test]
+        fn integer_ranges_agree_with_comparisons(x in threshold(), y in threshold(), v in value()) {
+            for op in ops(x, y) {
+                if let Some((lo, hi, negated)) = int_range(&op) {
+                    prop_assert_eq!((lo <= v && v <= hi) != negated, op.holds(v as f64), "{:?} on {}", op, v);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn thresholds_outside_exact_integers_stay_comparisons() {
+        for x in [f64::NAN, f64::INFINITY, -f64::INFINITY, 1e300, 9_007_199_254_740_992.0] {
+            assert_eq!(int_range(&NumOp::Gte(x)), None, "{x}");
+        }
+        assert_eq!(int_range(&NumOp::Gt(2.5)), Some((3, i64::MAX, false)));
+        assert_eq!(int_range(&NumOp::Lt(-2.5)), Some((i64::MIN, -3, false)));
+        assert_eq!(int_range(&NumOp::Eq(2.5)), Some((1, 0, false)));
+        assert_eq!(int_range(&NumOp::Ne(2.5)), Some((1, 0, true)));
+    }
 }

@@ -102,7 +102,7 @@ impl Field {
     }
 
     /// The text of a text field; `None` when absent or empty.
-    #[inline]
+    #[inline(always)]
     pub fn text<'a>(&self, f: &Facts<'a>) -> Option<&'a str> {
         let value = match self {
             Field::Email => Some(f.profile.email.as_str()),
@@ -200,8 +200,7 @@ impl EventVocabulary {
         u16::try_from(slot).unwrap_or(u16::MAX)
     }
 
-    /// A vocabulary holds a few dozen names at most: a scan over keys beats
-    /// hashing and binary search.
+    /// One hash of the name and one comparison.
     #[inline]
     pub fn slot(&self, name: &str) -> Option<u16> {
         self.keyed.position(name).and_then(|i| u16::try_from(i).ok())

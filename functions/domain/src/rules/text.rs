@@ -1,6 +1,11 @@
 //! Fast equality for the short strings rules compare: a key made of the length
 //! and the first eight bytes settles most comparisons with one integer compare,
-//! and the rest of the bytes are compared only when the keys agree.
+//! and the rest of the bytes are compared only when the keys agree. Lists of
+//! names (event types, free email domains) are hashed.
+
+use std::collections::HashMap;
+
+use foldhash::fast::FixedState;
 
 /// The length and the first eight bytes of a string (ASCII-lower-cased for
 /// comparisons that ignore case).
@@ -68,11 +73,10 @@ impl Keyed {
 }
 
 /// A list of strings, each with its position in insertion order, looked up by
-/// binary search over keys (integer compares; bytes only to confirm a match).
+/// hash: one hash of the bytes and, nearly always, one comparison.
 #[derive(Clone, Debug, Default)]
 pub struct KeyedList {
-    /// Sorted by key.
-    sorted: Vec<(Keyed, usize)>,
+    index: HashMap<Box<str>, usize, FixedState>,
     /// In insertion order.
     names: Vec<Box<str>>,
 }
@@ -83,18 +87,14 @@ impl KeyedList {
         if let Some(i) = self.position(s) {
             return i;
         }
-        let keyed = Keyed::exact(s);
-        let at = self.sorted.partition_point(|(k, _)| k.key < keyed.key);
-        self.sorted.insert(at, (keyed, self.names.len()));
+        self.index.insert(s.into(), self.names.len());
         self.names.push(s.into());
         self.names.len() - 1
     }
 
     #[inline]
     pub fn position(&self, s: &str) -> Option<usize> {
-        let key = Key::exact(s);
-        let from = self.sorted.partition_point(|(k, _)| k.key < key);
-        self.sorted[from..].iter().take_while(|(k, _)| k.key == key).find(|(k, _)| k.eq_exact(s, key)).map(|(_, i)| *i)
+        self.index.get(s).copied()
     }
 
     pub fn len(&self) -> usize {
