@@ -77,7 +77,7 @@ macro_rules! with_app {
         let web = $crate::web_cmd::config(backend)?;
         let aws = match (&backend.store, &backend.notify) {
             ($crate::data_cmd::StoreSpec::Embedded(_), $crate::data_cmd::NotifySpec::Log(_)) => None,
-            _ => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
+            _ => Some(leadflow_adapters::aws_defaults().load().await),
         };
         match (&backend.store, &backend.notify) {
             ($crate::data_cmd::StoreSpec::Embedded(path), $crate::data_cmd::NotifySpec::Log(log)) => {

@@ -12,12 +12,11 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 use leadflow_domain::RuleSet;
-use leadflow_domain::rules::input::EventTypes;
+use leadflow_domain::rules::input::{LeadInput, LeadLine, read_lead};
 use leadflow_domain::rules::routing::TargetName;
 use leadflow_domain::rules::scoring::MatchedFit;
 use leadflow_domain::rules::{RULE_FILES, RuleSources};
 use serde::Serialize;
-use serde_json::Value;
 
 /// Exit code when the change moves leads.
 pub const CHANGES: u8 = 3;
@@ -45,8 +44,7 @@ struct Decided {
     fit: Vec<(String, i64)>,
 }
 
-fn decide(rules: &RuleSet, line: &Value, fit: &mut MatchedFit, slots: &mut Vec<u32>) -> Result<Decided, String> {
-    let input = rules.lead_input(line, EventTypes::Any).map_err(|e| e.to_string())?;
+fn decide(rules: &RuleSet, input: &LeadInput, fit: &mut MatchedFit, slots: &mut Vec<u32>) -> Decided {
     rules.event_slots(&input.events, slots);
     let mut facts = rules.facts(&input.profile, slots, input.status, input.bant);
     fit.0.clear();
@@ -55,14 +53,14 @@ fn decide(rules: &RuleSet, line: &Value, fit: &mut MatchedFit, slots: &mut Vec<u
         TargetName::Pool { pool } => format!("pool {pool}"),
         TargetName::Rep { rep } => format!("rep {rep}"),
     };
-    Ok(Decided {
+    Decided {
         score: eval.score.total,
         tier: rules.tier_name(eval.score.tier).to_owned(),
         handoff: rules.scoring.is_handoff(eval.score.tier),
         route_rule: rules.routing.rule_name(eval.route).to_owned(),
         target,
         fit: fit.0.iter().map(|i| (rules.scoring.fit[*i].name.clone(), rules.scoring.fit[*i].points)).collect(),
-    })
+    }
 }
 
 /// A move and how many leads made it, with examples: the first leads of the
@@ -353,15 +351,13 @@ fn decide_line(
     fit: &mut MatchedFit,
     slots: &mut Vec<u32>,
 ) {
-    let Ok(value) = serde_json::from_str::<Value>(line) else {
+    let LeadLine { id, input } = read_lead(line, None);
+    let Ok(input) = input else {
         report.rejected += 1;
         return;
     };
-    let id = value.get("id").and_then(Value::as_str).map_or_else(|| format!("line {n}"), str::to_owned);
-    match (decide(base, &value, fit, slots), decide(head, &value, fit, slots)) {
-        (Ok(b), Ok(h)) => report.add(n, &id, &b, &h),
-        _ => report.rejected += 1,
-    }
+    let id = id.unwrap_or_else(|| format!("line {n}"));
+    report.add(n, &id, &decide(base, &input, fit, slots), &decide(head, &input, fit, slots));
 }
 
 pub fn diff(dir: &Path, base: &str, leads: &str, format: DiffFormat, budget: Option<usize>) -> Result<ExitCode> {

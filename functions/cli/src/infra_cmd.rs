@@ -9,7 +9,7 @@ use leadflow_domain::RuleSet;
 pub fn create_table(table: &str) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = leadflow_adapters::aws_defaults().load().await;
         let client = aws_sdk_dynamodb::Client::new(&config);
         leadflow_adapters::table::create(&client, table).await.with_context(|| format!("creating table {table}"))
     })?;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use leadflow_domain::rules::input::EventTypes;
+use leadflow_domain::rules::input::{EventTypes, read_lead};
 use leadflow_domain::rules::routing::TargetName;
 use leadflow_domain::rules::scoring::MatchedFit;
 use leadflow_domain::rules::testcases::{self, CaseOutcome};
@@ -277,8 +277,20 @@ pub fn explain(dir: &Path, lead: &str, as_json: bool) -> Result<ExitCode> {
 struct Decision<'a> {
     score: i64,
     tier: &'a str,
-    fit: Vec<&'a str>,
+    fit: FitNames<'a>,
     route: Route<'a>,
+}
+
+/// The names of the fit rules that matched, written with no list of their own.
+struct FitNames<'a> {
+    rules: &'a RuleSet,
+    matched: &'a [usize],
+}
+
+impl Serialize for FitNames<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.matched.iter().map(|i| self.rules.scoring.fit[*i].name.as_str()))
+    }
 }
 
 #[derive(Serialize)]
@@ -290,29 +302,31 @@ struct Route<'a> {
 
 pub fn replay(dir: &Path, leads: &str) -> Result<ExitCode> {
     let Some(rules) = load(dir)? else { return Ok(ExitCode::FAILURE) };
-    let reader: Box<dyn BufRead> = if leads == "-" {
+    let mut reader: Box<dyn BufRead> = if leads == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(std::io::BufReader::new(std::fs::File::open(leads).with_context(|| format!("opening {leads}"))?))
+        let file = std::fs::File::open(leads).with_context(|| format!("opening {leads}"))?;
+        Box::new(std::io::BufReader::with_capacity(1 << 16, file))
     };
-    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let (mut decided, mut rejected) = (0u64, 0u64);
     let mut slots = Vec::new();
     let mut fit = MatchedFit::default();
+    let mut line = String::new();
     let started = Instant::now();
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("reading line {}", n + 1))?;
+    for n in 1.. {
+        line.clear();
+        if reader.read_line(&mut line).with_context(|| format!("reading line {n}"))? == 0 {
+            break;
+        }
         if line.trim().is_empty() {
             continue;
         }
-        let input = serde_json::from_str::<Value>(&line)
-            .map_err(|e| e.to_string())
-            .and_then(|v| rules.lead_input(&v, EventTypes::Any).map_err(|e| e.to_string()));
-        let input = match input {
+        let input = match read_lead(&line, None).input {
             Ok(i) => i,
             Err(error) => {
                 rejected += 1;
-                serde_json::to_writer(&mut out, &json!({ "line": n + 1, "error": error }))?;
+                serde_json::to_writer(&mut out, &json!({ "line": n, "error": error.to_string() }))?;
                 out.write_all(b"\n")?;
                 continue;
             }
@@ -324,7 +338,7 @@ pub fn replay(dir: &Path, leads: &str) -> Result<ExitCode> {
         let decision = Decision {
             score: eval.score.total,
             tier: rules.tier_name(eval.score.tier),
-            fit: fit.0.iter().map(|i| rules.scoring.fit[*i].name.as_str()).collect(),
+            fit: FitNames { rules: &rules, matched: &fit.0 },
             route: Route {
                 rule: rules.routing.rule_name(eval.route),
                 target: rules.routing.target_name(rules.routing.target(eval.route)),

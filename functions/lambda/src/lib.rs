@@ -373,5 +373,5 @@ pub async fn cleanup<S: Store, N: Notifier>(
 /// The AWS SDK's configuration from the Lambda environment (region,
 /// credentials, and `AWS_ENDPOINT_URL` for an emulator).
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    leadflow_adapters::aws_defaults().load().await
 }
