@@ -259,16 +259,9 @@ impl Lower {
         Lower { ascii: exact.is_ascii(), keyed: Keyed::exact(&exact), exact: true }
     }
 
-    /// Equal to `value` (whose key, exact or folded as this operand is, is `key`), ignoring case.
-    #[inline]
-    fn eq(&self, value: &str, key: Key, value_ascii: bool) -> bool {
-        if self.exact {
-            self.keyed.eq_exact(value, key)
-        } else if value_ascii && self.ascii {
-            self.keyed.eq_folded(value, key)
-        } else {
-            value.chars().flat_map(char::to_lowercase).eq(self.keyed.as_str().chars())
-        }
+    /// Equal to `value`, which is not ASCII, by Unicode lower-casing.
+    fn eq_unicode(&self, value: &str) -> bool {
+        value.chars().flat_map(char::to_lowercase).eq(self.keyed.as_str().chars())
     }
 }
 
@@ -284,7 +277,7 @@ fn any_eq(xs: &[Lower], value: &str) -> bool {
         let key = Key::folded(value);
         xs.iter().any(|x| x.ascii && x.keyed.eq_folded(value, key))
     } else {
-        xs.iter().any(|x| x.eq(value, Key::folded(value), false))
+        xs.iter().any(|x| x.eq_unicode(value))
     }
 }
 

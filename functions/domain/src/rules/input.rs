@@ -140,7 +140,7 @@ impl Fields {
                     _ => self.error(key, format!("`status`: {} is not a status", value.describe())),
                 }
             }
-            "bant" => match map.next_value::<BantFields<'de>>()?.0 {
+            "bant" => match map.next_value::<Entries<'de>>()?.0 {
                 Some(parts) => {
                     for (part, value) in parts {
                         let slot = match &*part {
@@ -357,7 +357,7 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
         let mut events = BTreeMap::new();
         let mut idle_days = 0;
         let mut id = None;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
             match &*key {
                 "lead" => nested = Some(map.next_value::<NestedFields>()?.0.ok_or(())),
                 "events" => self.events(&mut map, &mut events, &mut errors)?,
@@ -451,12 +451,12 @@ impl LeadSeed<'_> {
         events: &mut BTreeMap<String, u32>,
         errors: &mut Vec<Filed>,
     ) -> Result<(), A::Error> {
-        match map.next_value::<Option<Counts<'de>>>()? {
+        match map.next_value::<Option<Entries<'de>>>()? {
             None => {}
-            Some(Counts(None)) => {
+            Some(Entries(None)) => {
                 errors.push(((3, String::new()), "`events` must be a map of event type to count".to_owned()))
             }
-            Some(Counts(Some(counts))) => {
+            Some(Entries(Some(counts))) => {
                 for (name, count) in counts {
                     let Some(n) = count.count() else {
                         let message = format!("`events.{name}` must be a whole number of zero or more");
@@ -495,7 +495,7 @@ impl<'de> Deserialize<'de> for NestedFields {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut fields = Fields::new();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
                     fields.read(&key, &mut map)?;
                 }
                 Ok(Some(fields))
@@ -505,29 +505,19 @@ impl<'de> Deserialize<'de> for NestedFields {
     }
 }
 
-/// The value of `events`, `None` when it is not a map; the counts are
-/// checked by the caller, which knows the event types.
-struct Counts<'de>(Option<Vec<(Cow<'de, str>, Scalar<'de>)>>);
+/// The value of `events` or `bant`: its entries in order, `None` when it is
+/// not a map; the caller checks them.
+struct Entries<'de>(Option<Vec<(Cow<'de, str>, Scalar<'de>)>>);
 
-impl<'de> Deserialize<'de> for Counts<'de> {
+impl<'de> Deserialize<'de> for Entries<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Lenient(Entries)).map(Counts)
+        d.deserialize_any(Lenient(EntriesVisitor)).map(Entries)
     }
 }
 
-/// The value of `bant`: its parts, `None` when it is not a map.
-struct BantFields<'de>(Option<Vec<(Cow<'de, str>, Scalar<'de>)>>);
+struct EntriesVisitor;
 
-impl<'de> Deserialize<'de> for BantFields<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Lenient(Entries)).map(BantFields)
-    }
-}
-
-/// A map's entries, in order.
-struct Entries;
-
-impl<'de> Visitor<'de> for Entries {
+impl<'de> Visitor<'de> for EntriesVisitor {
     type Value = Option<Vec<(Cow<'de, str>, Scalar<'de>)>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -536,10 +526,40 @@ impl<'de> Visitor<'de> for Entries {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut entries = Vec::new();
-        while let Some(entry) = map.next_entry::<Cow<'de, str>, Scalar<'de>>()? {
-            entries.push(entry);
+        while let Some((Name(name), value)) = map.next_entry::<Name<'de>, Scalar<'de>>()? {
+            entries.push((name, value));
         }
         Ok(Some(entries))
+    }
+}
+
+/// A map key, borrowed from the line unless it holds escapes (serde's own
+/// `Cow` always copies).
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Name<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -727,6 +747,30 @@ mod tests {
             let line = read_lead(text, None);
             assert!(line.input.is_err(), "{text:?} read as a lead");
         }
+    }
+
+    /// Values the reader skips over (maps and lists where a field is
+    /// expected, what an export adds) are skipped without recursion, however
+    /// deep: a hostile line cannot overflow the stack, and a deep value where a
+    /// field is expected is that field's error.
+    #[test]
+    fn deeply_nested_values_are_skipped_without_recursion() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        for (text, want) in [
+            (format!(r#"{{"email": "jo@acme.com", "company": {deep}}}"#), "`company` must be a single value"),
+            (
+                format!(r#"{{"email": "jo@acme.com", "events": {{"email_open": {deep}}}}}"#),
+                "`events.email_open` must be",
+            ),
+            (format!(r#"{{"email": "jo@acme.com", "bant": {{"need": {deep}}}}}"#), "`bant.need` must be"),
+        ] {
+            let got = read_lead(&text, None).input.expect_err("a nested value is not a field").to_string();
+            assert!(got.contains(want), "{got:?} should say {want:?}");
+        }
+        let stored = format!(r#"{{"stored": {deep}, "lead": {{"email": "jo@acme.com"}}}}"#);
+        assert!(read_lead(&stored, None).input.is_ok(), "what an export adds decides nothing");
+        let unclosed = format!(r#"{{"stored": {}, "lead": {{"email": "jo@acme.com"}}}}"#, "[".repeat(100_000));
+        assert!(read_lead(&unclosed, None).input.is_err());
     }
 
     #[test]
