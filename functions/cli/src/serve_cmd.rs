@@ -302,12 +302,8 @@ async fn shutdown() {
 /// the ISO code, so a typed name can never pick the wrong country).
 async fn form_page() -> impl IntoResponse {
     static PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let mut countries: Vec<(String, String)> =
-            keshvar::CountryIterator::new().map(|c| (c.iso_short_name().to_owned(), c.alpha2().to_string())).collect();
-        countries.sort();
-        let options: String = countries
-            .iter()
-            .map(|(name, code)| format!("      <option value=\"{code}\">{}</option>\n", escape(name)))
+        let options: String = leadflow_domain::country::english_names()
+            .map(|(name, code)| format!("      <option value=\"{}\">{}</option>\n", code.as_str(), escape(name)))
             .collect();
         include_str!("form.html").replace("<!-- countries -->\n", &options)
     });

@@ -2,111 +2,15 @@
 //! the alpha-3 code, the English short and official names, the names keshvar
 //! (built from the `countries` data set) lists in other languages (its
 //! unofficial names and its translations into about 150 languages), and the
-//! common aliases of [`ALIASES`].
+//! common aliases of `country/aliases.rs`. The build script folds them all into
+//! one sorted table; nothing of keshvar is left in the binaries.
 //!
 //! Text is folded before lookup: lower case, Latin accents removed
 //! ("Österreich" is "osterreich"), punctuation as spaces ("U.S.A." is "u s a"),
 //! a leading "the" dropped. A folded name that two countries share in some
 //! language is left out rather than guessed.
 
-use std::collections::HashMap;
-use std::sync::LazyLock;
-
 use crate::lead::CountryCode;
-
-/// Names people use that the data set lacks or gives to no single country.
-const ALIASES: &[(&str, &str)] = &[
-    ("uk", "GB"),
-    ("u k", "GB"),
-    ("great britain", "GB"),
-    ("britain", "GB"),
-    ("england", "GB"),
-    ("scotland", "GB"),
-    ("wales", "GB"),
-    ("northern ireland", "GB"),
-    ("united kingdom", "GB"),
-    ("us", "US"),
-    ("u s", "US"),
-    ("u s a", "US"),
-    ("america", "US"),
-    ("united states", "US"),
-    ("united states of america", "US"),
-    ("holland", "NL"),
-    ("netherlands", "NL"),
-    ("south korea", "KR"),
-    ("korea", "KR"),
-    ("republic of korea", "KR"),
-    ("north korea", "KP"),
-    ("russia", "RU"),
-    ("czech republic", "CZ"),
-    ("czechia", "CZ"),
-    ("ivory coast", "CI"),
-    ("turkey", "TR"),
-    ("turkiye", "TR"),
-    ("vietnam", "VN"),
-    ("uae", "AE"),
-    ("u a e", "AE"),
-    ("emirates", "AE"),
-    ("hong kong", "HK"),
-    ("taiwan", "TW"),
-    ("macau", "MO"),
-    ("macao", "MO"),
-    ("iran", "IR"),
-    ("syria", "SY"),
-    ("laos", "LA"),
-    ("bolivia", "BO"),
-    ("venezuela", "VE"),
-    ("tanzania", "TZ"),
-    ("moldova", "MD"),
-    ("palestine", "PS"),
-    ("vatican", "VA"),
-    ("vatican city", "VA"),
-    ("macedonia", "MK"),
-    ("north macedonia", "MK"),
-    ("brunei", "BN"),
-    ("cape verde", "CV"),
-    ("swaziland", "SZ"),
-    ("eswatini", "SZ"),
-    ("burma", "MM"),
-    ("east timor", "TL"),
-    ("dr congo", "CD"),
-    ("drc", "CD"),
-    ("democratic republic of the congo", "CD"),
-    ("republic of the congo", "CG"),
-    ("congo brazzaville", "CG"),
-    ("congo kinshasa", "CD"),
-    ("bosnia", "BA"),
-    ("bosnia and herzegovina", "BA"),
-    ("trinidad", "TT"),
-    ("st lucia", "LC"),
-    ("saint lucia", "LC"),
-    ("st kitts", "KN"),
-    ("micronesia", "FM"),
-    ("falklands", "FK"),
-    ("reunion", "RE"),
-    ("curacao", "CW"),
-    ("deutschland", "DE"),
-    ("espana", "ES"),
-    ("brasil", "BR"),
-    ("mexico", "MX"),
-    ("schweiz", "CH"),
-    ("suisse", "CH"),
-    ("osterreich", "AT"),
-    ("sverige", "SE"),
-    ("norge", "NO"),
-    ("danmark", "DK"),
-    ("suomi", "FI"),
-    ("polska", "PL"),
-    ("italia", "IT"),
-    ("nederland", "NL"),
-    ("belgie", "BE"),
-    ("belgique", "BE"),
-    ("eire", "IE"),
-    ("nippon", "JP"),
-    ("zhongguo", "CN"),
-    ("prc", "CN"),
-    ("peoples republic of china", "CN"),
-];
 
 /// Words people put in a country field that name no country, though some
 /// language's name for one folds to them ("NA" is Namibia's code, "Y" Italy
@@ -141,81 +45,26 @@ const NOT_COUNTRIES: &[&str] = &[
 /// Names two countries share in common use: kept as sent rather than guessed.
 const AMBIGUOUS: &[&str] = &["congo", "virgin islands", "guinea republic", "samoa islands"];
 
-/// Folded names, in order of trust: codes, English names, aliases, then the
-/// names in other languages (where a name two countries share is dropped).
-static NAMES: LazyLock<HashMap<String, CountryCode>> = LazyLock::new(|| {
-    let mut names: HashMap<String, CountryCode> = HashMap::new();
-    let mut other: HashMap<String, Option<CountryCode>> = HashMap::new();
-    let code_of = |alpha2: &str| CountryCode::parse(alpha2).ok();
-    for country in keshvar::CountryIterator::new() {
-        let Some(code) = code_of(&country.alpha2().to_string()) else { continue };
-        for name in
-            [country.alpha3().to_string(), country.iso_short_name().to_owned(), country.iso_long_name().to_owned()]
-        {
-            names.entry(fold(&name)).or_insert(code);
-        }
-        let translated = country.translations().values().copied();
-        for name in country.unofficial_name_list().iter().copied().chain(translated) {
-            let key = fold(name);
-            // Short Latin forms in other languages are too easily some other
-            // word ("Y" is Italy in Vietnamese); other scripts write countries short.
-            let short = if key.is_ascii() { 4 } else { 2 };
-            if key.chars().count() < short {
-                continue;
-            }
-            match other.get(&key) {
-                Some(Some(seen)) if *seen != code => {
-                    other.insert(key, None);
-                }
-                Some(_) => {}
-                None => {
-                    other.insert(key, Some(code));
-                }
-            }
-        }
-    }
-    for (alias, alpha2) in ALIASES {
-        if let Some(code) = code_of(alpha2) {
-            names.insert((*alias).to_owned(), code);
-        }
-    }
-    for (key, code) in other {
-        if let (Some(code), false) = (code, key.is_empty()) {
-            names.entry(key).or_insert(code);
-        }
-    }
-    names
-});
+mod fold;
 
-/// Lower case, Latin accents removed, anything but letters and digits a
-/// single space, a leading "the " dropped.
-pub fn fold(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut space = false;
-    for c in text.chars().flat_map(char::to_lowercase) {
-        if c.is_alphanumeric() {
-            if space && !out.is_empty() {
-                out.push(' ');
-            }
-            space = false;
-            // Latin letters with accents lose them; other scripts stay as they are.
-            match (c as u32) < 0x0250 && !c.is_ascii() {
-                true => match deunicode::deunicode_char(c) {
-                    Some(plain) if plain.chars().all(|p| p.is_ascii_alphanumeric()) => {
-                        out.extend(plain.chars().map(|p| p.to_ascii_lowercase()))
-                    }
-                    _ => out.push(c),
-                },
-                false => out.push(c),
-            }
-        } else {
-            space = true;
-        }
-    }
-    match out.strip_prefix("the ") {
-        Some(rest) => rest.to_owned(),
-        None => out,
-    }
+pub use fold::fold;
+
+include!(concat!(env!("OUT_DIR"), "/countries.rs"));
+
+/// The country a folded name names, from the table the build script makes.
+fn named(folded: &str) -> Option<CountryCode> {
+    let name = |&(start, len, _): &(u32, u16, [u8; 2])| &NAME_TEXT[start as usize..start as usize + usize::from(len)];
+    NAMES.binary_search_by(|entry| name(entry).cmp(folded)).ok().map(|found| code(NAMES[found].2))
+}
+
+/// A code from the generated tables, which hold only upper-case pairs.
+fn code([a, b]: [u8; 2]) -> CountryCode {
+    CountryCode::parse(std::str::from_utf8(&[a, b]).unwrap_or_default()).expect("the table holds alpha-2 codes")
+}
+
+/// Every country by its English short name, sorted by name.
+pub fn english_names() -> impl Iterator<Item = (&'static str, CountryCode)> {
+    ENGLISH.iter().map(|&(name, alpha2)| (name, code(alpha2)))
 }
 
 /// The country `text` names, if it names exactly one: a two-letter code must
@@ -230,9 +79,10 @@ pub fn lookup(text: &str) -> Option<CountryCode> {
         if upper == "UK" {
             return CountryCode::parse("GB").ok();
         }
-        return keshvar::Alpha2::try_from(upper.as_str()).ok().and_then(|_| CountryCode::parse(&upper).ok());
+        let alpha2 = [upper.as_bytes()[0], upper.as_bytes()[1]];
+        return ALPHA2.binary_search(&alpha2).ok().map(|_| code(alpha2));
     }
-    NAMES.get(&folded).copied()
+    named(&folded)
 }
 
 #[cfg(test)]

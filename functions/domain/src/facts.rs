@@ -850,7 +850,7 @@ mod life_tests {
     #[test]
     fn business_time_counts_only_open_hours() {
         let bh = crate::rules::sla::BusinessHours {
-            timezone: chrono_tz::UTC,
+            timezone: crate::zone::Zone::utc(),
             days: [true, true, true, true, true, false, false],
             open: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
             close: chrono::NaiveTime::from_hms_opt(17, 0, 0).unwrap(),

@@ -16,6 +16,7 @@ pub mod record;
 pub mod report;
 pub mod rules;
 pub mod team;
+pub mod zone;
 
 pub use lead::{Bant, CountryCode, Email, FieldValue, Profile, Status};
 pub use machine::{Access, Action, Decision, Input, Need, Outcome, Refusal, TeamState, access, decide};

@@ -168,7 +168,7 @@ pub fn clean(value: &str, max: usize) -> String {
 /// A time in the business-hours time zone when there is one, else UTC.
 pub fn local_time(rules: &RuleSet, t: DateTime<Utc>) -> String {
     match &rules.sla.business_hours {
-        Some(bh) => t.with_timezone(&bh.timezone).format("%a %H:%M %Z").to_string(),
+        Some(bh) => format!("{} {}", bh.timezone.local(t).format("%a %H:%M"), bh.timezone.abbreviation(t)),
         None => t.format("%a %H:%M UTC").to_string(),
     }
 }

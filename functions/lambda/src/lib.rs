@@ -216,7 +216,7 @@ pub async fn api(config: &Config, sdk: &SdkConfig) -> Result<Api<DynamoStore, Sn
 /// then the service.
 pub async fn service_from_env() -> Result<Arc<Service>, StartError> {
     let config = Config::from_env()?;
-    Ok(service(&config, &sdk_config().await).await?.0)
+    Ok(service(&config, &sdk_config()).await?.0)
 }
 
 /// The web app's cold start: it needs `APP_SECRET` and `APP_URL`.
@@ -234,14 +234,14 @@ pub async fn web(config: &Config, sdk: &SdkConfig) -> Result<Web<DynamoStore, Sn
 
 pub async fn web_from_env() -> Result<Web<DynamoStore, SnsNotifier>, StartError> {
     let config = Config::from_env()?;
-    web(&config, &sdk_config().await).await
+    web(&config, &sdk_config()).await
 }
 
 /// The HTTP functions' cold start: configuration from the environment, then the
 /// service and the API.
 pub async fn api_from_env() -> Result<Api<DynamoStore, SnsNotifier>, StartError> {
     let config = Config::from_env()?;
-    api(&config, &sdk_config().await).await
+    api(&config, &sdk_config()).await
 }
 
 /// Runs a function's cold start, `init`, and logs how long it took (`init_ms`).
@@ -372,6 +372,6 @@ pub async fn cleanup<S: Store, N: Notifier>(
 
 /// The AWS SDK's configuration from the Lambda environment (region,
 /// credentials, and `AWS_ENDPOINT_URL` for an emulator).
-pub async fn sdk_config() -> SdkConfig {
-    leadflow_adapters::aws_defaults().load().await
+pub fn sdk_config() -> SdkConfig {
+    leadflow_adapters::aws_from_lambda_env()
 }

@@ -1,18 +1,18 @@
 //! `sla.yaml`: first-response deadlines per tier, business hours, escalation.
 
-use chrono::{DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use marked_yaml::Node;
 use serde::Serialize;
 
 use super::diag::suggest;
 use super::yaml::{Doc, child, item, optional};
 use crate::duration::Duration;
+use crate::zone::Zone;
 
 /// When first-response clocks run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BusinessHours {
-    pub timezone: Tz,
+    pub timezone: Zone,
     /// Monday first.
     pub days: [bool; 7],
     pub open: NaiveTime,
@@ -60,16 +60,10 @@ const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 /// business day per week is guaranteed at load).
 const MAX_SCAN_DAYS: u32 = 3 * 366;
 
-fn local_to_utc(tz: &Tz, at: NaiveDateTime) -> DateTime<Utc> {
-    match tz.from_local_datetime(&at) {
-        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
-        // In a daylight-saving gap the local time does not exist: the window
-        // opens when the clocks have moved on, an hour later.
-        LocalResult::None => match tz.from_local_datetime(&(at + chrono::Duration::hours(1))) {
-            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
-            LocalResult::None => Utc.from_utc_datetime(&at),
-        },
-    }
+fn local_to_utc(tz: &Zone, at: NaiveDateTime) -> DateTime<Utc> {
+    // In a daylight-saving gap the local time does not exist: the window
+    // opens when the clocks have moved on, an hour later.
+    tz.earliest(at).or_else(|| tz.earliest(at + chrono::Duration::hours(1))).unwrap_or_else(|| at.and_utc())
 }
 
 impl BusinessHours {
@@ -90,7 +84,7 @@ impl BusinessHours {
     /// `start` plus `secs` of business time.
     pub fn add(&self, start: DateTime<Utc>, secs: u64) -> DateTime<Utc> {
         let mut remaining = secs as i64;
-        let mut day = start.with_timezone(&self.timezone).date_naive();
+        let mut day = self.timezone.local(start).date();
         for _ in 0..MAX_SCAN_DAYS {
             if let Some((open, close)) = self.window(day) {
                 let from = open.max(start);
@@ -120,8 +114,8 @@ impl BusinessHours {
             return 0;
         }
         let mut total = 0;
-        let mut day = from.with_timezone(&self.timezone).date_naive();
-        let last = to.with_timezone(&self.timezone).date_naive();
+        let mut day = self.timezone.local(from).date();
+        let last = self.timezone.local(to).date();
         for _ in 0..MAX_SCAN_DAYS {
             if let Some((open, close)) = self.window(day) {
                 let (a, b) = (open.max(from), close.min(to));
@@ -225,9 +219,9 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, tiers: Option<&[String]>) -> Opti
         doc.only_keys(m, "business_hours", &super::schema::BUSINESS_HOURS.names());
         let timezone = doc.required(m, "timezone", "business_hours").and_then(|n| {
             let name = doc.text(n, "business_hours.timezone")?;
-            match name.parse::<Tz>() {
-                Ok(tz) => Some(tz),
-                Err(_) => {
+            match Zone::parse(&name) {
+                Some(tz) => Some(tz),
+                None => {
                     doc.error(
                         n.span(),
                         "business_hours.timezone",
