@@ -135,6 +135,13 @@ enum Check {
         field: Field,
         op: NumOp,
     },
+    /// `eq`, `ne`, `in` or `not_in` on a text field whose value the rule set
+    /// numbers once per lead ([`Symbols`]): a bit test.
+    Symbol {
+        slot: u8,
+        set: Box<[u64]>,
+        negated: bool,
+    },
     /// A number test on an integer field as an inclusive range of integers
     /// (empty when `lo > hi`), rounded at load from the thresholds as written:
     /// two integer compares per lead.
@@ -210,6 +217,13 @@ impl Check {
             Check::Int { field, lo, hi, negated } => field.get(f).is_some_and(|v| (*lo <= v && v <= *hi) != *negated),
             Check::Number { field, op } => field.number(f).is_some_and(|v| op.holds(v)),
             Check::Text { field, op } => field.text(f).is_some_and(|v| op.holds(v)),
+            Check::Symbol { slot, set, negated } => match f.symbols[usize::from(*slot)] {
+                ABSENT => false,
+                symbol => {
+                    let word = set.get(symbol as usize / 64).copied().unwrap_or(0);
+                    (word >> (symbol % 64) & 1 == 1) != *negated
+                }
+            },
             Check::Country { set, negated } => {
                 f.profile.country.is_some_and(|c| (set[c.index() / 64] >> (c.index() % 64) & 1 == 1) != *negated)
             }
@@ -433,7 +447,11 @@ impl Cond {
         match self {
             Cond::Always => 0,
             Cond::Test(t) => match &t.check {
-                Check::Int { .. } | Check::Bool { .. } | Check::Tier { .. } | Check::Status { .. } => 1,
+                Check::Int { .. }
+                | Check::Bool { .. }
+                | Check::Tier { .. }
+                | Check::Status { .. }
+                | Check::Symbol { .. } => 1,
                 Check::Exists { .. } | Check::Country { .. } | Check::Number { .. } => 2,
                 Check::Text { op: TextOp::Eq(_) | TextOp::Ne(_), .. } => 3,
                 Check::Text { op: TextOp::In(xs) | TextOp::NotIn(xs), .. } => 3 + xs.len().min(64) as u32,
@@ -445,6 +463,36 @@ impl Cond {
         }
     }
 
+    /// Turns every `eq`, `ne`, `in` and `not_in` test on a text field into a
+    /// bit test on the value's number in `symbols`, as far as it has slots.
+    pub fn symbolise(&mut self, symbols: &mut Symbols) {
+        match self {
+            Cond::All(cs) | Cond::Any(cs) => cs.iter_mut().for_each(|c| c.symbolise(symbols)),
+            Cond::Not(c) => c.symbolise(symbols),
+            Cond::Always => {}
+            Cond::Test(t) => {
+                let Check::Text { field, op } = &t.check else { return };
+                let (operands, negated) = match op {
+                    TextOp::Eq(x) => (std::slice::from_ref(x), false),
+                    TextOp::Ne(x) => (std::slice::from_ref(x), true),
+                    TextOp::In(xs) => (&xs[..], false),
+                    TextOp::NotIn(xs) => (&xs[..], true),
+                    _ => return,
+                };
+                let Some(slot) = symbols.slot(field) else { return };
+                let mut set: Vec<u64> = Vec::new();
+                for x in operands {
+                    let symbol = symbols.number(slot, x.keyed.as_str()) as usize;
+                    if set.len() <= symbol / 64 {
+                        set.resize(symbol / 64 + 1, 0);
+                    }
+                    set[symbol / 64] |= 1 << (symbol % 64);
+                }
+                t.check = Check::Symbol { slot: slot as u8, set: set.into(), negated };
+            }
+        }
+    }
+
     /// Whether the condition always holds (so any later first-match rule is unreachable).
     pub fn is_unconditional(&self) -> bool {
         match self {
@@ -452,6 +500,99 @@ impl Cond {
             Cond::All(cs) => cs.iter().all(Cond::is_unconditional),
             _ => false,
         }
+    }
+}
+
+/// How many text fields a rule set numbers the values of; tests on further
+/// fields compare text.
+pub const SYMBOL_SLOTS: usize = 8;
+
+/// A lead's value in a numbered field: the field is absent or empty.
+pub const ABSENT: u32 = u32::MAX;
+/// A lead's value in a numbered field: present, but no test names it.
+const UNNAMED: u32 = u32::MAX - 1;
+
+/// The text values that `eq`, `ne`, `in` and `not_in` tests name, numbered
+/// per field at load. Each lead's value of such a field is looked up once
+/// (folded as the tests compare it) and every test on the field is then a bit
+/// test, however many tests and operands there are.
+#[derive(Clone, Debug, Default)]
+pub struct Symbols {
+    fields: Vec<SymbolField>,
+}
+
+#[derive(Clone, Debug)]
+struct SymbolField {
+    field: Field,
+    /// Values normalised by the field (email, country) compare exactly;
+    /// others ignoring case.
+    exact: bool,
+    numbers: std::collections::HashMap<Box<str>, u32, foldhash::fast::FixedState>,
+    /// The longest value named, in bytes: a longer ASCII value names none.
+    longest: usize,
+}
+
+impl Symbols {
+    /// The slot of `field`, given one if there is room.
+    fn slot(&mut self, field: &Field) -> Option<usize> {
+        if let Some(slot) = self.fields.iter().position(|f| f.field == *field) {
+            return Some(slot);
+        }
+        if self.fields.len() == SYMBOL_SLOTS {
+            return None;
+        }
+        let exact = field.normalised_case().is_some();
+        self.fields.push(SymbolField { field: field.clone(), exact, numbers: Default::default(), longest: 0 });
+        Some(self.fields.len() - 1)
+    }
+
+    /// The number of `value` (as the tests store it: folded, or normalised) in `slot`.
+    fn number(&mut self, slot: usize, value: &str) -> u32 {
+        let field = &mut self.fields[slot];
+        let next = field.numbers.len() as u32;
+        field.longest = field.longest.max(value.len());
+        *field.numbers.entry(value.into()).or_insert(next)
+    }
+
+    /// The lead's value of every numbered field.
+    #[inline]
+    pub fn of(&self, f: &Facts<'_>) -> [u32; SYMBOL_SLOTS] {
+        let mut out = [ABSENT; SYMBOL_SLOTS];
+        for (slot, field) in self.fields.iter().enumerate() {
+            out[slot] = match field.field.text(f) {
+                None => ABSENT,
+                Some(value) => field.lookup(value),
+            };
+        }
+        out
+    }
+}
+
+impl SymbolField {
+    #[inline]
+    fn lookup(&self, value: &str) -> u32 {
+        let found = if self.exact {
+            self.numbers.get(value)
+        } else if value.is_ascii() {
+            if value.len() > self.longest {
+                return UNNAMED;
+            }
+            let mut buffer = [0u8; 64];
+            match buffer.get_mut(..value.len()) {
+                Some(folded) => {
+                    folded.copy_from_slice(value.as_bytes());
+                    folded.make_ascii_lowercase();
+                    // ASCII in, ASCII out.
+                    std::str::from_utf8(folded).ok().and_then(|folded| self.numbers.get(folded))
+                }
+                None => self.numbers.get(value.to_ascii_lowercase().as_str()),
+            }
+        } else {
+            // As the tests compare: each character lower-cased on its own.
+            let folded: String = value.chars().flat_map(char::to_lowercase).collect();
+            self.numbers.get(folded.as_str())
+        };
+        found.copied().unwrap_or(UNNAMED)
     }
 }
 
@@ -878,7 +1019,135 @@ fn field_name(field: &Field) -> String {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{NumOp, int_range};
+    use super::{Check, Cond, Lower, NumOp, Symbols, TextOp, int_range, test};
+    use crate::Status;
+    use crate::lead::{Bant, Email, FieldTarget, Profile, ProfileField};
+    use crate::rules::field::{Facts, Field};
+
+    /// Text from letters whose case rules are tricky: German sharp s, the
+    /// three Greek sigmas, dotted capital I, the Kelvin sign.
+    fn tricky_text(max: usize) -> impl Strategy<Value = String> {
+        let letter = prop_oneof![
+            Just("a"),
+            Just("A"),
+            Just("b"),
+            Just("ß"),
+            Just("Σ"),
+            Just("σ"),
+            Just("ς"),
+            Just("İ"),
+            Just("i"),
+            Just("\u{212A}"),
+            Just("k"),
+            Just(" "),
+            Just("-"),
+        ];
+        // Few ASCII letters, so that values often equal operands but for case.
+        let ascii = prop_oneof![Just("a"), Just("A"), Just("b"), Just("B")];
+        prop_oneof![
+            3 => proptest::collection::vec(letter, 1..max).prop_map(|parts| parts.concat()),
+            3 => proptest::collection::vec(ascii, 1..3).prop_map(|parts| parts.concat()),
+            1 => (1usize..3).prop_map(|n| "Ab".repeat(40 * n)),
+        ]
+    }
+
+    fn text_op() -> impl Strategy<Value = TextOp> {
+        (proptest::collection::vec(tricky_text(5), 1..4), 0u8..4).prop_map(|(operands, how)| {
+            let mut lower: Vec<Lower> = operands.iter().map(|o| Lower::new(o)).collect();
+            match how {
+                0 => TextOp::Eq(lower.swap_remove(0)),
+                1 => TextOp::Ne(lower.swap_remove(0)),
+                2 => TextOp::In(lower.into()),
+                _ => TextOp::NotIn(lower.into()),
+            }
+        })
+    }
+
+    /// Checks every op on `value` both ways: as text, and as numbered values.
+    fn numbered_agrees(ops: Vec<TextOp>, value: Option<&str>) -> Result<(), TestCaseError> {
+        let field = Field::Text(ProfileField::Industry);
+        let mut symbols = Symbols::default();
+        let tests: Vec<(Cond, Cond)> = ops
+            .into_iter()
+            .map(|op| {
+                let plain = test("when.industry", Check::Text { field: field.clone(), op });
+                let mut numbered = plain.clone();
+                numbered.symbolise(&mut symbols);
+                (plain, numbered)
+            })
+            .collect();
+        let mut profile = Profile::new(Email::parse("ana@example.com").unwrap());
+        if let Some(value) = value {
+            profile.set(&FieldTarget::Profile(ProfileField::Industry), value).unwrap();
+        }
+        let mut facts = Facts {
+            profile: &profile,
+            free_email: false,
+            events: &[],
+            status: Status::Nurturing,
+            bant: Bant::default(),
+            score: None,
+            tier: None,
+            symbols: [super::ABSENT; super::SYMBOL_SLOTS],
+        };
+        facts.symbols = symbols.of(&facts);
+        for (plain, numbered) in &tests {
+            let Cond::Test(t) = numbered else { panic!("a test") };
+            prop_assert!(matches!(t.check, Check::Symbol { .. }), "numbered");
+            prop_assert_eq!(plain.holds(&facts), numbered.holds(&facts), "{:?} on {:?}", plain, value);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// A numbered test holds for exactly the values the text comparison
+        /// holds for, present, absent or unnamed, in any case and script.
+        #[test]
+        fn numbered_tests_agree_with_text_comparisons(
+            ops in proptest::collection::vec(text_op(), 1..4),
+            value in proptest::option::of(tricky_text(7)),
+        ) {
+            numbered_agrees(ops, value.as_deref())?;
+        }
+    }
+
+    #[test]
+    fn numbered_tests_fold_case_as_text_comparisons_do() {
+        // Each character lower-cased on its own: a final capital sigma is `σ`, not `ς`.
+        for (operand, value) in
+            [("ΟΔΟΣ", "ΟΔΟΣ"), ("οδοσ", "ΟΔΟΣ"), ("οδος", "ΟΔΟΣ"), ("STRASSE", "straße"), ("İstanbul", "istanbul")]
+        {
+            for op in [TextOp::Eq(Lower::new(operand)), TextOp::NotIn(vec![Lower::new(operand)].into())] {
+                numbered_agrees(vec![op], Some(value)).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn fields_past_the_slots_keep_comparing_text() {
+        let mut symbols = Symbols::default();
+        let fields = ProfileField::ALL.iter().filter(|f| {
+            !matches!(
+                f,
+                ProfileField::Email | ProfileField::Country | ProfileField::Employees | ProfileField::AnnualRevenue
+            )
+        });
+        let mut numbered = 0;
+        for (i, field) in fields.enumerate() {
+            let mut cond = test("when.x", Check::Text { field: Field::Text(*field), op: TextOp::Eq(Lower::new("x")) });
+            cond.symbolise(&mut symbols);
+            let Cond::Test(t) = cond else { panic!("a test") };
+            match t.check {
+                Check::Symbol { slot, .. } => {
+                    assert_eq!(usize::from(slot), i);
+                    numbered += 1;
+                }
+                Check::Text { .. } => assert!(i >= super::SYMBOL_SLOTS, "field {i} kept as text"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(numbered, super::SYMBOL_SLOTS);
+    }
 
     fn ops(x: f64, y: f64) -> Vec<NumOp> {
         let (a, b) = if x <= y { (x, y) } else { (y, x) };

@@ -20,6 +20,9 @@ pub struct Facts<'a> {
     pub score: Option<i64>,
     /// Index into the tiers of `scoring.yaml`, lowest threshold first.
     pub tier: Option<usize>,
+    /// The number of the lead's value in each field the rule set numbers
+    /// (see [`super::condition::Symbols`]).
+    pub symbols: [u32; super::condition::SYMBOL_SLOTS],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -108,6 +108,8 @@ pub struct RuleSet {
     pub lifecycle: lifecycle::Lifecycle,
     pub routing: routing::Routing,
     pub sla: sla::Sla,
+    /// The text values that conditions compare, numbered per field.
+    pub symbols: condition::Symbols,
 }
 
 impl RuleSet {
@@ -197,8 +199,11 @@ impl RuleSet {
         });
 
         match (capture, scoring, lifecycle, routing, sla) {
-            (Some(capture), Some(scoring), Some(lifecycle), Some(routing), Some(sla)) if diags.is_empty() => {
-                Ok(RuleSet { version: sources.version(), events, capture, scoring, lifecycle, routing, sla })
+            (Some(capture), Some(mut scoring), Some(lifecycle), Some(mut routing), Some(sla)) if diags.is_empty() => {
+                let mut symbols = condition::Symbols::default();
+                scoring.fit.iter_mut().for_each(|rule| rule.when.symbolise(&mut symbols));
+                routing.rules.iter_mut().for_each(|rule| rule.when.symbolise(&mut symbols));
+                Ok(RuleSet { version: sources.version(), events, capture, scoring, lifecycle, routing, sla, symbols })
             }
             _ => {
                 if diags.is_empty() {
@@ -236,7 +241,7 @@ impl RuleSet {
 
     /// The facts the engine reads about a lead.
     pub fn facts<'a>(&self, profile: &'a Profile, events: &'a [u32], status: Status, bant: Bant) -> Facts<'a> {
-        Facts {
+        let mut facts = Facts {
             profile,
             free_email: self.capture.is_free_email(profile.email.domain()),
             events,
@@ -244,7 +249,10 @@ impl RuleSet {
             bant,
             score: None,
             tier: None,
-        }
+            symbols: [condition::ABSENT; condition::SYMBOL_SLOTS],
+        };
+        facts.symbols = self.symbols.of(&facts);
+        facts
     }
 
     /// Scores a lead, then finds the routing rule that decides where it goes.
