@@ -1124,6 +1124,51 @@ mod tests {
     }
 
     #[test]
+    fn numbered_tests_on_normalised_fields_compare_exactly() {
+        for (email, operands) in [
+            ("ana@acme.com", ["ACME.com", "globex.com"]),
+            ("ana@ACME.COM", ["acme.com", "x.io"]),
+            ("ana@acme.co", ["acme.com", "acme.co.uk"]),
+            ("ana@müller.de", ["MÜLLER.DE", "mueller.de"]),
+        ] {
+            let field = Field::EmailDomain;
+            let lower = |o: &str| Lower::for_field(o, &field);
+            let ops = [
+                TextOp::Eq(lower(operands[0])),
+                TextOp::Ne(lower(operands[0])),
+                TextOp::In(operands.map(lower).into()),
+                TextOp::NotIn(operands.map(lower).into()),
+            ];
+            let mut symbols = Symbols::default();
+            let profile = Profile::new(Email::parse(email).unwrap());
+            let tests: Vec<(Cond, Cond)> = ops
+                .into_iter()
+                .map(|op| {
+                    let plain = test("when.email_domain", Check::Text { field: field.clone(), op });
+                    let mut numbered = plain.clone();
+                    numbered.symbolise(&mut symbols);
+                    (plain, numbered)
+                })
+                .collect();
+            let mut facts = Facts {
+                profile: &profile,
+                free_email: false,
+                events: &[],
+                status: Status::Nurturing,
+                bant: Bant::default(),
+                score: None,
+                tier: None,
+                symbols: [super::ABSENT; super::SYMBOL_SLOTS],
+            };
+            facts.symbols = symbols.of(&facts);
+            for (plain, numbered) in &tests {
+                assert!(matches!(numbered, Cond::Test(t) if matches!(t.check, Check::Symbol { .. })));
+                assert_eq!(plain.holds(&facts), numbered.holds(&facts), "{plain:?} on {email}");
+            }
+        }
+    }
+
+    #[test]
     fn fields_past_the_slots_keep_comparing_text() {
         let mut symbols = Symbols::default();
         let fields = ProfileField::ALL.iter().filter(|f| {
