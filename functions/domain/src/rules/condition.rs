@@ -142,6 +142,12 @@ enum Check {
         set: Box<[u64]>,
         negated: bool,
     },
+    /// `contains` on a text field whose value the rule set searches once per
+    /// lead for every part its tests look for ([`Parts`]): a bit test.
+    Part {
+        slot: u8,
+        bit: u8,
+    },
     /// A number test on an integer field as an inclusive range of integers
     /// (empty when `lo > hi`), rounded at load from the thresholds as written:
     /// two integer compares per lead.
@@ -224,6 +230,7 @@ impl Check {
                     (word >> (symbol % 64) & 1 == 1) != *negated
                 }
             },
+            Check::Part { slot, bit } => f.parts[usize::from(*slot)] >> bit & 1 == 1,
             Check::Country { set, negated } => {
                 f.profile.country.is_some_and(|c| (set[c.index() / 64] >> (c.index() % 64) & 1 == 1) != *negated)
             }
@@ -451,7 +458,8 @@ impl Cond {
                 | Check::Bool { .. }
                 | Check::Tier { .. }
                 | Check::Status { .. }
-                | Check::Symbol { .. } => 1,
+                | Check::Symbol { .. }
+                | Check::Part { .. } => 1,
                 Check::Exists { .. } | Check::Country { .. } | Check::Number { .. } => 2,
                 Check::Text { op: TextOp::Eq(_) | TextOp::Ne(_), .. } => 3,
                 Check::Text { op: TextOp::In(xs) | TextOp::NotIn(xs), .. } => 3 + xs.len().min(64) as u32,
@@ -465,6 +473,22 @@ impl Cond {
 
     /// Turns every `eq`, `ne`, `in` and `not_in` test on a text field into a
     /// bit test on the value's number in `symbols`, as far as it has slots.
+    /// Turns every `contains` test on a text field into a bit test on the
+    /// parts that field's value was found to contain, as far as `parts` has room.
+    pub fn search_once(&mut self, parts: &mut Parts) {
+        match self {
+            Cond::All(cs) | Cond::Any(cs) => cs.iter_mut().for_each(|c| c.search_once(parts)),
+            Cond::Not(c) => c.search_once(parts),
+            Cond::Always => {}
+            Cond::Test(t) => {
+                let Check::Text { field, op: TextOp::Contains(literal) } = &t.check else { return };
+                if let Some((slot, bit)) = parts.add(field, literal) {
+                    t.check = Check::Part { slot, bit };
+                }
+            }
+        }
+    }
+
     pub fn symbolise(&mut self, symbols: &mut Symbols) {
         match self {
             Cond::All(cs) | Cond::Any(cs) => cs.iter_mut().for_each(|c| c.symbolise(symbols)),
@@ -593,6 +617,93 @@ impl SymbolField {
             self.numbers.get(folded.as_str())
         };
         found.copied().unwrap_or(UNNAMED)
+    }
+}
+
+/// How many text fields a rule set searches once per lead for the parts its
+/// `contains` tests look for; and how many parts per field.
+pub const PART_SLOTS: usize = 4;
+const PARTS_PER_FIELD: usize = 64;
+
+/// The parts that `contains` tests look for, per field, searched for all at
+/// once in each lead's value: one pass of an Aho-Corasick automaton over ASCII
+/// text (ignoring ASCII case, as the tests do), each part's own search over
+/// other text. Every `contains` test on the field is then a bit test.
+#[derive(Clone, Debug, Default)]
+pub struct Parts {
+    fields: Vec<PartField>,
+}
+
+#[derive(Clone, Debug)]
+struct PartField {
+    field: Field,
+    literals: Vec<Literal>,
+    /// Built by [`Parts::finish`] over the literals, all ASCII.
+    automaton: Option<aho_corasick::AhoCorasick>,
+}
+
+impl Parts {
+    /// The slot and bit of `literal` on `field`; `None` when the part is not
+    /// ASCII (it may match ASCII text under Unicode case rules: the Kelvin
+    /// sign is a `k`) or there is no room.
+    fn add(&mut self, field: &Field, literal: &Literal) -> Option<(u8, u8)> {
+        let needle = literal.lower.keyed.as_str();
+        if !literal.lower.ascii || needle.is_empty() {
+            return None;
+        }
+        let slot = match self.fields.iter().position(|f| f.field == *field) {
+            Some(slot) => slot,
+            None if self.fields.len() < PART_SLOTS => {
+                self.fields.push(PartField { field: field.clone(), literals: Vec::new(), automaton: None });
+                self.fields.len() - 1
+            }
+            None => return None,
+        };
+        let entry = &mut self.fields[slot];
+        let bit = match entry.literals.iter().position(|l| l.lower.keyed.as_str() == needle) {
+            Some(bit) => bit,
+            None if entry.literals.len() < PARTS_PER_FIELD => {
+                entry.literals.push(literal.clone());
+                entry.literals.len() - 1
+            }
+            None => return None,
+        };
+        Some((slot as u8, bit as u8))
+    }
+
+    /// Builds the automata, once every test has been added.
+    pub fn finish(&mut self) {
+        for field in &mut self.fields {
+            let needles = field.literals.iter().map(|l| l.lower.keyed.as_str());
+            // A handful of short parts: a DFA, and no prefilter to set up per search.
+            field.automaton = aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .prefilter(false)
+                .build(needles)
+                .ok();
+        }
+    }
+
+    /// For every searched field, the parts the lead's value contains, a bit each.
+    #[inline]
+    pub fn of(&self, f: &Facts<'_>) -> [u64; PART_SLOTS] {
+        let mut out = [0; PART_SLOTS];
+        for (slot, field) in self.fields.iter().enumerate() {
+            let Some(value) = field.field.text(f) else { continue };
+            out[slot] = match &field.automaton {
+                Some(automaton) if value.is_ascii() => {
+                    automaton.find_overlapping_iter(value).fold(0, |bits, found| bits | 1 << found.pattern().as_usize())
+                }
+                _ => field
+                    .literals
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, literal)| literal.contained_in(value))
+                    .fold(0, |bits, (bit, _)| bits | 1 << bit),
+            };
+        }
+        out
     }
 }
 
@@ -1019,7 +1130,7 @@ fn field_name(field: &Field) -> String {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{Check, Cond, Lower, NumOp, Symbols, TextOp, int_range, test};
+    use super::{Check, Cond, Literal, Lower, NumOp, Parts, Symbols, TextOp, int_range, test};
     use crate::Status;
     use crate::lead::{Bant, Email, FieldTarget, Profile, ProfileField};
     use crate::rules::field::{Facts, Field};
@@ -1089,6 +1200,7 @@ mod tests {
             score: None,
             tier: None,
             symbols: [super::ABSENT; super::SYMBOL_SLOTS],
+            parts: [0; super::PART_SLOTS],
         };
         facts.symbols = symbols.of(&facts);
         for (plain, numbered) in &tests {
@@ -1109,6 +1221,68 @@ mod tests {
         ) {
             numbered_agrees(ops, value.as_deref())?;
         }
+    }
+
+    /// Checks `contains` of every part on `value` both ways: searched for
+    /// on its own, and with all the parts at once.
+    fn searched_once_agrees(needles: &[String], value: &str) -> Result<(), TestCaseError> {
+        let field = Field::Text(ProfileField::JobTitle);
+        let mut parts = Parts::default();
+        let mut tests = Vec::new();
+        for needle in needles {
+            let plain = test(
+                "when.job_title",
+                Check::Text { field: field.clone(), op: TextOp::Contains(Literal::new(needle, ("", "")).unwrap()) },
+            );
+            let mut searched = plain.clone();
+            searched.search_once(&mut parts);
+            tests.push((plain, searched));
+        }
+        parts.finish();
+        let mut profile = Profile::new(Email::parse("ana@example.com").unwrap());
+        profile.set(&FieldTarget::Profile(ProfileField::JobTitle), value).unwrap();
+        let mut facts = Facts {
+            profile: &profile,
+            free_email: false,
+            events: &[],
+            status: Status::Nurturing,
+            bant: Bant::default(),
+            score: None,
+            tier: None,
+            symbols: [super::ABSENT; super::SYMBOL_SLOTS],
+            parts: [0; super::PART_SLOTS],
+        };
+        facts.parts = parts.of(&facts);
+        for (plain, searched) in &tests {
+            prop_assert_eq!(plain.holds(&facts), searched.holds(&facts), "{:?} on {:?}", plain, value);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// Parts searched for all at once are found exactly where each part
+        /// searched for on its own is, in any case and script.
+        #[test]
+        fn parts_searched_once_agree_with_single_searches(
+            needles in proptest::collection::vec(tricky_text(4), 1..8),
+            value in tricky_text(12),
+        ) {
+            searched_once_agrees(&needles, &value)?;
+        }
+    }
+
+    #[test]
+    fn parts_overlapping_or_inside_one_another_are_all_found() {
+        let needles: Vec<String> = ["vp", "vice president", "president", "res", "intern", "k", "\u{212A}"]
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        for value in ["Vice President, Sales", "VP of Interns", "Kelvin", "\u{212A}elvin", "Präsident", "intern"] {
+            searched_once_agrees(&needles, value).unwrap();
+        }
+        // Past the parts a field has room for, tests keep searching on their own.
+        let many: Vec<String> = (0..70).map(|i| format!("part{i}")).collect();
+        searched_once_agrees(&many, "part5 and part69").unwrap();
     }
 
     #[test]
@@ -1159,6 +1333,7 @@ mod tests {
                 score: None,
                 tier: None,
                 symbols: [super::ABSENT; super::SYMBOL_SLOTS],
+                parts: [0; super::PART_SLOTS],
             };
             facts.symbols = symbols.of(&facts);
             for (plain, numbered) in &tests {

@@ -23,6 +23,8 @@ pub struct Facts<'a> {
     /// The number of the lead's value in each field the rule set numbers
     /// (see [`super::condition::Symbols`]).
     pub symbols: [u32; super::condition::SYMBOL_SLOTS],
+    /// The parts each searched field's value contains (see [`super::condition::Parts`]).
+    pub parts: [u64; super::condition::PART_SLOTS],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -110,6 +110,8 @@ pub struct RuleSet {
     pub sla: sla::Sla,
     /// The text values that conditions compare, numbered per field.
     pub symbols: condition::Symbols,
+    /// The parts that conditions look for in text, searched for once per lead.
+    pub parts: condition::Parts,
 }
 
 impl RuleSet {
@@ -200,10 +202,15 @@ impl RuleSet {
 
         match (capture, scoring, lifecycle, routing, sla) {
             (Some(capture), Some(mut scoring), Some(lifecycle), Some(mut routing), Some(sla)) if diags.is_empty() => {
-                let mut symbols = condition::Symbols::default();
-                scoring.fit.iter_mut().for_each(|rule| rule.when.symbolise(&mut symbols));
-                routing.rules.iter_mut().for_each(|rule| rule.when.symbolise(&mut symbols));
-                Ok(RuleSet { version: sources.version(), events, capture, scoring, lifecycle, routing, sla, symbols })
+                let (mut symbols, mut parts) = (condition::Symbols::default(), condition::Parts::default());
+                let conditions = scoring.fit.iter_mut().map(|rule| &mut rule.when);
+                for when in conditions.chain(routing.rules.iter_mut().map(|rule| &mut rule.when)) {
+                    when.symbolise(&mut symbols);
+                    when.search_once(&mut parts);
+                }
+                parts.finish();
+                let version = sources.version();
+                Ok(RuleSet { version, events, capture, scoring, lifecycle, routing, sla, symbols, parts })
             }
             _ => {
                 if diags.is_empty() {
@@ -250,8 +257,10 @@ impl RuleSet {
             score: None,
             tier: None,
             symbols: [condition::ABSENT; condition::SYMBOL_SLOTS],
+            parts: [0; condition::PART_SLOTS],
         };
         facts.symbols = self.symbols.of(&facts);
+        facts.parts = self.parts.of(&facts);
         facts
     }
 
