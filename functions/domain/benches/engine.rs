@@ -68,7 +68,9 @@ fn workload(c: &mut Criterion, name: &str, dir: &Path, seed: u64, reference: fn(
     group.bench_function("reference", |b| b.iter(|| std::hint::black_box(reference_pass(&leads, reference))));
     group.finish();
     print_ratio(name);
-    if std::env::args().any(|a| a == "--bench") {
+    // Not under `cargo test --benches`, nor when profiling one benchmark.
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--profile-time") {
         print_interleaved(name, &rules, &leads, reference);
     }
 }

@@ -9,7 +9,7 @@ use regex::{Regex, RegexBuilder};
 
 use super::diag::suggest;
 use super::field::{Case, Facts, Field, Kind, Scope, resolve};
-use super::text::{Key, Keyed};
+use super::text::{Key, Keyed, KeyedList};
 use super::yaml::{Doc, MAX_DEPTH, child, is_null, item};
 use crate::lead::{CountryCode, Status};
 
@@ -551,7 +551,8 @@ struct SymbolField {
     /// Values normalised by the field (email, country) compare exactly;
     /// others ignoring case.
     exact: bool,
-    numbers: std::collections::HashMap<Box<str>, u32, foldhash::fast::FixedState>,
+    /// Each value's number is its position.
+    numbers: KeyedList,
     /// The longest value named, in bytes: a longer ASCII value names none.
     longest: usize,
 }
@@ -566,16 +567,15 @@ impl Symbols {
             return None;
         }
         let exact = field.normalised_case().is_some();
-        self.fields.push(SymbolField { field: field.clone(), exact, numbers: Default::default(), longest: 0 });
+        self.fields.push(SymbolField { field: field.clone(), exact, numbers: KeyedList::default(), longest: 0 });
         Some(self.fields.len() - 1)
     }
 
     /// The number of `value` (as the tests store it: folded, or normalised) in `slot`.
     fn number(&mut self, slot: usize, value: &str) -> u32 {
         let field = &mut self.fields[slot];
-        let next = field.numbers.len() as u32;
         field.longest = field.longest.max(value.len());
-        *field.numbers.entry(value.into()).or_insert(next)
+        field.numbers.insert(value) as u32
     }
 
     /// The lead's value of every numbered field.
@@ -596,7 +596,7 @@ impl SymbolField {
     #[inline]
     fn lookup(&self, value: &str) -> u32 {
         let found = if self.exact {
-            self.numbers.get(value)
+            self.numbers.position(value)
         } else if value.is_ascii() {
             if value.len() > self.longest {
                 return UNNAMED;
@@ -607,16 +607,16 @@ impl SymbolField {
                     folded.copy_from_slice(value.as_bytes());
                     folded.make_ascii_lowercase();
                     // ASCII in, ASCII out.
-                    std::str::from_utf8(folded).ok().and_then(|folded| self.numbers.get(folded))
+                    std::str::from_utf8(folded).ok().and_then(|folded| self.numbers.position(folded))
                 }
-                None => self.numbers.get(value.to_ascii_lowercase().as_str()),
+                None => self.numbers.position(&value.to_ascii_lowercase()),
             }
         } else {
             // As the tests compare: each character lower-cased on its own.
             let folded: String = value.chars().flat_map(char::to_lowercase).collect();
-            self.numbers.get(folded.as_str())
+            self.numbers.position(&folded)
         };
-        found.copied().unwrap_or(UNNAMED)
+        found.map_or(UNNAMED, |number| number as u32)
     }
 }
 

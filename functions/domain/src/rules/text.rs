@@ -73,13 +73,43 @@ impl Keyed {
 }
 
 /// A list of strings, each with its position in insertion order, looked up by
-/// hash: one hash of the bytes and, nearly always, one comparison.
+/// hash of a fixed-size key: the length and the first and last eight bytes,
+/// which is the whole string up to 16 bytes (names of events and domains
+/// mostly are), so that a lookup hashes three words and compares nothing
+/// more; longer strings are confirmed byte by byte.
 #[derive(Clone, Debug, Default)]
 pub struct KeyedList {
-    index: HashMap<Box<str>, usize, FixedState>,
+    index: HashMap<Ends, usize, FixedState>,
     /// In insertion order.
     names: Vec<Box<str>>,
 }
+
+/// The length and the first and last eight bytes of a string (they overlap
+/// below 16 bytes, and are zero-padded below 8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Ends {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl Ends {
+    #[inline]
+    fn of(s: &str) -> Ends {
+        let bytes = s.as_bytes();
+        let (head, tail) = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            (Some(head), Some(tail)) => (u64::from_le_bytes(*head), u64::from_le_bytes(*tail)),
+            _ => {
+                let short = bytes.iter().enumerate().fold(0u64, |word, (i, b)| word | u64::from(*b) << (8 * i));
+                (short, short)
+            }
+        };
+        Ends { len: bytes.len(), head, tail }
+    }
+}
+
+/// Strings this long or shorter are determined by their [`Ends`].
+const WHOLE: usize = 16;
 
 impl KeyedList {
     /// Adds `s` unless present; returns its position.
@@ -87,14 +117,20 @@ impl KeyedList {
         if let Some(i) = self.position(s) {
             return i;
         }
-        self.index.insert(s.into(), self.names.len());
+        // A longer string with the ends of one already listed keeps the first's
+        // place in the index, and is found by the scan in `position`.
+        self.index.entry(Ends::of(s)).or_insert(self.names.len());
         self.names.push(s.into());
         self.names.len() - 1
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn position(&self, s: &str) -> Option<usize> {
-        self.index.get(s).copied()
+        let i = *self.index.get(&Ends::of(s))?;
+        if s.len() <= WHOLE || *self.names[i] == *s {
+            return Some(i);
+        }
+        self.names.iter().position(|name| **name == *s)
     }
 
     pub fn len(&self) -> usize {
@@ -150,5 +186,26 @@ mod tests {
         assert_eq!(l.position("pricing_page_view"), Some(2));
         assert_eq!(l.position("pricing_page_veiw"), Some(3));
         assert_eq!(l.iter().collect::<Vec<_>>(), ["gmail.com", "gmx.de", "pricing_page_view", "pricing_page_veiw"]);
+    }
+
+    #[test]
+    fn strings_with_the_same_ends_are_told_apart() {
+        let mut l = KeyedList::default();
+        // Same length, same first and last eight bytes.
+        assert_eq!(l.insert("webinar_AAA_attended"), 0);
+        assert_eq!(l.insert("webinar_BBB_attended"), 1);
+        assert_eq!(l.insert("webinar_AAA_attended"), 0);
+        assert_eq!(l.position("webinar_BBB_attended"), Some(1));
+        assert_eq!(l.position("webinar_CCC_attended"), None);
+        // Short strings, zero-padded, and the empty one.
+        assert_eq!(l.insert("a"), 2);
+        assert_eq!(l.position("a\0"), None);
+        assert_eq!(l.position(""), None);
+        assert_eq!(l.insert(""), 3);
+        assert_eq!(l.position(""), Some(3));
+        // Up to 16 bytes the ends are the whole string.
+        assert_eq!(l.insert("0123456789abcdef"), 4);
+        assert_eq!(l.position("0123456789abcdeF"), None);
+        assert_eq!(l.position("0123456789Abcdef"), None);
     }
 }
