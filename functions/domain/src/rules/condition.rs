@@ -1174,25 +1174,10 @@ mod tests {
         })
     }
 
-    /// Checks every op on `value` both ways: as text, and as numbered values.
-    fn numbered_agrees(ops: Vec<TextOp>, value: Option<&str>) -> Result<(), TestCaseError> {
-        let field = Field::Text(ProfileField::Industry);
-        let mut symbols = Symbols::default();
-        let tests: Vec<(Cond, Cond)> = ops
-            .into_iter()
-            .map(|op| {
-                let plain = test("when.industry", Check::Text { field: field.clone(), op });
-                let mut numbered = plain.clone();
-                numbered.symbolise(&mut symbols);
-                (plain, numbered)
-            })
-            .collect();
-        let mut profile = Profile::new(Email::parse("ana@example.com").unwrap());
-        if let Some(value) = value {
-            profile.set(&FieldTarget::Profile(ProfileField::Industry), value).unwrap();
-        }
-        let mut facts = Facts {
-            profile: &profile,
+    /// The facts of `profile` alone, nothing numbered or searched yet.
+    fn facts_of(profile: &Profile) -> Facts<'_> {
+        Facts {
+            profile,
             free_email: false,
             events: &[],
             status: Status::Nurturing,
@@ -1201,7 +1186,30 @@ mod tests {
             tier: None,
             symbols: [super::ABSENT; super::SYMBOL_SLOTS],
             parts: [0; super::PART_SLOTS],
-        };
+        }
+    }
+
+    /// Each op as a text test on `field`, beside the same test after `rewrite`.
+    fn both_ways(field: &Field, ops: Vec<TextOp>, mut rewrite: impl FnMut(&mut Cond)) -> Vec<(Cond, Cond)> {
+        ops.into_iter()
+            .map(|op| {
+                let plain = test("when.field", Check::Text { field: field.clone(), op });
+                let mut rewritten = plain.clone();
+                rewrite(&mut rewritten);
+                (plain, rewritten)
+            })
+            .collect()
+    }
+
+    /// Checks every op on `value` both ways: as text, and as numbered values.
+    fn numbered_agrees(ops: Vec<TextOp>, value: Option<&str>) -> Result<(), TestCaseError> {
+        let mut symbols = Symbols::default();
+        let tests = both_ways(&Field::Text(ProfileField::Industry), ops, |c| c.symbolise(&mut symbols));
+        let mut profile = Profile::new(Email::parse("ana@example.com").unwrap());
+        if let Some(value) = value {
+            profile.set(&FieldTarget::Profile(ProfileField::Industry), value).unwrap();
+        }
+        let mut facts = facts_of(&profile);
         facts.symbols = symbols.of(&facts);
         for (plain, numbered) in &tests {
             let Cond::Test(t) = numbered else { panic!("a test") };
@@ -1226,32 +1234,13 @@ mod tests {
     /// Checks `contains` of every part on `value` both ways: searched for
     /// on its own, and with all the parts at once.
     fn searched_once_agrees(needles: &[String], value: &str) -> Result<(), TestCaseError> {
-        let field = Field::Text(ProfileField::JobTitle);
         let mut parts = Parts::default();
-        let mut tests = Vec::new();
-        for needle in needles {
-            let plain = test(
-                "when.job_title",
-                Check::Text { field: field.clone(), op: TextOp::Contains(Literal::new(needle, ("", "")).unwrap()) },
-            );
-            let mut searched = plain.clone();
-            searched.search_once(&mut parts);
-            tests.push((plain, searched));
-        }
+        let ops = needles.iter().map(|needle| TextOp::Contains(Literal::new(needle, ("", "")).unwrap())).collect();
+        let tests = both_ways(&Field::Text(ProfileField::JobTitle), ops, |c| c.search_once(&mut parts));
         parts.finish();
         let mut profile = Profile::new(Email::parse("ana@example.com").unwrap());
         profile.set(&FieldTarget::Profile(ProfileField::JobTitle), value).unwrap();
-        let mut facts = Facts {
-            profile: &profile,
-            free_email: false,
-            events: &[],
-            status: Status::Nurturing,
-            bant: Bant::default(),
-            score: None,
-            tier: None,
-            symbols: [super::ABSENT; super::SYMBOL_SLOTS],
-            parts: [0; super::PART_SLOTS],
-        };
+        let mut facts = facts_of(&profile);
         facts.parts = parts.of(&facts);
         for (plain, searched) in &tests {
             prop_assert_eq!(plain.holds(&facts), searched.holds(&facts), "{:?} on {:?}", plain, value);
@@ -1307,34 +1296,16 @@ mod tests {
         ] {
             let field = Field::EmailDomain;
             let lower = |o: &str| Lower::for_field(o, &field);
-            let ops = [
+            let ops = vec![
                 TextOp::Eq(lower(operands[0])),
                 TextOp::Ne(lower(operands[0])),
                 TextOp::In(operands.map(lower).into()),
                 TextOp::NotIn(operands.map(lower).into()),
             ];
             let mut symbols = Symbols::default();
+            let tests = both_ways(&field, ops, |c| c.symbolise(&mut symbols));
             let profile = Profile::new(Email::parse(email).unwrap());
-            let tests: Vec<(Cond, Cond)> = ops
-                .into_iter()
-                .map(|op| {
-                    let plain = test("when.email_domain", Check::Text { field: field.clone(), op });
-                    let mut numbered = plain.clone();
-                    numbered.symbolise(&mut symbols);
-                    (plain, numbered)
-                })
-                .collect();
-            let mut facts = Facts {
-                profile: &profile,
-                free_email: false,
-                events: &[],
-                status: Status::Nurturing,
-                bant: Bant::default(),
-                score: None,
-                tier: None,
-                symbols: [super::ABSENT; super::SYMBOL_SLOTS],
-                parts: [0; super::PART_SLOTS],
-            };
+            let mut facts = facts_of(&profile);
             facts.symbols = symbols.of(&facts);
             for (plain, numbered) in &tests {
                 assert!(matches!(numbered, Cond::Test(t) if matches!(t.check, Check::Symbol { .. })));
