@@ -10,6 +10,8 @@
 //! a leading "the" dropped. A folded name that two countries share in some
 //! language is left out rather than guessed.
 
+use std::sync::LazyLock;
+
 use crate::lead::CountryCode;
 
 /// Words people put in a country field that name no country, though some
@@ -51,10 +53,36 @@ pub use fold::fold;
 
 include!(concat!(env!("OUT_DIR"), "/countries.rs"));
 
+/// The names table, inflated: the build script's bytes, and where each name
+/// starts and ends in them.
+struct Names {
+    table: Vec<u8>,
+    /// Each name's start and end in `table`, in the table's (sorted) order;
+    /// its code is the two bytes after the zero that ends it.
+    spans: Vec<(u32, u32)>,
+}
+
+/// Inflated on the first lookup of a name (a millisecond or two, once per
+/// process): deflated, the table is a third of its size in every binary.
+static NAMES: LazyLock<Names> = LazyLock::new(|| {
+    let table = miniz_oxide::inflate::decompress_to_vec_with_limit(NAMES_DEFLATED, NAMES_LEN)
+        .expect("the build script deflates the table");
+    let mut spans = Vec::with_capacity(table.len() / 16);
+    let mut start = 0;
+    while let Some(end) = table[start..].iter().position(|&b| b == 0).map(|n| start + n) {
+        spans.push((start as u32, end as u32));
+        start = end + 3;
+    }
+    Names { table, spans }
+});
+
 /// The country a folded name names, from the table the build script makes.
 fn named(folded: &str) -> Option<CountryCode> {
-    let name = |&(start, len, _): &(u32, u16, [u8; 2])| &NAME_TEXT[start as usize..start as usize + usize::from(len)];
-    NAMES.binary_search_by(|entry| name(entry).cmp(folded)).ok().map(|found| code(NAMES[found].2))
+    let names = &*NAMES;
+    let name = |&(start, end): &(u32, u32)| &names.table[start as usize..end as usize];
+    let found = names.spans.binary_search_by(|span| name(span).cmp(folded.as_bytes())).ok()?;
+    let at = names.spans[found].1 as usize + 1;
+    Some(code([names.table[at], names.table[at + 1]]))
 }
 
 /// A code from the generated tables, which hold only upper-case pairs.
@@ -91,6 +119,22 @@ mod tests {
 
     fn code(text: &str) -> Option<String> {
         lookup(text).map(|c| c.as_str().to_owned())
+    }
+
+    #[test]
+    fn the_inflated_table_is_sorted_folded_names_of_assigned_codes() {
+        let names = &*NAMES;
+        assert!(names.spans.len() > 15_000, "{} names", names.spans.len());
+        let mut previous: &str = "";
+        for &(start, end) in &names.spans {
+            let name = std::str::from_utf8(&names.table[start as usize..end as usize]).expect("UTF-8");
+            assert!(!name.is_empty() && name > previous, "{name:?} after {previous:?}");
+            assert_eq!(fold(name), name, "stored folded");
+            let at = end as usize + 1;
+            assert!(ALPHA2.binary_search(&[names.table[at], names.table[at + 1]]).is_ok(), "{name:?}");
+            previous = name;
+        }
+        assert_eq!(names.spans.last().map(|&(_, end)| end as usize + 3), Some(names.table.len()));
     }
 
     #[test]

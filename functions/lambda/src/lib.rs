@@ -293,15 +293,22 @@ async fn report_init_error(e: &StartError) {
 
 /// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .without_time()
-        .with_target(false)
-        .try_init();
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    let logs = tracing_subscriber::fmt::layer().json().with_current_span(false).without_time().with_target(false);
+    let _ = tracing_subscriber::registry().with(logs).with(filter).try_init();
+}
+
+/// The filter `RUST_LOG` names: a level (`debug`) and `target=level` pairs
+/// separated by commas (`info,aws_smithy_runtime=debug`). Anything else, or
+/// nothing, is `info`: a function never starts without its logs.
+fn log_filter(spec: Option<&str>) -> tracing_subscriber::filter::Targets {
+    let info = || tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO);
+    match spec.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(spec) => spec.parse().unwrap_or_else(|_| info()),
+        None => info(),
+    }
 }
 
 /// An API Gateway HTTP API request (payload 2.0), answered by the API.
@@ -374,4 +381,32 @@ pub async fn cleanup<S: Store, N: Notifier>(
 /// credentials, and `AWS_ENDPOINT_URL` for an emulator).
 pub fn sdk_config() -> SdkConfig {
     leadflow_adapters::aws_from_lambda_env()
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::log_filter;
+
+    #[test]
+    fn rust_log_sets_the_level_and_per_target_levels() {
+        let debug = log_filter(Some("debug"));
+        assert!(debug.would_enable("leadflow_app", &Level::DEBUG));
+        assert!(!debug.would_enable("leadflow_app", &Level::TRACE));
+
+        let mixed = log_filter(Some("warn,aws_smithy_runtime=debug"));
+        assert!(mixed.would_enable("aws_smithy_runtime::client", &Level::DEBUG));
+        assert!(!mixed.would_enable("leadflow_app", &Level::INFO));
+        assert!(mixed.would_enable("leadflow_app", &Level::WARN));
+    }
+
+    #[test]
+    fn no_or_unreadable_rust_log_is_info() {
+        for spec in [None, Some(""), Some("  "), Some("loud!!="), Some("x=not-a-level")] {
+            let filter = log_filter(spec);
+            assert!(filter.would_enable("leadflow_app", &Level::INFO), "{spec:?}");
+            assert!(!filter.would_enable("leadflow_app", &Level::DEBUG), "{spec:?}");
+        }
+    }
 }
