@@ -4,6 +4,7 @@
 
 pub mod dynamodb;
 pub mod embedded;
+pub mod https;
 pub mod log;
 pub mod sns;
 pub mod table;
@@ -15,12 +16,11 @@ use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_async::rt::sleep::default_async_sleep;
 use aws_smithy_async::time::SharedTimeSource;
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
-/// HTTPS with rustls on ring, for every AWS client leadflow builds.
+/// HTTP/1.1 over rustls on ring, for every AWS client leadflow builds.
 fn https() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+    https::client()
 }
 
 /// The AWS SDK's configuration loader with its whole default chain (profiles,
