@@ -3,14 +3,18 @@
 //! trusted roots), plain HTTP for an emulator's `http://` endpoint.
 //!
 //! It does what the SDK asks of a client and no more: one connection pool per
-//! set of timeouts, the connect timeout while connecting, the read timeout
-//! until the response's head arrives, and errors sorted as the SDK's retry
+//! set of timeouts, the connect timeout over TCP and the TLS handshake, the
+//! read timeout from sending until the response's head arrives (a connection
+//! still opening counts against it), and errors sorted as the SDK's retry
 //! rules expect (a timeout, a broken connection, a malformed request, or
 //! anything else). DynamoDB, SNS and SSM speak HTTP/1.1, so HTTP/2 is not
 //! offered; the SDK's own client would link it into every function.
 
 use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::http::{
@@ -26,7 +30,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-type Pool = Client<HttpsConnector<TcpConnector>, SdkBody>;
+type Pool = Client<Connect, SdkBody>;
+type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// The SDK's HTTP client: TLS set up once (the system's roots are read
 /// here, at a cold start, not on the first request), a pool per timeouts.
@@ -90,14 +95,45 @@ fn pool(tls: &Arc<rustls::ClientConfig>, connect_timeout: Option<Duration>) -> P
     let mut tcp = TcpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
-    tcp.set_connect_timeout(connect_timeout);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(rustls::ClientConfig::clone(tls))
         .https_or_http()
         .enable_http1()
         .wrap_connector(tcp);
     // The pool's timer lets it drop connections left idle.
-    Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(https)
+    Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(Connect { https, limit: connect_timeout })
+}
+
+/// Opening a connection, TCP and then TLS, within the connect timeout: a
+/// server that accepts but never finishes the handshake is a timeout too.
+#[derive(Clone, Debug)]
+struct Connect {
+    https: HttpsConnector<TcpConnector>,
+    limit: Option<Duration>,
+}
+
+impl tower_service::Service<http::Uri> for Connect {
+    type Response = <HttpsConnector<TcpConnector> as tower_service::Service<http::Uri>>::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.https.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.https.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match limit {
+                Some(limit) => match tokio::time::timeout(limit, connecting).await {
+                    Ok(connected) => connected,
+                    Err(_) => Err(TimedOut("no connection within the connect timeout").into()),
+                },
+                None => connecting.await,
+            }
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -134,7 +170,8 @@ struct TimedOut(&'static str);
 /// Sorts what the pool returned as the SDK's retry rules read it: timeouts
 /// and broken connections are retried, a request hyper refused is not.
 fn sort(error: hyper_util::client::legacy::Error) -> ConnectorError {
-    let timed_out = source::<std::io::Error>(&error).is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
+    let timed_out = source::<TimedOut>(&error).is_some()
+        || source::<std::io::Error>(&error).is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
     if timed_out || source::<hyper::Error>(&error).is_some_and(hyper::Error::is_timeout) {
         return ConnectorError::timeout(error.into());
     }
@@ -240,6 +277,17 @@ mod tests {
         let url = serve(Server::Silent).await;
         let (_, connector) = https(Some(Duration::from_secs(2)), Some(Duration::from_millis(200)));
         let error = connector.call(get(&url)).await.expect_err("no answer");
+        assert!(error.is_timeout(), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_finishes_the_tls_handshake_is_a_connect_timeout() {
+        // Accepts the connection, then says nothing: with no read timeout set,
+        // only the connect timeout can end the wait.
+        let url = serve(Server::Silent).await.replace("http://", "https://");
+        let (_, connector) = https(Some(Duration::from_millis(200)), None);
+        let called = tokio::time::timeout(Duration::from_secs(10), connector.call(get(&url))).await;
+        let error = called.expect("the connect timeout ends the wait").expect_err("no handshake");
         assert!(error.is_timeout(), "{error:?}");
     }
 
