@@ -62,8 +62,8 @@ struct Names {
     spans: Vec<(u32, u32)>,
 }
 
-/// Inflated on the first lookup of a name (a millisecond or two, once per
-/// process): deflated, the table is a third of its size in every binary.
+/// Inflated on the first lookup of a name (about 3 ms, once per process):
+/// deflated, the table is a third of its size in every binary.
 static NAMES: LazyLock<Names> = LazyLock::new(|| {
     let table = miniz_oxide::inflate::decompress_to_vec_with_limit(NAMES_DEFLATED, NAMES_LEN)
         .expect("the build script deflates the table");
