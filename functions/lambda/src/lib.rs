@@ -305,7 +305,23 @@ pub fn init_tracing() {
 /// nothing, is `info`: a function never starts without its logs.
 fn log_filter(spec: Option<&str>) -> tracing_subscriber::filter::Targets {
     let info = || tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO);
-    match spec.map(str::trim).filter(|s| !s.is_empty()) {
+    let level =
+        |s: &str| ["trace", "debug", "info", "warn", "error", "off"].iter().any(|l| l.eq_ignore_ascii_case(s.trim()));
+    let target = |s: &str| {
+        let s = s.trim();
+        !s.is_empty()
+            && s.split("::")
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    };
+    // `Targets` reads more than this (and reads some nonsense as a filter
+    // that lets nothing through), so the spec is checked first.
+    let readable = |spec: &str| {
+        spec.split(',').all(|directive| match directive.split_once('=') {
+            Some((name, lvl)) => target(name) && level(lvl),
+            None => level(directive),
+        })
+    };
+    match spec.map(str::trim).filter(|s| !s.is_empty() && readable(s)) {
         Some(spec) => spec.parse().unwrap_or_else(|_| info()),
         None => info(),
     }
@@ -403,7 +419,8 @@ mod tests {
 
     #[test]
     fn no_or_unreadable_rust_log_is_info() {
-        for spec in [None, Some(""), Some("  "), Some("loud!!="), Some("x=not-a-level")] {
+        for spec in [None, Some(""), Some("  "), Some("loud!!="), Some("x=not-a-level"), Some("=debug"), Some("info,")]
+        {
             let filter = log_filter(spec);
             assert!(filter.would_enable("leadflow_app", &Level::INFO), "{spec:?}");
             assert!(!filter.would_enable("leadflow_app", &Level::DEBUG), "{spec:?}");
