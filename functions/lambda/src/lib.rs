@@ -322,7 +322,11 @@ fn log_filter(spec: Option<&str>) -> tracing_subscriber::filter::Targets {
         })
     };
     match spec.map(str::trim).filter(|s| !s.is_empty() && readable(s)) {
-        Some(spec) => spec.parse().unwrap_or_else(|_| info()),
+        Some(spec) => {
+            let tidy: Vec<String> =
+                spec.split(',').map(|d| d.split('=').map(str::trim).collect::<Vec<_>>().join("=")).collect();
+            tidy.join(",").parse().unwrap_or_else(|_| info())
+        }
         None => info(),
     }
 }
@@ -411,7 +415,7 @@ mod tests {
         assert!(debug.would_enable("leadflow_app", &Level::DEBUG));
         assert!(!debug.would_enable("leadflow_app", &Level::TRACE));
 
-        let mixed = log_filter(Some("warn,aws_smithy_runtime=debug"));
+        let mixed = log_filter(Some(" warn , aws_smithy_runtime = debug "));
         assert!(mixed.would_enable("aws_smithy_runtime::client", &Level::DEBUG));
         assert!(!mixed.would_enable("leadflow_app", &Level::INFO));
         assert!(mixed.would_enable("leadflow_app", &Level::WARN));
