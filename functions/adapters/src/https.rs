@@ -36,7 +36,7 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// The SDK's HTTP client: TLS set up once (the system's roots are read
 /// here, at a cold start, not on the first request), a pool per timeouts.
 pub fn client() -> SharedHttpClient {
-    SharedHttpClient::new(Https { tls: Arc::new(tls()), pools: Arc::default() })
+    SharedHttpClient::new(Https { tls: Arc::new(tls()), pools: Mutex::default() })
 }
 
 /// rustls on ring with the system's trusted roots. With none readable, TLS
@@ -67,7 +67,7 @@ fn trusting(roots: rustls::RootCertStore) -> rustls::ClientConfig {
 struct Https {
     tls: Arc<rustls::ClientConfig>,
     /// One pool per (connect, read) timeouts the SDK asked for; one in practice.
-    pools: Arc<Mutex<Vec<(Timeouts, SharedHttpConnector)>>>,
+    pools: Mutex<Vec<(Timeouts, SharedHttpConnector)>>,
 }
 
 type Timeouts = (Option<Duration>, Option<Duration>);
@@ -251,7 +251,7 @@ mod tests {
     }
 
     fn https(connect: Option<Duration>, read: Option<Duration>) -> (Https, SharedHttpConnector) {
-        let https = Https { tls: Arc::new(tls()), pools: Arc::default() };
+        let https = Https { tls: Arc::new(tls()), pools: Mutex::default() };
         let connector = https.connector((connect, read));
         (https, connector)
     }
@@ -360,7 +360,7 @@ mod tests {
 
         let mut roots = rustls::RootCertStore::empty();
         roots.add(cert.der().clone()).expect("the test root");
-        let trusted = Https { tls: Arc::new(trusting(roots)), pools: Arc::default() }
+        let trusted = Https { tls: Arc::new(trusting(roots)), pools: Mutex::default() }
             .connector((Some(Duration::from_secs(2)), Some(Duration::from_secs(2))));
         let response = trusted.call(get(&url)).await.expect("answered over TLS");
         let body = aws_smithy_types::byte_stream::ByteStream::new(response.into_body()).collect().await;
