@@ -12,7 +12,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 use leadflow_domain::RuleSet;
-use leadflow_domain::rules::input::{LeadInput, LeadLine, read_lead};
+use leadflow_domain::rules::input::{EventTypes, LeadInput, LeadLine, read_lead};
 use leadflow_domain::rules::routing::TargetName;
 use leadflow_domain::rules::scoring::MatchedFit;
 use leadflow_domain::rules::{RULE_FILES, RuleSources};
@@ -45,8 +45,8 @@ struct Decided {
 }
 
 fn decide(rules: &RuleSet, input: &LeadInput, fit: &mut MatchedFit, slots: &mut Vec<u32>) -> Decided {
-    rules.event_slots(&input.events, slots);
-    let mut facts = rules.facts(&input.profile, slots, input.status, input.bant);
+    let events = input.events.slots_of(&rules.events, slots);
+    let mut facts = rules.facts(&input.profile, events, input.status, input.bant);
     fit.0.clear();
     let eval = rules.evaluate(&mut facts, input.idle_days, fit);
     let target = match rules.routing.target_name(rules.routing.target(eval.route)) {
@@ -351,7 +351,8 @@ fn decide_line(
     fit: &mut MatchedFit,
     slots: &mut Vec<u32>,
 ) {
-    let LeadLine { id, input } = read_lead(line, None);
+    // Counted against the base rules' event types: the head's read theirs by name.
+    let LeadLine { id, input } = read_lead(line, &base.events, EventTypes::Any);
     let Ok(input) = input else {
         report.rejected += 1;
         return;

@@ -261,8 +261,8 @@ pub fn explain(dir: &Path, lead: &str, as_json: bool) -> Result<ExitCode> {
         }
     };
     let mut slots = Vec::new();
-    rules.event_slots(&input.events, &mut slots);
-    let mut facts = rules.facts(&input.profile, &slots, input.status, input.bant);
+    let events = input.events.slots_of(&rules.events, &mut slots);
+    let mut facts = rules.facts(&input.profile, events, input.status, input.bant);
     let ex = rules.explain(&mut facts, input.idle_days);
     if as_json {
         println!("{}", serde_json::to_string_pretty(&ex)?);
@@ -322,7 +322,7 @@ pub fn replay(dir: &Path, leads: &str) -> Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        let input = match read_lead(&line, None).input {
+        let input = match read_lead(&line, &rules.events, EventTypes::Any).input {
             Ok(i) => i,
             Err(error) => {
                 rejected += 1;
@@ -331,8 +331,8 @@ pub fn replay(dir: &Path, leads: &str) -> Result<ExitCode> {
                 continue;
             }
         };
-        rules.event_slots(&input.events, &mut slots);
-        let mut facts = rules.facts(&input.profile, &slots, input.status, input.bant);
+        let events = input.events.slots_of(&rules.events, &mut slots);
+        let mut facts = rules.facts(&input.profile, events, input.status, input.bant);
         fit.0.clear();
         let eval = rules.evaluate(&mut facts, input.idle_days, &mut fit);
         let decision = Decision {

@@ -31,11 +31,11 @@ fn saas_dir() -> &'static Path {
 /// The engine and the reference must decide the same for every lead, or the
 /// comparison means nothing.
 fn assert_reference_agrees(rules: &RuleSet, leads: &[LeadInput], reference: fn(&LeadInput) -> support::Decision) {
-    let mut slots = Vec::new();
+    let mut scratch = Vec::new();
     let mut fit = MatchedFit::default();
     for lead in leads {
-        rules.event_slots(&lead.events, &mut slots);
-        let mut facts = rules.facts(&lead.profile, &slots, lead.status, lead.bant);
+        let events = lead.events.slots_of(&rules.events, &mut scratch);
+        let mut facts = rules.facts(&lead.profile, events, lead.status, lead.bant);
         fit.0.clear();
         let eval = rules.evaluate(&mut facts, lead.idle_days, &mut fit);
         let engine = support::Decision {
@@ -52,10 +52,11 @@ fn assert_reference_agrees(rules: &RuleSet, leads: &[LeadInput], reference: fn(&
 /// ratio of their throughputs from criterion's estimates of this run.
 fn workload(c: &mut Criterion, name: &str, dir: &Path, seed: u64, reference: fn(&LeadInput) -> support::Decision) {
     let rules = RuleSet::load_dir(dir).unwrap_or_else(|e| panic!("{name} rules load: {e}"));
-    let leads = match name {
-        "saas" => support::saas::generate(LEADS, seed),
-        _ => support::generate(LEADS, seed),
+    let (leads, slots) = match name {
+        "saas" => (support::saas::generate(LEADS, seed, &rules.events), support::saas::EVENT_SLOTS),
+        _ => (support::generate(LEADS, seed, &rules.events), support::EVENT_SLOTS),
     };
+    assert_eq!(rules.events.names()[..slots.len()], slots, "the reference reads events by these slots");
     assert_reference_agrees(&rules, &leads, reference);
 
     let mut group = c.benchmark_group(name);
@@ -76,11 +77,11 @@ fn workload(c: &mut Criterion, name: &str, dir: &Path, seed: u64, reference: fn(
 }
 
 /// One pass of the engine over every lead.
-fn engine_pass(rules: &RuleSet, leads: &[LeadInput], slots: &mut Vec<u32>) -> i64 {
+fn engine_pass(rules: &RuleSet, leads: &[LeadInput], scratch: &mut Vec<u32>) -> i64 {
     let mut sum = 0i64;
     for lead in leads {
-        rules.event_slots(&lead.events, slots);
-        let mut facts = rules.facts(&lead.profile, slots, lead.status, lead.bant);
+        let events = lead.events.slots_of(&rules.events, scratch);
+        let mut facts = rules.facts(&lead.profile, events, lead.status, lead.bant);
         let eval = rules.evaluate(&mut facts, lead.idle_days, &mut ());
         sum += eval.score.total + eval.route.rule.unwrap_or(99) as i64;
     }

@@ -1,6 +1,7 @@
 //! What leadflow knows about a lead: the captured profile, parsed into types that
 //! can only hold valid values, and the lead's status.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -25,7 +26,9 @@ pub struct InvalidEmail {
 
 impl Email {
     pub fn parse(input: &str) -> Result<Self, InvalidEmail> {
-        let normalised = input.trim().to_lowercase();
+        let trimmed = input.trim();
+        // Addresses are nearly always ASCII: lower-cased a byte at a time.
+        let normalised = if trimmed.is_ascii() { trimmed.to_ascii_lowercase() } else { trimmed.to_lowercase() };
         // A bare address only: no display name ("Jo <jo@example.com>").
         let options = email_address::Options::default().without_display_text();
         let valid = normalised.len() <= 254
@@ -42,11 +45,10 @@ impl Email {
         &self.address
     }
 
-    /// An address on the reserved `.invalid` domain, for checking other fields
-    /// of an input whose own email is missing.
-    pub(crate) fn stand_in() -> Self {
-        let address = "stand-in@leadflow.invalid".to_owned();
-        Email { domain_at: address.rfind('@').map_or(0, |i| i + 1), address }
+    /// No address: a place for the email of a profile being read, which is
+    /// never handed out until the real one has replaced it.
+    pub(crate) fn pending() -> Self {
+        Email { address: String::new(), domain_at: 0 }
     }
 
     /// The part after `@`.
@@ -406,7 +408,11 @@ fn text_value(field: &str, value: &str) -> Result<Option<String>, FieldError> {
 }
 
 fn parse_employees(value: &str) -> Result<i64, FieldError> {
-    let digits: String = value.chars().filter(|c| !matches!(c, ',' | '_' | ' ')).collect();
+    let digits: Cow<'_, str> = if value.bytes().all(|b| b.is_ascii_digit()) {
+        Cow::Borrowed(value)
+    } else {
+        value.chars().filter(|c| !matches!(c, ',' | '_' | ' ')).collect::<String>().into()
+    };
     digits
         .parse::<i64>()
         .ok()

@@ -5,12 +5,12 @@
 
 pub mod saas;
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use leadflow_domain::Status;
 use leadflow_domain::lead::{Bant, Email, FieldTarget, Profile, ProfileField};
 use leadflow_domain::rules::input::LeadInput;
+use leadflow_domain::rules::{EventCounts, EventVocabulary};
 use regex::Regex;
 
 const DOMAINS: &[&str] = &[
@@ -78,8 +78,22 @@ const EVENTS: &[&str] = &[
     "unsubscribe",
 ];
 
-/// `n` synthetic leads; the same `seed` always gives the same leads.
-pub fn generate(n: usize, seed: u64) -> Vec<LeadInput> {
+/// The event types the starter rules score, in the order of their slots (the
+/// order of `engagement` in scoring.yaml), which the reference reads them by.
+pub const EVENT_SLOTS: [&str; 8] = [
+    "demo_request",
+    "pricing_page_view",
+    "webinar_attended",
+    "content_download",
+    "email_click",
+    "email_open",
+    "form_submission",
+    "unsubscribe",
+];
+
+/// `n` synthetic leads with their events counted against `vocabulary`; the
+/// same `seed` always gives the same leads.
+pub fn generate(n: usize, seed: u64, vocabulary: &EventVocabulary) -> Vec<LeadInput> {
     let mut rng = fastrand::Rng::with_seed(seed);
     (0..n)
         .map(|i| {
@@ -101,10 +115,10 @@ pub fn generate(n: usize, seed: u64) -> Vec<LeadInput> {
             if rng.u8(..10) < 6 {
                 set(ProfileField::Industry, INDUSTRIES[rng.usize(..INDUSTRIES.len())]);
             }
-            let mut events = BTreeMap::new();
+            let mut events = EventCounts::new(vocabulary);
             for _ in 0..rng.usize(..5) {
                 let e = EVENTS[rng.usize(..EVENTS.len())];
-                *events.entry(e.to_owned()).or_insert(0) += rng.u32(1..4);
+                events.set(e, events.count(e) + rng.u32(1..4));
             }
             LeadInput { profile: p, events, idle_days: rng.u32(..60), status: Status::Nurturing, bant: Bant::default() }
         })
@@ -197,15 +211,17 @@ pub fn decide(lead: &LeadInput) -> Decision {
     }
     let fit = fit.clamp(-50, 60);
 
-    let count = |e: &str| i64::from(lead.events.get(e).copied().unwrap_or(0));
-    let positive = 40 * count("demo_request")
-        + (10 * count("pricing_page_view")).min(30)
-        + 10 * count("webinar_attended")
-        + (5 * count("content_download")).min(15)
-        + (2 * count("email_click")).min(10)
-        + count("email_open").min(5)
-        + (5 * count("form_submission")).min(10);
-    let negative = -20 * count("unsubscribe");
+    let &[demo, pricing, webinar, content, click, open, form, unsubscribe, ..] = lead.events.by_slot() else {
+        panic!("the starter rules have eight event types")
+    };
+    let positive = 40 * i64::from(demo)
+        + (10 * i64::from(pricing)).min(30)
+        + 10 * i64::from(webinar)
+        + (5 * i64::from(content)).min(15)
+        + (2 * i64::from(click)).min(10)
+        + i64::from(open).min(5)
+        + (5 * i64::from(form)).min(10);
+    let negative = -20 * i64::from(unsubscribe);
     let weeks = lead.idle_days.saturating_sub(14) / 7;
     let factor = (1.0 - 0.1 * f64::from(weeks)).max(0.0);
     let positive = if weeks == 0 { positive } else { (positive as f64 * factor).round() as i64 };
@@ -228,7 +244,7 @@ pub fn decide(lead: &LeadInput) -> Decision {
         &["GB", "IE", "DE", "AT", "CH", "NL", "FR", "SE", "DK", "NO", "FI", "ES", "IT", "BE", "PL"],
     ) {
         2
-    } else if employees.is_some_and(|n| n >= 200) && count("demo_request") >= 1 {
+    } else if employees.is_some_and(|n| n >= 200) && demo >= 1 {
         3
     } else {
         4

@@ -2,11 +2,10 @@
 //! engagement terms, 15 first-match routing rules), a generator of leads with
 //! 0 to 20 events each, and the same rules written by hand.
 
-use std::collections::BTreeMap;
-
 use leadflow_domain::Status;
 use leadflow_domain::lead::{Bant, Email, FieldTarget, Profile, ProfileField};
 use leadflow_domain::rules::input::LeadInput;
+use leadflow_domain::rules::{EventCounts, EventVocabulary};
 
 use super::Decision;
 
@@ -94,8 +93,22 @@ const EVENTS: &[&str] = &[
     "chat_started",
 ];
 
-/// `n` synthetic leads; the same `seed` always gives the same leads.
-pub fn generate(n: usize, seed: u64) -> Vec<LeadInput> {
+/// The event types the rules score, in the order of their slots (the order
+/// of `engagement` in scoring.yaml), which the reference reads them by.
+pub const EVENT_SLOTS: [&str; 8] = [
+    "demo_request",
+    "trial_signup",
+    "pricing_page_view",
+    "webinar_attended",
+    "content_download",
+    "email_click",
+    "support_ticket",
+    "unsubscribe",
+];
+
+/// `n` synthetic leads with their events counted against `vocabulary`; the
+/// same `seed` always gives the same leads.
+pub fn generate(n: usize, seed: u64, vocabulary: &EventVocabulary) -> Vec<LeadInput> {
     let mut rng = fastrand::Rng::with_seed(seed);
     (0..n)
         .map(|i| {
@@ -119,9 +132,10 @@ pub fn generate(n: usize, seed: u64) -> Vec<LeadInput> {
             if rng.u8(..10) < 6 {
                 set(ProfileField::Source, SOURCES[rng.usize(..SOURCES.len())]);
             }
-            let mut events = BTreeMap::new();
+            let mut events = EventCounts::new(vocabulary);
             for _ in 0..rng.usize(..=20) {
-                *events.entry(EVENTS[rng.usize(..EVENTS.len())].to_owned()).or_insert(0) += 1;
+                let e = EVENTS[rng.usize(..EVENTS.len())];
+                events.set(e, events.count(e) + 1);
             }
             LeadInput { profile: p, events, idle_days: rng.u32(..90), status: Status::Nurturing, bant: Bant::default() }
         })
@@ -169,17 +183,11 @@ pub fn decide(lead: &LeadInput) -> Decision {
     let title = p.job_title.as_deref().filter(|t| !t.is_empty());
     let title_has = |part: &str| title.is_some_and(|t| contains_ci(t, part));
     let industry = p.industry.as_deref();
-    let count = |e: &str| i64::from(lead.events.get(e).copied().unwrap_or(0));
-    let (demo, trial, pricing, webinar, content, click, support, unsubscribe) = (
-        count("demo_request"),
-        count("trial_signup"),
-        count("pricing_page_view"),
-        count("webinar_attended"),
-        count("content_download"),
-        count("email_click"),
-        count("support_ticket"),
-        count("unsubscribe"),
-    );
+    let &[demo, trial, pricing, webinar, content, click, support, unsubscribe, ..] = lead.events.by_slot() else {
+        panic!("the rules have eight event types")
+    };
+    let [demo, trial, pricing, webinar, content, click, support, unsubscribe] =
+        [demo, trial, pricing, webinar, content, click, support, unsubscribe].map(i64::from);
 
     let mut fit = 0i64;
     let mut bits = 0u16;

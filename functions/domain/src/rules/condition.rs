@@ -101,7 +101,7 @@ impl fmt::Debug for Test {
 
 /// What a test checks, by the kind of its field.
 #[derive(Clone, Debug)]
-enum Check {
+pub(super) enum Check {
     /// `exists`: the field is present (and non-empty), or not.
     Exists {
         field: Field,
@@ -160,8 +160,8 @@ enum Check {
 }
 
 /// The number fields that only hold integers.
-#[derive(Clone, Copy, Debug)]
-enum IntField {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum IntField {
     Employees,
     Score,
     Event(u16),
@@ -217,8 +217,49 @@ fn int_range(op: &NumOp) -> Option<(i64, i64, bool)> {
 }
 
 impl Check {
+    /// Whether the check costs no more than a few compares and a lookup: no
+    /// text comparison, no search, no regex.
+    pub(super) fn is_cheap(&self) -> bool {
+        !matches!(self, Check::Text { .. })
+    }
+
+    /// Whether the check reads the score or the tier, which are known only
+    /// once the lead has been scored.
+    pub(super) fn reads_score(&self) -> bool {
+        match self {
+            Check::Int { field, .. } => *field == IntField::Score,
+            Check::Number { field, .. } | Check::Exists { field, .. } | Check::Text { field, .. } => {
+                matches!(field, Field::Score | Field::Tier)
+            }
+            Check::Tier { .. } => true,
+            Check::Bool { .. } | Check::Status { .. } | Check::Country { .. } => false,
+            Check::Symbol { .. } | Check::Part { .. } => false,
+        }
+    }
+
+    /// Whether the two checks hold for the same leads because they are the
+    /// same check (false for text and number tests, which are never shared).
+    pub(super) fn same_as(&self, other: &Check) -> bool {
+        match (self, other) {
+            (Check::Exists { field: a, want: x }, Check::Exists { field: b, want: y }) => a == b && x == y,
+            (Check::Bool { field: a, value: x }, Check::Bool { field: b, value: y }) => a == b && x == y,
+            (Check::Tier { mask: a, negated: x }, Check::Tier { mask: b, negated: y }) => a == b && x == y,
+            (Check::Status { mask: a, negated: x }, Check::Status { mask: b, negated: y }) => a == b && x == y,
+            (Check::Country { set: a, negated: x }, Check::Country { set: b, negated: y }) => a == b && x == y,
+            (Check::Symbol { slot: a, set: s, negated: x }, Check::Symbol { slot: b, set: t, negated: y }) => {
+                a == b && s == t && x == y
+            }
+            (Check::Part { slot: a, bit: x }, Check::Part { slot: b, bit: y }) => a == b && x == y,
+            (
+                Check::Int { field: a, lo: l1, hi: h1, negated: x },
+                Check::Int { field: b, lo: l2, hi: h2, negated: y },
+            ) => a == b && l1 == l2 && h1 == h2 && x == y,
+            _ => false,
+        }
+    }
+
     #[inline(always)]
-    fn holds(&self, f: &Facts<'_>) -> bool {
+    pub(super) fn holds(&self, f: &Facts<'_>) -> bool {
         match self {
             Check::Int { field, lo, hi, negated } => field.get(f).is_some_and(|v| (*lo <= v && v <= *hi) != *negated),
             Check::Number { field, op } => field.number(f).is_some_and(|v| op.holds(v)),
@@ -422,6 +463,14 @@ impl Cond {
             Cond::Test(t) => t.check.holds(f),
             Cond::Always => true,
             group => group.group_holds(f),
+        }
+    }
+
+    /// The check of a test; `None` for a group.
+    pub(super) fn as_check(&self) -> Option<&Check> {
+        match self {
+            Cond::Test(t) => Some(&t.check),
+            _ => None,
         }
     }
 

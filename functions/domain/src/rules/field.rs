@@ -1,6 +1,9 @@
 //! The fields a rule can read, resolved once at load into typed accessors over
 //! [`Facts`].
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use crate::lead::{Bant, ProfileField, Status, valid_custom_name};
 
 use super::diag::suggest;
@@ -12,7 +15,8 @@ pub struct Facts<'a> {
     pub profile: &'a crate::lead::Profile,
     /// Whether the email domain is one of `capture.yaml` `free_email_domains`.
     pub free_email: bool,
-    /// Event counts by the rule set's event slot (see [`super::RuleSet::event_slots`]).
+    /// Event counts by the rule set's event slot (see [`EventCounts::slots_of`]
+    /// and [`super::RuleSet::event_slots`]).
     pub events: &'a [u32],
     pub status: Status,
     pub bant: Bant,
@@ -189,18 +193,31 @@ const FIXED_FIELDS: &[&str] = &[
 /// `scoring.yaml`, every lifecycle event and every re-activation event. Each gets
 /// a slot, so that counting and reading events needs no lookups per lead.
 #[derive(Clone, Debug, Default)]
-pub struct EventVocabulary {
+pub struct EventVocabulary(Arc<Names>);
+
+/// The names of a vocabulary, shared with the [`EventCounts`] made with it.
+#[derive(Clone, Debug, Default)]
+struct Names {
     /// By slot.
     names: Vec<String>,
     /// The same names, for lookups.
     keyed: KeyedList,
 }
 
+impl Names {
+    /// One hash of the name and one comparison.
+    #[inline]
+    fn slot(&self, name: &str) -> Option<u16> {
+        self.keyed.position(name).and_then(|i| u16::try_from(i).ok())
+    }
+}
+
 impl EventVocabulary {
     pub fn declare(&mut self, name: &str) -> u16 {
-        let slot = self.keyed.insert(name);
-        if slot == self.names.len() {
-            self.names.push(name.to_owned());
+        let vocabulary = Arc::make_mut(&mut self.0);
+        let slot = vocabulary.keyed.insert(name);
+        if slot == vocabulary.names.len() {
+            vocabulary.names.push(name.to_owned());
         }
         u16::try_from(slot).unwrap_or(u16::MAX)
     }
@@ -208,21 +225,108 @@ impl EventVocabulary {
     /// One hash of the name and one comparison.
     #[inline]
     pub fn slot(&self, name: &str) -> Option<u16> {
-        self.keyed.position(name).and_then(|i| u16::try_from(i).ok())
+        self.0.slot(name)
     }
 
     pub fn names(&self) -> &[String] {
-        &self.names
+        &self.0.names
     }
 
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.0.names.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.0.names.is_empty()
     }
 }
+
+/// A lead's event counts as the readers hand them to the engine: one count
+/// per type of the vocabulary they were counted against, by slot, so that the
+/// engine reads them with no lookup; and the types outside it by name, which
+/// score nothing under those rules but may under another rule set's.
+#[derive(Clone, Debug)]
+pub struct EventCounts {
+    vocabulary: Arc<Names>,
+    by_slot: Vec<u32>,
+    /// Types outside the vocabulary.
+    others: BTreeMap<String, u32>,
+}
+
+impl EventCounts {
+    /// No events, counted against `vocabulary`.
+    pub fn new(vocabulary: &EventVocabulary) -> Self {
+        EventCounts {
+            vocabulary: Arc::clone(&vocabulary.0),
+            by_slot: vec![0; vocabulary.len()],
+            others: BTreeMap::new(),
+        }
+    }
+
+    /// Counts `name`: by slot when the vocabulary knows it. A type set twice
+    /// keeps its last count.
+    pub fn set(&mut self, name: &str, count: u32) {
+        match self.vocabulary.slot(name) {
+            Some(slot) => self.by_slot[usize::from(slot)] = count,
+            None => {
+                self.others.insert(name.to_owned(), count);
+            }
+        }
+    }
+
+    /// The count of `name` (zero when the lead has none).
+    pub fn count(&self, name: &str) -> u32 {
+        match self.vocabulary.slot(name) {
+            Some(slot) => self.by_slot[usize::from(slot)],
+            None => self.others.get(name).copied().unwrap_or(0),
+        }
+    }
+
+    /// Counts by slot of the vocabulary these counts were made with.
+    pub fn by_slot(&self) -> &[u32] {
+        &self.by_slot
+    }
+
+    /// Every type with a count above zero: the vocabulary's in slot order,
+    /// then the others by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
+        let known = self.vocabulary.names.iter().zip(&self.by_slot);
+        known.chain(&self.others).filter(|(_, c)| **c > 0).map(|(n, c)| (n.as_str(), *c))
+    }
+
+    /// The counts by slot of `vocabulary`: these counts themselves when they
+    /// were made with the same event types (no work per lead), else copied
+    /// type by type into `scratch`.
+    #[inline]
+    pub fn slots_of<'a>(&'a self, vocabulary: &EventVocabulary, scratch: &'a mut Vec<u32>) -> &'a [u32] {
+        if Arc::ptr_eq(&self.vocabulary, &vocabulary.0) || self.vocabulary.names == vocabulary.0.names {
+            return &self.by_slot;
+        }
+        scratch.clear();
+        scratch.resize(vocabulary.len(), 0);
+        for (name, count) in self.iter() {
+            if let Some(slot) = vocabulary.slot(name) {
+                scratch[usize::from(slot)] = count;
+            }
+        }
+        scratch
+    }
+}
+
+/// Counts are equal when every type has the same count, whatever vocabulary
+/// each was made with.
+impl PartialEq for EventCounts {
+    fn eq(&self, other: &Self) -> bool {
+        fn sorted(c: &EventCounts) -> Vec<(&str, u32)> {
+            let mut all: Vec<(&str, u32)> = c.iter().collect();
+            all.sort_unstable();
+            all
+        }
+        sorted(self) == sorted(other)
+    }
+}
+
+impl Eq for EventCounts {}
 
 /// A valid event type name: lower-case letters, digits and `_`.
 pub fn valid_event_name(name: &str) -> bool {
@@ -304,4 +408,61 @@ pub fn resolve(name: &str, scope: &Scope<'_>) -> Result<Field, UnknownField> {
         });
     }
     Ok(field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocabulary(names: &[&str]) -> EventVocabulary {
+        let mut v = EventVocabulary::default();
+        for name in names {
+            v.declare(name);
+        }
+        v
+    }
+
+    #[test]
+    fn counts_are_kept_by_slot_and_unknown_types_by_name() {
+        let v = vocabulary(&["demo_request", "email_open"]);
+        let mut counts = EventCounts::new(&v);
+        counts.set("email_open", 3);
+        counts.set("chat_started", 2);
+        counts.set("email_open", 4);
+        assert_eq!(counts.by_slot(), [0, 4]);
+        assert_eq!(counts.count("email_open"), 4);
+        assert_eq!(counts.count("chat_started"), 2);
+        assert_eq!(counts.count("demo_request"), 0);
+        assert_eq!(counts.iter().collect::<Vec<_>>(), [("email_open", 4), ("chat_started", 2)]);
+        let mut scratch = vec![9; 7];
+        assert_eq!(counts.slots_of(&v, &mut scratch), [0, 4]);
+        assert_eq!(scratch, [9; 7], "the same vocabulary is read in place");
+    }
+
+    /// Counts made with one rule set's event types, read by another's (as
+    /// `rules diff` reads a line once for both): every type lands in the
+    /// other's slot, including the ones only the other knows.
+    #[test]
+    fn counts_are_read_by_another_vocabulary_by_name() {
+        let base = vocabulary(&["demo_request", "email_open"]);
+        let head = vocabulary(&["trial_signup", "email_open", "demo_request", "webinar_attended"]);
+        let mut counts = EventCounts::new(&base);
+        counts.set("demo_request", 1);
+        counts.set("email_open", 5);
+        counts.set("trial_signup", 2);
+        let mut scratch = Vec::new();
+        assert_eq!(counts.slots_of(&head, &mut scratch), [2, 5, 1, 0]);
+        let mut again = EventCounts::new(&head);
+        for (name, n) in counts.iter() {
+            again.set(name, n);
+        }
+        assert_eq!(again, counts, "equal counts are equal whatever vocabulary they were made with");
+        assert_eq!(again.slots_of(&base, &mut scratch), [1, 5]);
+        // An equal vocabulary built apart is read in place too.
+        let twin = vocabulary(&["demo_request", "email_open"]);
+        assert_eq!(counts.slots_of(&twin, &mut Vec::new()), [1, 5]);
+        let mut fewer = counts.clone();
+        fewer.set("trial_signup", 0);
+        assert_ne!(fewer, counts);
+    }
 }

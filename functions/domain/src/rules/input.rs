@@ -6,7 +6,6 @@
 //! Besides the lead fields, the lead may give `status` and `bant`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
@@ -16,14 +15,15 @@ use thiserror::Error;
 
 use super::RuleSet;
 use super::diag::suggest;
-use super::field::EventVocabulary;
+use super::field::{EventCounts, EventVocabulary};
 use crate::lead::{Bant, Email, FieldTarget, Profile, ProfileField, Status};
 
 /// One lead to evaluate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LeadInput {
     pub profile: Profile,
-    pub events: BTreeMap<String, u32>,
+    /// Counted against the event types of the rules that read the lead.
+    pub events: EventCounts,
     pub idle_days: u32,
     pub status: Status,
     pub bant: Bant,
@@ -56,8 +56,7 @@ pub(crate) fn scalar_text(v: &Value) -> Option<String> {
 impl RuleSet {
     /// Reads one lead input against these rules, from JSON already parsed.
     pub fn lead_input(&self, value: &Value, event_types: EventTypes) -> Result<LeadInput, InputError> {
-        let known = (event_types == EventTypes::Known).then_some(&self.events);
-        let seed = LeadSeed { known };
+        let seed = LeadSeed { vocabulary: &self.events, types: event_types };
         match seed.deserialize(value) {
             Ok(read) => read.input,
             Err(e) => Err(InputError(vec![e.to_string()])),
@@ -75,11 +74,12 @@ pub struct LeadLine {
 
 /// Reads one lead from JSON text straight into a [`LeadInput`], with no
 /// intermediate JSON tree: text fields are borrowed from the line unless they
-/// hold escapes. `known` is the rule set's event types when unknown ones are
-/// errors ([`EventTypes::Known`]); with `None` they are kept and score nothing.
-pub fn read_lead(json: &str, known: Option<&EventVocabulary>) -> LeadLine {
+/// hold escapes, and events are counted by slot of `vocabulary` as they are
+/// read. Event types outside it are errors with [`EventTypes::Known`]; with
+/// [`EventTypes::Any`] they are kept by name and score nothing.
+pub fn read_lead(json: &str, vocabulary: &EventVocabulary, types: EventTypes) -> LeadLine {
     let mut de = serde_json::Deserializer::from_str(json);
-    let read = LeadSeed { known }.deserialize(&mut de).and_then(|read| de.end().map(|()| read));
+    let read = LeadSeed { vocabulary, types }.deserialize(&mut de).and_then(|read| de.end().map(|()| read));
     match read {
         Ok(read) => LeadLine { id: read.id, input: read.input },
         Err(e) => LeadLine { id: None, input: Err(InputError(vec![e.to_string()])) },
@@ -101,8 +101,8 @@ struct Read {
 /// events by type and `idle_days`.
 type Filed = ((u8, String), String);
 
-/// The fields of a lead as they are read: the profile (on a stand-in email
-/// until the real one is known), status, BANT and the errors so far.
+/// The fields of a lead as they are read: the profile (with no email until
+/// the real one is known), status, BANT and the errors so far.
 struct Fields {
     email: Option<Result<Email, String>>,
     profile: Profile,
@@ -115,7 +115,7 @@ impl Fields {
     fn new() -> Self {
         Fields {
             email: None,
-            profile: Profile::new(Email::stand_in()),
+            profile: Profile::new(Email::pending()),
             status: Status::Nurturing,
             bant: Bant::default(),
             errors: Vec::new(),
@@ -182,7 +182,7 @@ impl Fields {
 
     /// The lead these fields make, with `errors` (the shape's, the events'
     /// and `idle_days`') and their own.
-    fn finish(mut self, mut errors: Vec<Filed>, events: BTreeMap<String, u32>, idle_days: u32) -> Read {
+    fn finish(mut self, mut errors: Vec<Filed>, events: EventCounts, idle_days: u32) -> Read {
         match self.email {
             Some(Ok(email)) => self.profile.email = email,
             Some(Err(e)) => errors.push(((1, String::new()), e)),
@@ -329,7 +329,8 @@ impl<'de> Visitor<'de> for ScalarVisitor {
 
 /// Reads a lead in either shape.
 struct LeadSeed<'r> {
-    known: Option<&'r EventVocabulary>,
+    vocabulary: &'r EventVocabulary,
+    types: EventTypes,
 }
 
 impl<'de> DeserializeSeed<'de> for LeadSeed<'_> {
@@ -352,9 +353,9 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
         // the flat shape's fields.
         let mut flat: Option<Fields> = None;
         let mut nested: Option<Result<Fields, ()>> = None;
-        let mut top_keys = Vec::new();
+        let mut top_keys: Vec<Cow<'de, str>> = Vec::new();
         let mut errors: Vec<Filed> = Vec::new();
-        let mut events = BTreeMap::new();
+        let mut events = EventCounts::new(self.vocabulary);
         let mut idle_days = 0;
         let mut id = None;
         while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
@@ -381,26 +382,26 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
                     {
                         id = Some(s.into_owned());
                     }
-                    top_keys.push(key.into_owned());
+                    top_keys.push(key);
                 }
                 name => {
                     flat.get_or_insert_with(Fields::new).read(name, &mut map)?;
-                    top_keys.push(key.into_owned());
+                    top_keys.push(key);
                 }
             }
         }
         let input = match nested {
             Some(Err(())) => Err(InputError(vec!["`lead` must be a map of fields".to_owned()])),
             Some(Ok(fields)) => {
-                for key in top_keys.into_iter().filter(|k| !NESTED_EXTRAS.contains(&k.as_str())) {
+                for key in top_keys.into_iter().filter(|k| !NESTED_EXTRAS.contains(&&**k)) {
                     let message = format!("unknown key `{key}`; expected lead, events, idle_days");
-                    errors.push(((0, key), message));
+                    errors.push(((0, key.into_owned()), message));
                 }
                 fields.finish(errors, events, idle_days).input
             }
             None => {
                 let mut flat = flat.unwrap_or_else(Fields::new);
-                for key in top_keys.iter().filter(|k| NESTED_EXTRAS.contains(&k.as_str())) {
+                for key in top_keys.iter().filter(|k| NESTED_EXTRAS.contains(&&***k)) {
                     flat.error(key, unknown_field(key));
                 }
                 flat.finish(errors, events, idle_days).input
@@ -448,7 +449,7 @@ impl LeadSeed<'_> {
     fn events<'de, A: MapAccess<'de>>(
         &self,
         map: &mut A,
-        events: &mut BTreeMap<String, u32>,
+        events: &mut EventCounts,
         errors: &mut Vec<Filed>,
     ) -> Result<(), A::Error> {
         match map.next_value::<Option<Entries<'de>>>()? {
@@ -463,16 +464,14 @@ impl LeadSeed<'_> {
                         errors.push(((3, name.into_owned()), message));
                         continue;
                     };
-                    if let Some(known) = self.known
-                        && known.slot(&name).is_none()
-                    {
-                        let hint = suggest(&name, known.names().iter().map(String::as_str))
+                    if self.types == EventTypes::Known && self.vocabulary.slot(&name).is_none() {
+                        let hint = suggest(&name, self.vocabulary.names().iter().map(String::as_str))
                             .map(|s| format!(" (did you mean `{s}`?)"))
                             .unwrap_or_default();
                         errors.push(((3, name.to_string()), format!("unknown event type `{name}`{hint}")));
                         continue;
                     }
-                    events.insert(name.into_owned(), n);
+                    events.set(&name, n);
                 }
             }
         }
@@ -653,8 +652,7 @@ mod tests {
 
     /// Reads `text` both ways: straight from the text, and from the parsed tree.
     fn both(rules: &RuleSet, text: &str, types: EventTypes) -> Result<LeadInput, InputError> {
-        let known = (types == EventTypes::Known).then_some(&rules.events);
-        let direct = read_lead(text, known).input;
+        let direct = read_lead(text, &rules.events, types).input;
         let value: Value = serde_json::from_str(text).expect("valid JSON");
         assert_eq!(direct, rules.lead_input(&value, types), "the two readers differ on {text}");
         direct
@@ -687,7 +685,7 @@ mod tests {
         assert_eq!(nested.profile.employees, Some(250));
         assert_eq!(nested.status, Status::Working);
         assert_eq!(nested.bant.budget, Some(true));
-        assert_eq!(nested.events.get("demo_request"), Some(&2));
+        assert_eq!(nested.events.count("demo_request"), 2);
         assert_eq!(nested.idle_days, 3);
     }
 
@@ -744,7 +742,7 @@ mod tests {
             assert!(got.contains(want), "{text}: {got:?} should say {want:?}");
         }
         for text in ["", "{", r#"{"email": "jo@acme.com"} trailing"#, r#"{"email": "jo@acme.com""#, "\u{0}"] {
-            let line = read_lead(text, None);
+            let line = read_lead(text, &EventVocabulary::default(), EventTypes::Any);
             assert!(line.input.is_err(), "{text:?} read as a lead");
         }
     }
@@ -764,13 +762,19 @@ mod tests {
             ),
             (format!(r#"{{"email": "jo@acme.com", "bant": {{"need": {deep}}}}}"#), "`bant.need` must be"),
         ] {
-            let got = read_lead(&text, None).input.expect_err("a nested value is not a field").to_string();
+            let got = read_lead(&text, &EventVocabulary::default(), EventTypes::Any)
+                .input
+                .expect_err("a nested value is not a field")
+                .to_string();
             assert!(got.contains(want), "{got:?} should say {want:?}");
         }
         let stored = format!(r#"{{"stored": {deep}, "lead": {{"email": "jo@acme.com"}}}}"#);
-        assert!(read_lead(&stored, None).input.is_ok(), "what an export adds decides nothing");
+        assert!(
+            read_lead(&stored, &EventVocabulary::default(), EventTypes::Any).input.is_ok(),
+            "what an export adds decides nothing"
+        );
         let unclosed = format!(r#"{{"stored": {}, "lead": {{"email": "jo@acme.com"}}}}"#, "[".repeat(100_000));
-        assert!(read_lead(&unclosed, None).input.is_err());
+        assert!(read_lead(&unclosed, &EventVocabulary::default(), EventTypes::Any).input.is_err());
     }
 
     #[test]
@@ -778,13 +782,13 @@ mod tests {
         let rules = starter();
         let text = r#"{"id":"L7","stored":{"score":3},"history":[{"at":1}],"lead":{"email":"jo@acme.com","source":null},
                       "events":{"chat_started":2,"demo_request":null}}"#;
-        let line = read_lead(text, None);
+        let line = read_lead(text, &EventVocabulary::default(), EventTypes::Any);
         assert_eq!(line.id.as_deref(), Some("L7"));
         let errors = line.input.expect_err("a null count is not a count").0;
         assert_eq!(errors, ["`events.demo_request` must be a whole number of zero or more"]);
         let text = text.replace(",\"demo_request\":null", "");
         let input = both(&rules, &text, EventTypes::Any).expect("valid");
-        assert_eq!(input.events.get("chat_started"), Some(&2));
+        assert_eq!(input.events.count("chat_started"), 2);
         assert!(both(&rules, &text, EventTypes::Known).is_err());
     }
 }

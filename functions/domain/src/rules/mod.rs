@@ -12,6 +12,7 @@ pub mod filetests;
 pub mod input;
 pub mod lifecycle;
 pub mod lint;
+pub mod program;
 pub mod routing;
 pub mod schema;
 pub mod scoring;
@@ -28,7 +29,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 pub use diag::{Diagnostic, Diagnostics};
-pub use field::{EventVocabulary, Facts};
+pub use field::{EventCounts, EventVocabulary, Facts};
 
 use crate::lead::{Bant, Profile, Status};
 use routing::{RouteMatch, TargetName};
@@ -112,6 +113,8 @@ pub struct RuleSet {
     pub symbols: condition::Symbols,
     /// The parts that conditions look for in text, searched for once per lead.
     pub parts: condition::Parts,
+    /// The fit and routing conditions compiled over one word of tests per lead.
+    pub program: program::Program,
 }
 
 impl RuleSet {
@@ -209,8 +212,12 @@ impl RuleSet {
                     when.search_once(&mut parts);
                 }
                 parts.finish();
+                let program = program::Program::compile(
+                    scoring.fit.iter().map(|rule| &rule.when),
+                    routing.rules.iter().map(|rule| &rule.when),
+                );
                 let version = sources.version();
-                Ok(RuleSet { version, events, capture, scoring, lifecycle, routing, sla, symbols, parts })
+                Ok(RuleSet { version, events, capture, scoring, lifecycle, routing, sla, symbols, parts, program })
             }
             _ => {
                 if diags.is_empty() {
@@ -233,9 +240,10 @@ impl RuleSet {
         RuleSet::load(&RuleSources::from_dir(dir)?).map_err(RuleError::Invalid)
     }
 
-    /// Fills `slots` with the lead's event counts, one per event type the rules
-    /// know, so that scoring and conditions read them by position. Types the
-    /// rules do not know are not counted.
+    /// Fills `slots` with a stored lead's event counts, one per event type the
+    /// rules know, so that scoring and conditions read them by position. Types
+    /// the rules do not know are not counted. (Leads read from JSON come with
+    /// their counts by slot already: see [`EventCounts`].)
     pub fn event_slots(&self, counts: &BTreeMap<String, u32>, slots: &mut Vec<u32>) {
         slots.clear();
         slots.resize(self.events.len(), 0);
@@ -268,11 +276,15 @@ impl RuleSet {
     /// Leaves the score and tier in `facts` for later rules.
     #[inline]
     pub fn evaluate<T: ScoreTrace>(&self, facts: &mut Facts<'_>, idle_days: u32, trace: &mut T) -> Evaluation {
-        let score = self.scoring.score(facts, idle_days, trace);
+        let before = self.program.before(facts);
+        let score = self.scoring.score_by(facts, idle_days, trace, |i| {
+            self.program.fit_holds(i, before, || self.scoring.fit[i].when.holds(facts))
+        });
         facts.score = Some(score.total);
         facts.tier = Some(score.tier);
-        let route = self.routing.decide(facts);
-        Evaluation { score, route }
+        let bits = self.program.after(facts, before);
+        let rule = self.program.first_route(bits, |i| self.routing.rules[i].when.holds(facts));
+        Evaluation { score, route: RouteMatch { rule } }
     }
 
     /// Evaluates a lead and explains every step.

@@ -163,9 +163,9 @@ fn run_case(rules: &RuleSet, file: &str, case: RawCase) -> CaseOutcome {
         CaseOutcome { file: file.to_owned(), name: case.name, errors, mismatches: Vec::new(), explanation: None };
     let Some(input) = input else { return outcome };
 
-    let mut slots = Vec::new();
-    rules.event_slots(&input.events, &mut slots);
-    let mut facts = rules.facts(&input.profile, &slots, input.status, input.bant);
+    let mut scratch = Vec::new();
+    let slots = input.events.slots_of(&rules.events, &mut scratch);
+    let mut facts = rules.facts(&input.profile, slots, input.status, input.bant);
     let ex = rules.explain(&mut facts, input.idle_days);
     let m = &mut outcome.mismatches;
     if let Some(score) = e.score

@@ -83,9 +83,9 @@ fn condition_table() {
         let input = rules
             .lead_input(&serde_json::json!({"lead": case.lead, "events": case.events}), EventTypes::Known)
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        let mut slots = Vec::new();
-        rules.event_slots(&input.events, &mut slots);
-        let mut facts = rules.facts(&input.profile, &slots, input.status, input.bant);
+        let mut scratch = Vec::new();
+        let slots = input.events.slots_of(&rules.events, &mut scratch);
+        let mut facts = rules.facts(&input.profile, slots, input.status, input.bant);
         facts.score = case.score;
         facts.tier = case.tier.as_deref().map(|t| rules.scoring.tier_index(t).expect("tier"));
         if cond.holds(&facts) != case.holds {
@@ -235,8 +235,8 @@ fn routing_table() {
             let input = rules
                 .lead_input(&serde_json::json!({"lead": case.lead, "events": case.events}), EventTypes::Known)
                 .unwrap_or_else(|e| panic!("{label}: {e}"));
-            let mut slots = Vec::new();
-            rules.event_slots(&input.events, &mut slots);
+            let mut scratch = Vec::new();
+            let slots = input.events.slots_of(&rules.events, &mut scratch);
             let mut team = Team { open: case.open.clone(), cursors: case.cursors.clone() };
             let ctx = AssignContext {
                 today: case.today,
@@ -246,7 +246,7 @@ fn routing_table() {
             let mut chosen = Vec::new();
             let mut last = None;
             for _ in 0..case.repeat {
-                let mut facts = rules.facts(&input.profile, &slots, input.status, input.bant);
+                let mut facts = rules.facts(&input.profile, slots, input.status, input.bant);
                 rules.evaluate(&mut facts, 0, &mut ());
                 let a = rules.routing.assign(&facts, &ctx, &team, &team);
                 if let Some(rep) = &a.rep {
@@ -778,5 +778,207 @@ mod robustness {
                 load_with(file, text);
             }
         }
+    }
+}
+
+// ------------------------------------------------- compiled conditions
+
+/// The conditions compiled over one word of tests per lead decide exactly as
+/// the condition trees do: the same score, the same fit rules in the same
+/// order, the same route, for random rule sets and random leads.
+mod program {
+    use serde_json::json;
+
+    use super::*;
+    use crate::lead::{Email, FieldTarget, Profile, ProfileField};
+    use crate::rules::EventCounts;
+    use crate::rules::scoring::MatchedFit;
+
+    const COUNTRIES: &[&str] = &["US", "CA", "GB", "DE", "FR", "JP", "BR", "IN"];
+    const INDUSTRIES: &[&str] = &["software", "SaaS", "fintech", "Banking", "retail", "ÉNERGIE", "énergie"];
+    const TITLES: &[&str] =
+        &["Chief Revenue Officer", "VP Sales", "vice president", "Intern", "CTO", "KELVIN K", "Directeur"];
+    const EVENTS: &[&str] = &["demo_request", "pricing_page_view", "email_open", "unsubscribe"];
+    const STATUSES: &[&str] = &["nurturing", "assigned", "working", "qualified", "dormant"];
+
+    fn pick<'a>(rng: &mut fastrand::Rng, from: &[&'a str]) -> &'a str {
+        from[rng.usize(..from.len())]
+    }
+
+    fn some<'a>(rng: &mut fastrand::Rng, from: &[&'a str]) -> Vec<&'a str> {
+        (0..rng.usize(1..4)).map(|_| pick(rng, from)).collect()
+    }
+
+    /// One test on one field; routing tests may read the score and tier.
+    fn leaf(rng: &mut fastrand::Rng, routing: bool) -> Value {
+        let n = |rng: &mut fastrand::Rng| rng.i64(0..3000);
+        match rng.u8(..if routing { 14 } else { 12 }) {
+            0 => json!({ "employees": { "gte": n(rng) } }),
+            1 => {
+                let a = n(rng);
+                json!({ "employees": { "between": [a, a + n(rng)] } })
+            }
+            2 => json!({ "employees": { "lt": n(rng) } }),
+            3 => json!({ "country": some(rng, COUNTRIES) }),
+            4 => json!({ "country": { "not_in": some(rng, COUNTRIES) } }),
+            5 => json!({ "industry": some(rng, INDUSTRIES) }),
+            6 => json!({ "industry": { "ne": pick(rng, INDUSTRIES) } }),
+            7 => json!({ "job_title": { "contains": pick(rng, &["chief", "vp", "k", "intern", "dir"]) } }),
+            8 => match rng.u8(..3) {
+                0 => json!({ "job_title": { "starts_with": "vp" } }),
+                1 => json!({ "job_title": { "matches": "(?i)^c.o$" } }),
+                _ => json!({ "source": { "exists": rng.bool() } }),
+            },
+            9 => json!({ "free_email": rng.bool() }),
+            10 => match rng.u8(..3) {
+                0 => json!({ format!("events.{}", pick(rng, EVENTS)): { "exists": rng.bool() } }),
+                1 => json!({ format!("events.{}", pick(rng, EVENTS)): { "gte": rng.u32(1..4) } }),
+                _ => json!({ "status": some(rng, STATUSES) }),
+            },
+            11 => json!({ "bant.budget": rng.bool() }),
+            12 => json!({ "score": { if rng.bool() { "gte" } else { "lt" }: rng.i64(0..120) } }),
+            _ => json!({ "tier": some(rng, &["cold", "warm", "hot"]) }),
+        }
+    }
+
+    fn condition(rng: &mut fastrand::Rng, routing: bool, depth: u32) -> Value {
+        if depth == 0 {
+            return leaf(rng, routing);
+        }
+        let list = |rng: &mut fastrand::Rng| -> Vec<Value> {
+            (0..rng.usize(1..4)).map(|_| condition(rng, routing, depth - 1)).collect()
+        };
+        match rng.u8(..7) {
+            0 | 1 => leaf(rng, routing),
+            2 => json!({ "all": list(rng) }),
+            3 => json!({ "any": list(rng) }),
+            4 => json!({ "not": condition(rng, routing, depth - 1) }),
+            5 => {
+                // Several keys in one map: all of them.
+                let mut map = serde_json::Map::new();
+                for _ in 0..rng.usize(1..4) {
+                    if let Value::Object(m) = leaf(rng, routing) {
+                        map.extend(m);
+                    }
+                }
+                Value::Object(map)
+            }
+            _ => json!({ "all": [leaf(rng, routing), { "any": list(rng) }, { "not": { "any": list(rng) } }] }),
+        }
+    }
+
+    fn yaml(v: Value) -> serde_yaml::Value {
+        serde_yaml::to_value(v).expect("yaml")
+    }
+
+    /// The starter rules with random fit and routing rules.
+    fn random_rules(rng: &mut fastrand::Rng) -> RuleSet {
+        let file = |name: &str| -> serde_yaml::Value {
+            serde_yaml::from_str(starter_sources().get(name).expect("starter file")).expect("yaml")
+        };
+        let mut scoring = file("scoring.yaml");
+        let fit: Vec<Value> = (0..rng.usize(1..12))
+            .map(
+                |i| json!({ "name": format!("fit-{i}"), "when": condition(rng, false, 2), "points": rng.i64(-30..40) }),
+            )
+            .collect();
+        scoring["fit"] = yaml(json!(fit));
+        let mut routing = file("routing.yaml");
+        let rules: Vec<Value> = (0..rng.usize(1..12))
+            .map(|i| json!({ "name": format!("route-{i}"), "when": condition(rng, true, 2), "to": { "pool": "inbound" } }))
+            .collect();
+        routing["rules"] = yaml(json!(rules));
+        rules_with(&[("scoring.yaml", &scoring), ("routing.yaml", &routing)])
+    }
+
+    fn random_lead(rng: &mut fastrand::Rng, rules: &RuleSet) -> (Profile, EventCounts, Status, Bant, u32) {
+        let domain = pick(rng, &["gmail.com", "acme.com", "web.de", "globex.com"]);
+        let mut p = Profile::new(Email::parse(&format!("lead@{domain}")).expect("email"));
+        let mut set = |rng: &mut fastrand::Rng, field: ProfileField, value: &str| {
+            if rng.u8(..4) > 0 {
+                p.set(&FieldTarget::Profile(field), value).expect("valid");
+            }
+        };
+        let employees = rng.i64(0..6000).to_string();
+        set(rng, ProfileField::Employees, &employees);
+        let (country, industry, title) = (pick(rng, COUNTRIES), pick(rng, INDUSTRIES), pick(rng, TITLES));
+        set(rng, ProfileField::Country, country);
+        set(rng, ProfileField::Industry, industry);
+        set(rng, ProfileField::JobTitle, title);
+        set(rng, ProfileField::Source, "webinar");
+        let mut events = EventCounts::new(&rules.events);
+        for _ in 0..rng.usize(..4) {
+            events.set(pick(rng, EVENTS), rng.u32(..4));
+        }
+        let status = pick(rng, STATUSES).parse().expect("status");
+        let bant = Bant { budget: [None, Some(true), Some(false)][rng.usize(..3)], ..Bant::default() };
+        (p, events, status, bant, rng.u32(..80))
+    }
+
+    /// Decides `leads` both ways and panics where they differ.
+    fn agree(rules: &RuleSet, rng: &mut fastrand::Rng, leads: usize) {
+        let mut scratch = Vec::new();
+        for _ in 0..leads {
+            let (profile, events, status, bant, idle) = random_lead(rng, rules);
+            let slots = events.slots_of(&rules.events, &mut scratch);
+            let mut facts = rules.facts(&profile, slots, status, bant);
+            let (mut fast_fit, mut tree_fit) = (MatchedFit::default(), MatchedFit::default());
+            let fast = rules.evaluate(&mut facts, idle, &mut fast_fit);
+            let mut facts = rules.facts(&profile, slots, status, bant);
+            let score = rules.scoring.score(&facts, idle, &mut tree_fit);
+            facts.score = Some(score.total);
+            facts.tier = Some(score.tier);
+            let route = rules.routing.decide(&facts);
+            assert_eq!(fast.score, score, "{profile:?} {events:?}");
+            assert_eq!(fast_fit.0, tree_fit.0, "{profile:?} {events:?}");
+            assert_eq!(fast.route, route, "{profile:?} {events:?} {status:?}");
+        }
+    }
+
+    #[test]
+    fn compiled_conditions_decide_as_the_trees_do() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let (mut decided, mut rules_seen) = (0, 0);
+        for _ in 0..150 {
+            let rules = random_rules(&mut rng);
+            let (d, total, _) = rules.program.coverage();
+            decided += d;
+            rules_seen += total;
+            agree(&rules, &mut rng, 300);
+        }
+        // Most random conditions are flat enough for the word; the rest keep
+        // their trees, and both kinds were compared.
+        assert!(decided * 2 > rules_seen && decided < rules_seen, "{decided} of {rules_seen} rules compiled");
+    }
+
+    /// The shipped and benchmark rule sets: the word decides every rule but
+    /// the starter's one `matches` test (a regex is never a bit of the word).
+    #[test]
+    fn the_word_decides_the_shipped_rules() {
+        let saas = RuleSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/saas")).expect("saas rules");
+        let starter = RuleSet::load(&starter_sources()).expect("starter rules");
+        let mut rng = fastrand::Rng::with_seed(5);
+        for (rules, trees) in [(&saas, 0), (&starter, 1)] {
+            let (decided, total, _) = rules.program.coverage();
+            assert_eq!(decided + trees, total);
+            agree(rules, &mut rng, 2000);
+        }
+    }
+
+    /// More distinct tests than the word has bits: the rules past it keep
+    /// their trees and still decide the same.
+    #[test]
+    fn rules_past_the_word_keep_their_trees() {
+        let mut scoring: serde_yaml::Value =
+            serde_yaml::from_str(starter_sources().get("scoring.yaml").expect("file")).expect("yaml");
+        let fit: Vec<Value> = (0..200)
+            .map(|i| json!({ "name": format!("size-{i}"), "when": { "employees": { "gte": i * 25 } }, "points": 1 }))
+            .collect();
+        scoring["fit"] = yaml(json!(fit));
+        let rules = rules_with(&[("scoring.yaml", &scoring)]);
+        let (decided, total, tests) = rules.program.coverage();
+        assert_eq!(tests, 128);
+        assert!(decided < total);
+        agree(&rules, &mut fastrand::Rng::with_seed(3), 2000);
     }
 }
