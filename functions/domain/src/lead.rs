@@ -29,12 +29,7 @@ impl Email {
         let trimmed = input.trim();
         // Addresses are nearly always ASCII: lower-cased a byte at a time.
         let normalised = if trimmed.is_ascii() { trimmed.to_ascii_lowercase() } else { trimmed.to_lowercase() };
-        // A bare address only: no display name ("Jo <jo@example.com>").
-        let options = email_address::Options::default().without_display_text();
-        let valid = normalised.len() <= 254
-            && email_address::EmailAddress::parse_with_options(&normalised, options)
-                .is_ok_and(|e| e.domain().contains('.') && !e.domain().starts_with('['));
-        if !valid {
+        if !(normalised.len() <= 254 && valid_address(&normalised)) {
             return Err(InvalidEmail { input: input.chars().take(80).collect() });
         }
         let domain_at = normalised.rfind('@').map_or(0, |i| i + 1);
@@ -56,6 +51,26 @@ impl Email {
     pub fn domain(&self) -> &str {
         &self.address[self.domain_at..]
     }
+}
+
+/// A bare address (no display name, as in "Jo <jo@example.com>") whose domain
+/// has a dot and is not a literal (`[192.0.2.1]`).
+fn valid_address(address: &str) -> bool {
+    use email_address::EmailAddress;
+    if address.contains('<') {
+        let options = email_address::Options::default().without_display_text();
+        return EmailAddress::parse_with_options(address, options)
+            .is_ok_and(|e| e.domain().contains('.') && !e.domain().starts_with('['));
+    }
+    // With no `<` there is no display name to find, and the address is valid
+    // when its two parts are (what `parse_with_options` checks, without
+    // scanning for a display name a character at a time or copying the address).
+    address.rsplit_once('@').is_some_and(|(local, domain)| {
+        domain.contains('.')
+            && !domain.starts_with('[')
+            && EmailAddress::is_valid_local_part(local)
+            && EmailAddress::is_valid_domain(domain)
+    })
 }
 
 impl TryFrom<String> for Email {
@@ -646,6 +661,45 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The address check as the email crate makes it on the whole address.
+    fn valid_as_a_whole(address: &str) -> bool {
+        let options = email_address::Options::default().without_display_text();
+        email_address::EmailAddress::parse_with_options(address, options)
+            .is_ok_and(|e| e.domain().contains('.') && !e.domain().starts_with('['))
+    }
+
+    /// Checking the two parts of an address with no `<` accepts exactly what
+    /// checking the whole address does, on addresses built from the
+    /// characters that matter to either (quotes, escapes, spaces, brackets,
+    /// several `@`, dots in every place).
+    #[test]
+    fn checking_the_parts_accepts_what_checking_the_whole_does() {
+        let pieces =
+            ["a", "b.c", ".", "..", "@", "\"", "\\", " ", "[1.2.3.4]", "-", "x-y", "é", "+", "(c)", ",", "q\"@"];
+        let mut rng = fastrand::Rng::with_seed(1);
+        let (mut valid, mut tried) = (0, 0);
+        for _ in 0..200_000 {
+            let some = |rng: &mut fastrand::Rng, n: usize| -> String {
+                (0..rng.usize(1..=n)).map(|_| pieces[rng.usize(..pieces.len())]).collect()
+            };
+            let address = match rng.u8(..3) {
+                0 => some(&mut rng, 6),
+                // Shaped like an address: a local part, `@` and a domain.
+                _ => {
+                    let (local, domain) = (some(&mut rng, 2), some(&mut rng, 1));
+                    format!("{local}@{domain}{}", [".com", ".de", "", "."][rng.usize(..4)])
+                }
+            };
+            tried += 1;
+            valid += usize::from(valid_as_a_whole(&address));
+            assert_eq!(valid_address(&address), valid_as_a_whole(&address), "{address:?}");
+        }
+        for address in ["jo@acme.com", "\"jo smith\"@acme.com", "jo@[192.0.2.1]", "jo@localhost", "@acme.com", "jo@"] {
+            assert_eq!(valid_address(address), valid_as_a_whole(address), "{address:?}");
+        }
+        assert!(valid > 1000, "only {valid} of {tried} random addresses were valid");
+    }
 
     #[test]
     fn email_is_trimmed_and_lower_cased() {
