@@ -8,13 +8,18 @@
 //! every test the same way for every lead, and the masks decide with no
 //! branch at all.
 //!
+//! The tests are kept by kind (ranges of employees, of event counts and of the
+//! score, numbered values, parts, countries) and each kind is one loop of the
+//! same arithmetic, so that the pass has no branch to mispredict either; the
+//! few other tests (flags, `exists`, tiers, statuses) go through their check.
+//!
 //! A rule whose condition does not fit (a test on text that is not numbered,
 //! a regex, `not` around `all`, more tests than the word has bits) keeps its
 //! condition tree, which decides exactly as before. Both give the same answer
 //! for every lead: the tests of `super::tests` compare them.
 
-use super::condition::{Check, Cond};
-use super::field::Facts;
+use super::condition::{ABSENT, Check, Cond, IntField};
+use super::field::{Facts, Field};
 
 /// How many distinct tests the word holds.
 const BITS: usize = 128;
@@ -23,13 +28,123 @@ const BITS: usize = 128;
 #[derive(Clone, Debug, Default)]
 pub struct Program {
     /// Tests that read neither the score nor the tier: bits from 0.
-    before: Vec<Check>,
-    /// Tests that read the score or tier (routing only): the bits after `before`.
-    after: Vec<Check>,
+    before: Atoms,
+    /// Tests that read the score or tier (routing only): the bits after `before`'s.
+    after: Atoms,
     /// One per fit rule, in order: `None` keeps the rule's tree.
     fit: Vec<Option<Mask>>,
     /// One per routing rule, in order.
     routes: Vec<Option<Mask>>,
+}
+
+/// Tests by kind, each with the bit it sets.
+#[derive(Clone, Debug, Default)]
+struct Atoms {
+    /// Employees in `lo..=hi` (or not, when negated); absent is false.
+    employees: Vec<Range>,
+    /// An event count, by slot, in `lo..=hi` (or not).
+    events: Vec<(usize, Range)>,
+    /// The score in `lo..=hi` (or not); false before scoring.
+    score: Vec<Range>,
+    /// A numbered value in a set of at most 64: (slot, set, negated).
+    symbols: Vec<(usize, u64, bool, u128)>,
+    /// A part found in a searched field: (slot, bit of the part).
+    parts: Vec<(usize, u32, u128)>,
+    /// The country among a set of codes: (set, negated).
+    countries: Vec<(Box<[u64; 11]>, bool, u128)>,
+    /// Anything else, through its check.
+    others: Vec<(Check, u128)>,
+    /// How many tests, of every kind.
+    len: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Range {
+    lo: i64,
+    hi: i64,
+    negated: bool,
+    /// The test's bit, set.
+    bit: u128,
+}
+
+/// `bit` when `holds`, with no shift and no branch.
+#[inline(always)]
+fn set(bit: u128, holds: bool) -> u128 {
+    bit & 0u128.wrapping_sub(u128::from(holds))
+}
+
+impl Range {
+    /// Whether a value that is present (`has`) is in the range as the test
+    /// wants it: arithmetic only.
+    #[inline(always)]
+    fn word(self, has: bool, v: i64) -> u128 {
+        set(self.bit, has & ((self.lo <= v) & (v <= self.hi) != self.negated))
+    }
+}
+
+impl Atoms {
+    /// Files `check` under its kind with `bit`.
+    fn add(&mut self, check: Check, at: u32) {
+        self.len += 1;
+        let bit = 1u128 << at;
+        match check {
+            Check::Int { field, lo, hi, negated } => {
+                let range = Range { lo, hi, negated, bit };
+                match field {
+                    IntField::Employees => self.employees.push(range),
+                    IntField::Event(slot) => self.events.push((usize::from(slot), range)),
+                    IntField::Score => self.score.push(range),
+                }
+            }
+            // A count is present when above zero.
+            Check::Exists { field: Field::Events(slot), want } => {
+                let range = Range { lo: 1, hi: i64::MAX, negated: !want, bit };
+                self.events.push((usize::from(slot), range));
+            }
+            Check::Symbol { slot, ref set, negated } if set.len() <= 1 => {
+                self.symbols.push((usize::from(slot), set.first().copied().unwrap_or(0), negated, bit));
+            }
+            Check::Part { slot, bit: part } => self.parts.push((usize::from(slot), u32::from(part), bit)),
+            Check::Country { set, negated } => self.countries.push((set, negated, bit)),
+            other => self.others.push((other, bit)),
+        }
+    }
+
+    /// The bits of every test, for `facts`.
+    #[inline]
+    fn word(&self, f: &Facts<'_>) -> u128 {
+        let mut bits = 0u128;
+        let employees = f.profile.employees;
+        let (has, v) = (employees.is_some(), employees.unwrap_or(0));
+        for range in &self.employees {
+            bits |= range.word(has, v);
+        }
+        for (slot, range) in &self.events {
+            bits |= range.word(true, i64::from(f.events.get(*slot).copied().unwrap_or(0)));
+        }
+        let (has, v) = (f.score.is_some(), f.score.unwrap_or(0));
+        for range in &self.score {
+            bits |= range.word(has, v);
+        }
+        for &(slot, named, negated, bit) in &self.symbols {
+            // Absent is false; a number past the set's one word is not in it.
+            let symbol = f.symbols[slot];
+            let member = (symbol < 64) & ((named >> (symbol & 63)) & 1 == 1);
+            bits |= set(bit, (symbol != ABSENT) & (member != negated));
+        }
+        for &(slot, part, bit) in &self.parts {
+            bits |= set(bit, (f.parts[slot] >> part) & 1 == 1);
+        }
+        let country = f.profile.country.map(|c| c.index());
+        let (has, at) = (country.is_some(), country.unwrap_or(0));
+        for (codes, negated, bit) in &self.countries {
+            bits |= set(*bit, has & (((codes[at / 64] >> (at % 64)) & 1 == 1) != *negated));
+        }
+        for (check, bit) in &self.others {
+            bits |= set(*bit, check.holds(f));
+        }
+        bits
+    }
 }
 
 /// A flat condition over the word: every bit of `all` set, at least one of
@@ -146,25 +261,31 @@ impl Program {
         let routes: Vec<Option<Draft>> = routes.map(|c| draft(&mut tests, c)).collect();
         let before = tests.before.len();
         let place = |d: Option<Draft>| d.map(|d| d.place(before));
+        let atoms = |checks: Vec<Check>, from: usize| {
+            let mut atoms = Atoms::default();
+            for (i, check) in checks.into_iter().enumerate() {
+                atoms.add(check, (from + i) as u32);
+            }
+            atoms
+        };
         Program {
             fit: fit.into_iter().map(place).collect(),
             routes: routes.into_iter().map(place).collect(),
-            before: tests.before,
-            after: tests.after,
+            before: atoms(tests.before, 0),
+            after: atoms(tests.after, before),
         }
     }
 
     /// The word of the tests that do not read the score, for `facts`.
     #[inline]
     pub fn before(&self, facts: &Facts<'_>) -> u128 {
-        self.before.iter().enumerate().fold(0, |bits, (i, c)| bits | u128::from(c.holds(facts)) << i)
+        self.before.word(facts)
     }
 
     /// The word of every test, once the score and tier are in `facts`.
     #[inline]
     pub fn after(&self, facts: &Facts<'_>, before: u128) -> u128 {
-        let offset = self.before.len();
-        self.after.iter().enumerate().fold(before, |bits, (i, c)| bits | u128::from(c.holds(facts)) << (offset + i))
+        before | self.after.word(facts)
     }
 
     /// Whether fit rule `i` holds, from the word or, for a rule the word cannot
@@ -190,6 +311,6 @@ impl Program {
     /// how many tests it holds.
     pub fn coverage(&self) -> (usize, usize, usize) {
         let decided = self.fit.iter().chain(&self.routes).filter(|m| m.is_some()).count();
-        (decided, self.fit.len() + self.routes.len(), self.before.len() + self.after.len())
+        (decided, self.fit.len() + self.routes.len(), self.before.len + self.after.len)
     }
 }
