@@ -416,7 +416,8 @@ pub struct Profile {
 
 fn text_value(field: &str, value: &str) -> Result<Option<String>, FieldError> {
     let value = value.trim();
-    if value.chars().count() > MAX_FIELD_CHARS {
+    // A value of no more bytes than the limit has no more characters either.
+    if value.len() > MAX_FIELD_CHARS && value.chars().count() > MAX_FIELD_CHARS {
         return Err(FieldError::TooLong { field: field.to_owned(), max: MAX_FIELD_CHARS });
     }
     Ok((!value.is_empty()).then(|| value.to_owned()))
@@ -699,6 +700,20 @@ mod tests {
             assert_eq!(valid_address(address), valid_as_a_whole(address), "{address:?}");
         }
         assert!(valid > 1000, "only {valid} of {tried} random addresses were valid");
+    }
+
+    /// The limit counts characters, not bytes.
+    #[test]
+    fn a_text_field_holds_up_to_the_limit_in_characters() {
+        let target = FieldTarget::Profile(ProfileField::Company);
+        let at_limit = ["a".repeat(MAX_FIELD_CHARS), "é".repeat(MAX_FIELD_CHARS)];
+        for value in &at_limit {
+            assert!(FieldValue::parse(target.clone(), value).is_ok(), "{} bytes", value.len());
+        }
+        for value in ["a".repeat(MAX_FIELD_CHARS + 1), "é".repeat(MAX_FIELD_CHARS + 1)] {
+            let err = FieldValue::parse(target.clone(), &value).expect_err("over the limit");
+            assert!(matches!(err, FieldError::TooLong { max: MAX_FIELD_CHARS, .. }), "{err:?}");
+        }
     }
 
     #[test]
