@@ -67,19 +67,9 @@ const INDUSTRIES: &[&str] = &[
     "logistics",
     "Marketplace",
 ];
-const EVENTS: &[&str] = &[
-    "pricing_page_view",
-    "webinar_attended",
-    "content_download",
-    "email_click",
-    "email_open",
-    "form_submission",
-    "demo_request",
-    "unsubscribe",
-];
-
 /// The event types the starter rules score, in the order of their slots (the
-/// order of `engagement` in scoring.yaml), which the reference reads them by.
+/// order of `engagement` in scoring.yaml), which the reference reads them by;
+/// leads do each of them alike.
 pub const EVENT_SLOTS: [&str; 8] = [
     "demo_request",
     "pricing_page_view",
@@ -117,7 +107,7 @@ pub fn generate(n: usize, seed: u64, vocabulary: &EventVocabulary) -> Vec<LeadIn
             }
             let mut events = EventCounts::new(vocabulary);
             for _ in 0..rng.usize(..5) {
-                let e = EVENTS[rng.usize(..EVENTS.len())];
+                let e = EVENT_SLOTS[rng.usize(..EVENT_SLOTS.len())];
                 events.set(e, events.count(e) + rng.u32(1..4));
             }
             LeadInput { profile: p, events, idle_days: rng.u32(..60), status: Status::Nurturing, bant: Bant::default() }

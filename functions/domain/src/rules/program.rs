@@ -54,8 +54,6 @@ struct Atoms {
     countries: Vec<(Box<[u64; 11]>, bool, u128)>,
     /// Anything else, through its check.
     others: Vec<(Check, u128)>,
-    /// How many tests, of every kind.
-    len: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -85,7 +83,6 @@ impl Range {
 impl Atoms {
     /// Files `check` under its kind with `bit`.
     fn add(&mut self, check: Check, at: u32) {
-        self.len += 1;
         let bit = 1u128 << at;
         match check {
             Check::Int { field, lo, hi, negated } => {
@@ -108,6 +105,12 @@ impl Atoms {
             Check::Country { set, negated } => self.countries.push((set, negated, bit)),
             other => self.others.push((other, bit)),
         }
+    }
+
+    /// How many tests, of every kind.
+    fn len(&self) -> usize {
+        let ranges = self.employees.len() + self.events.len() + self.score.len();
+        ranges + self.symbols.len() + self.parts.len() + self.countries.len() + self.others.len()
     }
 
     /// The bits of every test, for `facts`.
@@ -311,6 +314,6 @@ impl Program {
     /// how many tests it holds.
     pub fn coverage(&self) -> (usize, usize, usize) {
         let decided = self.fit.iter().chain(&self.routes).filter(|m| m.is_some()).count();
-        (decided, self.fit.len() + self.routes.len(), self.before.len + self.after.len)
+        (decided, self.fit.len() + self.routes.len(), self.before.len() + self.after.len())
     }
 }
