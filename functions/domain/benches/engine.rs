@@ -18,7 +18,11 @@ use leadflow_domain::rules::input::LeadInput;
 use leadflow_domain::rules::scoring::MatchedFit;
 use leadflow_domain::{RuleSet, RuleSources};
 
-const LEADS: usize = 100_000;
+/// Leads per workload: 100,000, or `LEADFLOW_BENCH_LEADS` (a few hundred
+/// keep them in the cache, which leaves the work per lead alone).
+fn lead_count() -> usize {
+    std::env::var("LEADFLOW_BENCH_LEADS").ok().and_then(|n| n.parse().ok()).unwrap_or(100_000)
+}
 
 fn rules_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"))
@@ -53,14 +57,14 @@ fn assert_reference_agrees(rules: &RuleSet, leads: &[LeadInput], reference: fn(&
 fn workload(c: &mut Criterion, name: &str, dir: &Path, seed: u64, reference: fn(&LeadInput) -> support::Decision) {
     let rules = RuleSet::load_dir(dir).unwrap_or_else(|e| panic!("{name} rules load: {e}"));
     let (leads, slots) = match name {
-        "saas" => (support::saas::generate(LEADS, seed, &rules.events), support::saas::EVENT_SLOTS),
-        _ => (support::generate(LEADS, seed, &rules.events), support::EVENT_SLOTS),
+        "saas" => (support::saas::generate(lead_count(), seed, &rules.events), support::saas::EVENT_SLOTS),
+        _ => (support::generate(lead_count(), seed, &rules.events), support::EVENT_SLOTS),
     };
     assert_eq!(rules.events.names()[..slots.len()], slots, "the reference reads events by these slots");
     assert_reference_agrees(&rules, &leads, reference);
 
     let mut group = c.benchmark_group(name);
-    group.throughput(Throughput::Elements(LEADS as u64));
+    group.throughput(Throughput::Elements(lead_count() as u64));
     group.sample_size(20);
     group.bench_function("engine", |b| {
         let mut slots = Vec::new();
@@ -135,7 +139,7 @@ fn mean_ns(group: &str, function: &str) -> Option<f64> {
 fn print_ratio(group: &str) {
     // Absent when criterion only tests the benchmarks (`cargo test --benches`).
     if let (Some(engine), Some(reference)) = (mean_ns(group, "engine"), mean_ns(group, "reference")) {
-        let per_sec = |ns: f64| LEADS as f64 / ns * 1e9;
+        let per_sec = |ns: f64| lead_count() as f64 / ns * 1e9;
         println!(
             "{group}: engine {:.2} M decisions/s, reference {:.2} M decisions/s, ratio {:.2}",
             per_sec(engine) / 1e6,

@@ -13,6 +13,7 @@ pub mod input;
 pub mod lifecycle;
 pub mod lint;
 pub mod program;
+use program::{Compiled, Program, Word};
 pub mod routing;
 pub mod schema;
 pub mod scoring;
@@ -114,7 +115,7 @@ pub struct RuleSet {
     /// The parts that conditions look for in text, searched for once per lead.
     pub parts: condition::Parts,
     /// The fit and routing conditions compiled over one word of tests per lead.
-    pub program: program::Program,
+    pub program: Program,
 }
 
 impl RuleSet {
@@ -212,7 +213,7 @@ impl RuleSet {
                     when.search_once(&mut parts);
                 }
                 parts.finish();
-                let program = program::Program::compile(
+                let program = Program::compile(
                     scoring.fit.iter().map(|rule| &rule.when),
                     routing.rules.iter().map(|rule| &rule.when),
                 );
@@ -276,14 +277,28 @@ impl RuleSet {
     /// Leaves the score and tier in `facts` for later rules.
     #[inline]
     pub fn evaluate<T: ScoreTrace>(&self, facts: &mut Facts<'_>, idle_days: u32, trace: &mut T) -> Evaluation {
-        let before = self.program.before(facts);
+        match &self.program {
+            Program::Narrow(program) => self.evaluate_by(program, facts, idle_days, trace),
+            Program::Wide(program) => self.evaluate_by(program, facts, idle_days, trace),
+        }
+    }
+
+    #[inline(always)]
+    fn evaluate_by<W: Word, T: ScoreTrace>(
+        &self,
+        program: &Compiled<W>,
+        facts: &mut Facts<'_>,
+        idle_days: u32,
+        trace: &mut T,
+    ) -> Evaluation {
+        let before = program.before(facts);
         let score = self.scoring.score_by(facts, idle_days, trace, |i| {
-            self.program.fit_holds(i, before, || self.scoring.fit[i].when.holds(facts))
+            program.fit_holds(i, before, || self.scoring.fit[i].when.holds(facts))
         });
         facts.score = Some(score.total);
         facts.tier = Some(score.tier);
-        let bits = self.program.after(facts, before);
-        let rule = self.program.first_route(bits, |i| self.routing.rules[i].when.holds(facts));
+        let bits = program.after(facts, before);
+        let rule = program.first_route(bits, |i| self.routing.rules[i].when.holds(facts));
         Evaluation { score, route: RouteMatch { rule } }
     }
 

@@ -1,17 +1,19 @@
 //! The fit and routing conditions compiled together, for deciding about many
-//! leads: every distinct cheap test they make (a range of integers, a bit set
-//! of countries or numbered values, a part found in a title, a flag) is one
-//! bit of a word computed once per lead, in one pass with no short cuts, and
-//! each rule whose condition is a flat combination of tests is then three mask
-//! checks on that word. A lead's attributes are as good as random from one
-//! lead to the next, so what costs is branching on them: the pass computes
-//! every test the same way for every lead, and the masks decide with no
-//! branch at all.
+//! leads: every distinct cheap test they make (a range of integers, a set of
+//! countries or numbered values, a part found in a title, a flag) is one bit
+//! of a word computed once per lead, with no short cuts, and each rule whose
+//! condition is a flat combination of tests is then three mask checks on that
+//! word. A lead's attributes are as good as random from one lead to the next,
+//! so what costs is branching on them: the word is computed the same way for
+//! every lead, and the masks decide with no branch at all.
 //!
-//! The tests are kept by kind (ranges of employees, of event counts and of the
-//! score, numbered values, parts, countries) and each kind is one loop of the
-//! same arithmetic, so that the pass has no branch to mispredict either; the
-//! few other tests (flags, `exists`, tiers, statuses) go through their check.
+//! The tests are grouped by the value they read, and each group is decided at
+//! once by a table built at load: all the tests on employees, on the score or
+//! on one event count by the interval the value falls in, all the tests on a
+//! numbered field by the value's number, all the tests on the country by its
+//! class. Parts and the few other tests (flags, `exists`, tiers, statuses)
+//! set their bits one by one. The word is 64 bits wide when the tests fit in
+//! it, 128 otherwise.
 //!
 //! A rule whose condition does not fit (a test on text that is not numbered,
 //! a regex, `not` around `all`, more tests than the word has bits) keeps its
@@ -21,130 +23,359 @@
 use super::condition::{ABSENT, Check, Cond, IntField};
 use super::field::{Facts, Field};
 
-/// How many distinct tests the word holds.
+/// How many distinct tests the widest word holds.
 const BITS: usize = 128;
 
-/// The compiled conditions of a rule set's fit and routing rules.
+/// The compiled conditions of a rule set's fit and routing rules, in a word of
+/// 64 bits when the tests fit in it (every operation on the word is then one
+/// instruction), else of 128.
+#[derive(Clone, Debug)]
+pub enum Program {
+    Narrow(Compiled<u64>),
+    Wide(Compiled<u128>),
+}
+
+impl Default for Program {
+    fn default() -> Self {
+        Program::Narrow(Compiled::default())
+    }
+}
+
+/// The compiled conditions, with the tests' bits in a `W`.
 #[derive(Clone, Debug, Default)]
-pub struct Program {
+pub struct Compiled<W> {
     /// Tests that read neither the score nor the tier: bits from 0.
-    before: Atoms,
+    before: Atoms<W>,
     /// Tests that read the score or tier (routing only): the bits after `before`'s.
-    after: Atoms,
+    after: Atoms<W>,
     /// One per fit rule, in order: `None` keeps the rule's tree.
-    fit: Vec<Option<Mask>>,
+    fit: Vec<Option<Mask<W>>>,
     /// One per routing rule, in order.
-    routes: Vec<Option<Mask>>,
+    routes: Vec<Option<Mask<W>>>,
 }
 
-/// Tests by kind, each with the bit it sets.
+/// The word of test bits: `u64` or `u128`.
+pub trait Word:
+    Copy
+    + Default
+    + Eq
+    + std::fmt::Debug
+    + std::ops::BitOr<Output = Self>
+    + std::ops::BitAnd<Output = Self>
+    + std::ops::BitOrAssign
+{
+    const BITS: usize;
+    const ZERO: Self;
+    /// Bit `at` set.
+    fn bit(at: usize) -> Self;
+    /// `self` when `holds`, else zero, with no branch.
+    fn when(self, holds: bool) -> Self;
+}
+
+impl Word for u64 {
+    const BITS: usize = 64;
+    const ZERO: Self = 0;
+    fn bit(at: usize) -> Self {
+        1 << at
+    }
+    #[inline(always)]
+    fn when(self, holds: bool) -> Self {
+        self & 0u64.wrapping_sub(u64::from(holds))
+    }
+}
+
+impl Word for u128 {
+    const BITS: usize = 128;
+    const ZERO: Self = 0;
+    fn bit(at: usize) -> Self {
+        1 << at
+    }
+    #[inline(always)]
+    fn when(self, holds: bool) -> Self {
+        self & 0u128.wrapping_sub(u128::from(holds))
+    }
+}
+
+/// Tests by the value they read, each kind looked up once per lead: every
+/// test on one integer (employees, the score, one event count) is decided by
+/// which interval between the tests' bounds the value falls in, every test on
+/// a numbered field by the value's number, every test on the country by the
+/// country's class; the word's bits for it are then one entry of a table
+/// computed at load. Only `contains` parts and the few other tests are
+/// computed one by one.
 #[derive(Clone, Debug, Default)]
-struct Atoms {
-    /// Employees in `lo..=hi` (or not, when negated); absent is false.
-    employees: Vec<Range>,
-    /// An event count, by slot, in `lo..=hi` (or not).
-    events: Vec<(usize, Range)>,
-    /// The score in `lo..=hi` (or not); false before scoring.
-    score: Vec<Range>,
-    /// A numbered value in a set of at most 64: (slot, set, negated).
-    symbols: Vec<(usize, u64, bool, u128)>,
-    /// A part found in a searched field: (slot, bit of the part).
-    parts: Vec<(usize, u32, u128)>,
-    /// The country among a set of codes: (set, negated).
-    countries: Vec<(Box<[u64; 11]>, bool, u128)>,
+struct Atoms<W> {
+    employees: Intervals<W>,
+    score: Intervals<W>,
+    /// By event slot, gathered; after [`Atoms::build`] only the slots whose
+    /// bounds are past [`DIRECT`].
+    events: Vec<(usize, Intervals<W>)>,
+    /// The other event slots: (slot, highest count told apart, where its bits
+    /// start in `count_bits`). A count is never negative, and every count from
+    /// the highest bound on holds the same tests.
+    counts: Vec<(usize, u32, usize)>,
+    /// By count, from 0 to each slot's highest, slot after slot.
+    count_bits: Vec<W>,
+    /// By numbered field's slot.
+    symbols: Vec<(usize, Numbered<W>)>,
+    countries: Option<Countries<W>>,
+    /// A part found in a searched field: (slot, bit of the part, the test's bit).
+    parts: Vec<(usize, u32, W)>,
     /// Anything else, through its check.
-    others: Vec<(Check, u128)>,
+    others: Vec<(Check, W)>,
+    /// How many tests, of every kind.
+    len: usize,
 }
 
+/// An inclusive range of integers (empty when `lo > hi`), or its complement
+/// when negated; an absent value is in neither.
 #[derive(Clone, Copy, Debug)]
-struct Range {
+struct Range<W> {
     lo: i64,
     hi: i64,
     negated: bool,
     /// The test's bit, set.
-    bit: u128,
+    bit: W,
 }
 
-/// `bit` when `holds`, with no shift and no branch.
-#[inline(always)]
-fn set(bit: u128, holds: bool) -> u128 {
-    bit & 0u128.wrapping_sub(u128::from(holds))
-}
-
-impl Range {
-    /// Whether a value that is present (`has`) is in the range as the test
-    /// wants it: arithmetic only.
-    #[inline(always)]
-    fn word(self, has: bool, v: i64) -> u128 {
-        set(self.bit, has & ((self.lo <= v) & (v <= self.hi) != self.negated))
+impl<W> Range<W> {
+    fn holds(self, v: i64) -> bool {
+        (self.lo <= v && v <= self.hi) != self.negated
     }
 }
 
-impl Atoms {
-    /// Files `check` under its kind with `bit`.
-    fn add(&mut self, check: Check, at: u32) {
-        let bit = 1u128 << at;
+/// The tests on one integer, as the sorted bounds where any of them changes
+/// and the bits that hold in each interval between them. When the bounds are
+/// close together (event counts, the score) the bits are kept for every value
+/// between them, and found by the value itself.
+#[derive(Clone, Debug, Default)]
+struct Intervals<W> {
+    /// Empty when `direct`.
+    bounds: Vec<i64>,
+    /// One more than `bounds`: below the first bound, from each bound on. Or,
+    /// when `direct`, below the first bound, then at each value from it to the
+    /// last bound.
+    bits: Vec<W>,
+    /// The value before the first bound, when the bits are by value.
+    direct: Option<i64>,
+    /// Gathered until [`Intervals::build`].
+    ranges: Vec<Range<W>>,
+}
+
+/// How many values apart the first and last bounds of a table by value can be.
+const DIRECT: i64 = 128;
+
+impl<W: Word> Intervals<W> {
+    fn build(&mut self) {
+        let mut bounds: Vec<i64> = self
+            .ranges
+            .iter()
+            .flat_map(|r| [Some(r.lo).filter(|&lo| lo > i64::MIN), r.hi.checked_add(1)])
+            .flatten()
+            .collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        let at = |v: i64| self.ranges.iter().filter(|r| r.holds(v)).fold(W::ZERO, |bits, r| bits | r.bit);
+        match (bounds.first(), bounds.last()) {
+            (Some(&first), Some(&last)) if last.checked_sub(first).is_some_and(|d| d <= DIRECT) => {
+                // `first` is above i64::MIN: the value before it is one.
+                let before = first - 1;
+                self.bits = (before..=last).map(at).collect();
+                self.direct = Some(before);
+            }
+            _ => {
+                // Each range holds or not all through an interval: ask at its start.
+                let starts = std::iter::once(i64::MIN).chain(bounds.iter().copied());
+                self.bits = starts.map(at).collect();
+                self.bounds = bounds;
+            }
+        }
+    }
+
+    /// The bits of the tests that hold for `v`; none when absent.
+    #[inline(always)]
+    fn word(&self, v: Option<i64>) -> W {
+        let Some(v) = v else { return W::ZERO };
+        let at = match self.direct {
+            // Below the first bound is the first entry, past the last the last.
+            Some(before) => v.saturating_sub(before).clamp(0, self.bits.len() as i64 - 1) as usize,
+            // Counted rather than searched: no branch on the value.
+            None => self.bounds.iter().fold(0, |n, &b| n + usize::from(b <= v)),
+        };
+        self.bits.get(at).copied().unwrap_or(W::ZERO)
+    }
+}
+
+/// The tests on one numbered field, by the number of the lead's value.
+#[derive(Clone, Debug, Default)]
+struct Numbered<W> {
+    /// By number; numbers past it are in none of the tests' sets.
+    bits: Vec<W>,
+    /// A value no test names.
+    unnamed: W,
+    /// Gathered until [`Numbered::build`]: (set, negated, bit).
+    tests: Vec<(Box<[u64]>, bool, W)>,
+}
+
+impl<W: Word> Numbered<W> {
+    fn build(&mut self) {
+        let numbers = self.tests.iter().map(|(set, _, _)| set.len() * 64).max().unwrap_or(0);
+        let holds = |number: usize| {
+            self.tests
+                .iter()
+                .filter(|(set, negated, _)| {
+                    let word = set.get(number / 64).copied().unwrap_or(0);
+                    (word >> (number % 64) & 1 == 1) != *negated
+                })
+                .fold(W::ZERO, |bits, (_, _, bit)| bits | *bit)
+        };
+        self.bits = (0..numbers).map(holds).collect();
+        self.unnamed = holds(usize::MAX);
+    }
+
+    #[inline(always)]
+    fn word(&self, symbol: u32) -> W {
+        if symbol == ABSENT { W::ZERO } else { self.bits.get(symbol as usize).copied().unwrap_or(self.unnamed) }
+    }
+}
+
+/// How many country codes there are room for: two letters.
+const COUNTRY_CODES: usize = 26 * 26;
+
+/// The tests on the country, by class: countries no two tests tell apart
+/// share one.
+#[derive(Clone, Debug)]
+struct Countries<W> {
+    /// By country code's index.
+    class: Box<[u16; COUNTRY_CODES]>,
+    bits: Vec<W>,
+    /// Gathered until [`Countries::build`]: (set, negated, bit).
+    tests: Vec<(Box<[u64; 11]>, bool, W)>,
+}
+
+impl<W: Word> Countries<W> {
+    fn build(&mut self) {
+        let mut classes: Vec<W> = Vec::new();
+        for at in 0..COUNTRY_CODES {
+            let bits = self
+                .tests
+                .iter()
+                .filter(|(set, negated, _)| (set[at / 64] >> (at % 64) & 1 == 1) != *negated)
+                .fold(W::ZERO, |bits, (_, _, bit)| bits | *bit);
+            let class = classes.iter().position(|&c| c == bits).unwrap_or_else(|| {
+                classes.push(bits);
+                classes.len() - 1
+            });
+            // At most one class per code: 676 fit in 16 bits.
+            self.class[at] = class as u16;
+        }
+        self.bits = classes;
+    }
+
+    #[inline(always)]
+    fn word(&self, country: Option<usize>) -> W {
+        let class = country.and_then(|at| self.class.get(at));
+        class.and_then(|&c| self.bits.get(usize::from(c))).copied().unwrap_or(W::ZERO)
+    }
+}
+
+/// The intervals of `key` in `list`, added when new.
+fn keyed<T: Default>(list: &mut Vec<(usize, T)>, key: usize) -> &mut T {
+    let at = list.iter().position(|(k, _)| *k == key).unwrap_or_else(|| {
+        list.push((key, T::default()));
+        list.len() - 1
+    });
+    &mut list[at].1
+}
+
+impl<W: Word> Atoms<W> {
+    /// Files `check` under the value it reads, with bit `at`.
+    fn add(&mut self, check: Check, at: usize) {
+        let bit = W::bit(at);
+        self.len += 1;
         match check {
             Check::Int { field, lo, hi, negated } => {
                 let range = Range { lo, hi, negated, bit };
                 match field {
-                    IntField::Employees => self.employees.push(range),
-                    IntField::Event(slot) => self.events.push((usize::from(slot), range)),
-                    IntField::Score => self.score.push(range),
+                    IntField::Employees => self.employees.ranges.push(range),
+                    IntField::Event(slot) => keyed(&mut self.events, usize::from(slot)).ranges.push(range),
+                    IntField::Score => self.score.ranges.push(range),
                 }
             }
             // A count is present when above zero.
             Check::Exists { field: Field::Events(slot), want } => {
                 let range = Range { lo: 1, hi: i64::MAX, negated: !want, bit };
-                self.events.push((usize::from(slot), range));
+                keyed(&mut self.events, usize::from(slot)).ranges.push(range);
             }
-            Check::Symbol { slot, ref set, negated } if set.len() <= 1 => {
-                self.symbols.push((usize::from(slot), set.first().copied().unwrap_or(0), negated, bit));
+            Check::Symbol { slot, set, negated } => {
+                keyed(&mut self.symbols, usize::from(slot)).tests.push((set, negated, bit));
             }
             Check::Part { slot, bit: part } => self.parts.push((usize::from(slot), u32::from(part), bit)),
-            Check::Country { set, negated } => self.countries.push((set, negated, bit)),
+            Check::Country { set, negated } => self
+                .countries
+                .get_or_insert_with(|| Countries {
+                    class: Box::new([0; COUNTRY_CODES]),
+                    bits: Vec::new(),
+                    tests: Vec::new(),
+                })
+                .tests
+                .push((set, negated, bit)),
             other => self.others.push((other, bit)),
         }
     }
 
-    /// How many tests, of every kind.
+    /// Builds the tables, once every test has been added.
+    fn build(&mut self) {
+        self.employees.build();
+        self.score.build();
+        for (slot, mut intervals) in std::mem::take(&mut self.events) {
+            let bounds = intervals.ranges.iter().flat_map(|r| [Some(r.lo), r.hi.checked_add(1)]).flatten();
+            let top = bounds.filter(|&b| b > 0).max();
+            match top.map_or(Some(0), |top| u32::try_from(top).ok().filter(|&t| i64::from(t) <= DIRECT)) {
+                Some(top) => {
+                    self.counts.push((slot, top, self.count_bits.len()));
+                    let at =
+                        |v: i64| intervals.ranges.iter().filter(|r| r.holds(v)).fold(W::ZERO, |bits, r| bits | r.bit);
+                    self.count_bits.extend((0..=i64::from(top)).map(at));
+                }
+                None => {
+                    intervals.build();
+                    self.events.push((slot, intervals));
+                }
+            }
+        }
+        self.symbols.iter_mut().for_each(|(_, s)| s.build());
+        if let Some(countries) = &mut self.countries {
+            countries.build();
+        }
+    }
+
     fn len(&self) -> usize {
-        let ranges = self.employees.len() + self.events.len() + self.score.len();
-        ranges + self.symbols.len() + self.parts.len() + self.countries.len() + self.others.len()
+        self.len
     }
 
     /// The bits of every test, for `facts`.
     #[inline]
-    fn word(&self, f: &Facts<'_>) -> u128 {
-        let mut bits = 0u128;
-        let employees = f.profile.employees;
-        let (has, v) = (employees.is_some(), employees.unwrap_or(0));
-        for range in &self.employees {
-            bits |= range.word(has, v);
+    fn word(&self, f: &Facts<'_>) -> W {
+        let mut bits = self.employees.word(f.profile.employees) | self.score.word(f.score);
+        for &(slot, top, start) in &self.counts {
+            let count = f.events.get(slot).copied().unwrap_or(0);
+            bits |= self.count_bits.get(start + count.min(top) as usize).copied().unwrap_or(W::ZERO);
         }
-        for (slot, range) in &self.events {
-            bits |= range.word(true, i64::from(f.events.get(*slot).copied().unwrap_or(0)));
+        for (slot, counts) in &self.events {
+            bits |= counts.word(Some(i64::from(f.events.get(*slot).copied().unwrap_or(0))));
         }
-        let (has, v) = (f.score.is_some(), f.score.unwrap_or(0));
-        for range in &self.score {
-            bits |= range.word(has, v);
+        for (slot, numbered) in &self.symbols {
+            bits |= numbered.word(f.symbols[*slot]);
         }
-        for &(slot, named, negated, bit) in &self.symbols {
-            // Absent is false; a number past the set's one word is not in it.
-            let symbol = f.symbols[slot];
-            let member = (symbol < 64) & ((named >> (symbol & 63)) & 1 == 1);
-            bits |= set(bit, (symbol != ABSENT) & (member != negated));
+        if let Some(countries) = &self.countries {
+            bits |= countries.word(f.profile.country.map(|c| c.index()));
         }
         for &(slot, part, bit) in &self.parts {
-            bits |= set(bit, (f.parts[slot] >> part) & 1 == 1);
-        }
-        let country = f.profile.country.map(|c| c.index());
-        let (has, at) = (country.is_some(), country.unwrap_or(0));
-        for (codes, negated, bit) in &self.countries {
-            bits |= set(*bit, has & (((codes[at / 64] >> (at % 64)) & 1 == 1) != *negated));
+            bits |= bit.when((f.parts[slot] >> part) & 1 == 1);
         }
         for (check, bit) in &self.others {
-            bits |= set(*bit, check.holds(f));
+            bits |= bit.when(check.holds(f));
         }
         bits
     }
@@ -153,16 +384,18 @@ impl Atoms {
 /// A flat condition over the word: every bit of `all` set, at least one of
 /// `any` set (when `any` is not empty), and none of `none`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Mask {
-    all: u128,
-    any: u128,
-    none: u128,
+struct Mask<W> {
+    all: W,
+    any: W,
+    none: W,
 }
 
-impl Mask {
+impl<W: Word> Mask<W> {
     #[inline(always)]
-    fn holds(self, bits: u128) -> bool {
-        (bits & self.all == self.all) & ((self.any == 0) | (bits & self.any != 0)) & (bits & self.none == 0)
+    fn holds(self, bits: W) -> bool {
+        (bits & self.all == self.all)
+            & ((self.any == W::ZERO) | (bits & self.any != W::ZERO))
+            & (bits & self.none == W::ZERO)
     }
 }
 
@@ -210,9 +443,9 @@ struct Draft {
 }
 
 impl Draft {
-    fn place(&self, before: usize) -> Mask {
+    fn place<W: Word>(&self, before: usize) -> Mask<W> {
         let word = |bits: &[Bit]| {
-            bits.iter().fold(0u128, |word, b| word | 1u128 << (if b.after { before + b.at } else { b.at }))
+            bits.iter().fold(W::ZERO, |word, b| word | W::bit(if b.after { before + b.at } else { b.at }))
         };
         Mask { all: word(&self.all), any: word(&self.any), none: word(&self.none) }
     }
@@ -262,16 +495,36 @@ impl Program {
         let mut tests = Tests::default();
         let fit: Vec<Option<Draft>> = fit.map(|c| draft(&mut tests, c)).collect();
         let routes: Vec<Option<Draft>> = routes.map(|c| draft(&mut tests, c)).collect();
+        if tests.before.len() + tests.after.len() <= u64::BITS as usize {
+            Program::Narrow(Compiled::place(tests, fit, routes))
+        } else {
+            Program::Wide(Compiled::place(tests, fit, routes))
+        }
+    }
+
+    /// How many rules the word decides, of the fit and routing rules; and
+    /// how many tests it holds.
+    pub fn coverage(&self) -> (usize, usize, usize) {
+        match self {
+            Program::Narrow(p) => p.coverage(),
+            Program::Wide(p) => p.coverage(),
+        }
+    }
+}
+
+impl<W: Word> Compiled<W> {
+    fn place(tests: Tests, fit: Vec<Option<Draft>>, routes: Vec<Option<Draft>>) -> Self {
         let before = tests.before.len();
         let place = |d: Option<Draft>| d.map(|d| d.place(before));
         let atoms = |checks: Vec<Check>, from: usize| {
             let mut atoms = Atoms::default();
             for (i, check) in checks.into_iter().enumerate() {
-                atoms.add(check, (from + i) as u32);
+                atoms.add(check, from + i);
             }
+            atoms.build();
             atoms
         };
-        Program {
+        Compiled {
             fit: fit.into_iter().map(place).collect(),
             routes: routes.into_iter().map(place).collect(),
             before: atoms(tests.before, 0),
@@ -281,20 +534,20 @@ impl Program {
 
     /// The word of the tests that do not read the score, for `facts`.
     #[inline]
-    pub fn before(&self, facts: &Facts<'_>) -> u128 {
+    pub fn before(&self, facts: &Facts<'_>) -> W {
         self.before.word(facts)
     }
 
     /// The word of every test, once the score and tier are in `facts`.
     #[inline]
-    pub fn after(&self, facts: &Facts<'_>, before: u128) -> u128 {
+    pub fn after(&self, facts: &Facts<'_>, before: W) -> W {
         before | self.after.word(facts)
     }
 
     /// Whether fit rule `i` holds, from the word or, for a rule the word cannot
     /// decide, from `tree`.
     #[inline(always)]
-    pub fn fit_holds(&self, i: usize, bits: u128, tree: impl FnOnce() -> bool) -> bool {
+    pub fn fit_holds(&self, i: usize, bits: W, tree: impl FnOnce() -> bool) -> bool {
         match self.fit.get(i) {
             Some(Some(mask)) => mask.holds(bits),
             _ => tree(),
@@ -303,17 +556,124 @@ impl Program {
 
     /// The first routing rule that holds, from the word or `tree`.
     #[inline(always)]
-    pub fn first_route(&self, bits: u128, tree: impl Fn(usize) -> bool) -> Option<usize> {
+    pub fn first_route(&self, bits: W, tree: impl Fn(usize) -> bool) -> Option<usize> {
         self.routes.iter().enumerate().position(|(i, m)| match m {
             Some(mask) => mask.holds(bits),
             None => tree(i),
         })
     }
 
-    /// How many rules the word decides, of the fit and routing rules; and
-    /// how many tests it holds.
-    pub fn coverage(&self) -> (usize, usize, usize) {
+    fn coverage(&self) -> (usize, usize, usize) {
         let decided = self.fit.iter().chain(&self.routes).filter(|m| m.is_some()).count();
         (decided, self.fit.len() + self.routes.len(), self.before.len() + self.after.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every range's verdict, at and around every bound and at the ends of
+    /// the integers, is the verdict of the interval the value falls in.
+    #[test]
+    fn intervals_decide_as_their_ranges_at_every_bound() {
+        let mut rng = fastrand::Rng::with_seed(17);
+        for _ in 0..500 {
+            let mut intervals = Intervals::<u64>::default();
+            let edge = |rng: &mut fastrand::Rng| match rng.u8(..8) {
+                0 => i64::MIN,
+                1 => i64::MAX,
+                _ => rng.i64(-20..20),
+            };
+            for at in 0..rng.u32(1..9) {
+                let (lo, hi) = (edge(&mut rng), edge(&mut rng));
+                intervals.ranges.push(Range { lo, hi, negated: rng.bool(), bit: 1 << at });
+            }
+            intervals.build();
+            let mut values = vec![i64::MIN, i64::MIN + 1, i64::MAX - 1, i64::MAX];
+            for r in &intervals.ranges {
+                for v in [r.lo, r.hi] {
+                    values.extend([v.saturating_sub(1), v, v.saturating_add(1)]);
+                }
+            }
+            for v in values {
+                let want = intervals.ranges.iter().filter(|r| r.holds(v)).fold(0, |bits, r| bits | r.bit);
+                assert_eq!(intervals.word(Some(v)), want, "{v} in {:?}", intervals.ranges);
+            }
+            assert_eq!(intervals.word(None), 0);
+        }
+    }
+
+    /// A numbered value is in a set by its number, absent in none, unnamed
+    /// in the negated ones only; a country by its class.
+    #[test]
+    fn numbered_values_and_countries_read_their_tables() {
+        let mut numbered = Numbered::<u64>::default();
+        numbered.tests.push((vec![0b101].into_boxed_slice(), false, 1));
+        numbered.tests.push((vec![0, 1].into_boxed_slice(), true, 2));
+        numbered.build();
+        assert_eq!(numbered.word(0), 0b01 | 0b10);
+        assert_eq!(numbered.word(1), 0b10);
+        assert_eq!(numbered.word(64), 0);
+        assert_eq!(numbered.word(ABSENT - 1), 0b10);
+        assert_eq!(numbered.word(ABSENT), 0);
+
+        let code = |c: &str| crate::lead::CountryCode::parse(c).ok().map(|c| c.index());
+        let mut set = [0u64; 11];
+        for c in ["US", "CA"] {
+            let at = code(c).expect("code");
+            set[at / 64] |= 1 << (at % 64);
+        }
+        let mut countries =
+            Countries::<u64> { class: Box::new([0; COUNTRY_CODES]), bits: Vec::new(), tests: Vec::new() };
+        countries.tests.push((Box::new(set), false, 1));
+        countries.tests.push((Box::new(set), true, 2));
+        countries.build();
+        assert_eq!(countries.bits.len(), 2);
+        assert_eq!(countries.word(code("US")), 1);
+        assert_eq!(countries.word(code("CA")), 1);
+        assert_eq!(countries.word(code("DE")), 2);
+        assert_eq!(countries.word(None), 0);
+    }
+
+    /// Event counts are looked up by count up to the highest bound, or
+    /// counted against the bounds past it; either way as the ranges say.
+    #[test]
+    fn event_counts_decide_as_their_ranges() {
+        let mut rng = fastrand::Rng::with_seed(23);
+        let profile = crate::lead::Profile::new(crate::lead::Email::parse("a@b.example").expect("email"));
+        for _ in 0..300 {
+            let mut atoms = Atoms::<u128>::default();
+            let mut ranges = Vec::new();
+            for at in 0..rng.u32(1..12) {
+                let slot = rng.u16(..3);
+                let lo = [0, 1, 2, 3, 127, 128, 129, 5000, i64::MIN][rng.usize(..9)];
+                let hi = [0, 2, 3, 128, 4999, i64::MAX][rng.usize(..6)];
+                let negated = rng.bool();
+                ranges.push((usize::from(slot), Range { lo, hi, negated, bit: 1 << at }));
+                atoms.add(Check::Int { field: IntField::Event(slot), lo, hi, negated }, at as usize);
+            }
+            atoms.build();
+            for _ in 0..50 {
+                let counts: Vec<u32> =
+                    (0..3).map(|_| [0, 1, 2, 3, 127, 128, 129, 4999, 5000, u32::MAX][rng.usize(..10)]).collect();
+                let facts = Facts {
+                    profile: &profile,
+                    free_email: false,
+                    events: &counts,
+                    status: crate::lead::Status::Nurturing,
+                    bant: crate::lead::Bant::default(),
+                    score: None,
+                    tier: None,
+                    symbols: [ABSENT; super::super::condition::SYMBOL_SLOTS],
+                    parts: [0; super::super::condition::PART_SLOTS],
+                };
+                let want = ranges
+                    .iter()
+                    .filter(|(slot, r)| r.holds(i64::from(counts[*slot])))
+                    .fold(0, |bits, (_, r)| bits | r.bit);
+                assert_eq!(atoms.word(&facts), want, "{counts:?} {ranges:?}");
+            }
+        }
     }
 }

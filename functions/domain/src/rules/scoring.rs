@@ -131,33 +131,27 @@ impl Scoring {
             let hit = holds(i);
             // Adding nothing rather than branching: whether a rule holds is
             // as good as random from one lead to the next.
-            fit_raw = fit_raw.saturating_add(if hit { rule.points } else { 0 });
+            fit_raw = fit_raw.saturating_add(rule.points & -i64::from(hit));
             if hit {
                 trace.fit_matched(i, rule.points);
             }
         }
         let fit = self.limits_fit.clamp(fit_raw);
 
+        // With no branch on the counts either: which types a lead has are as
+        // good as random, and a type with no events contributes nothing.
         let (mut positive, mut negative) = (0i64, 0i64);
         for (i, e) in self.engagement.iter().enumerate() {
             let count = facts.events.get(usize::from(e.slot)).copied().unwrap_or(0);
-            if count == 0 {
-                continue;
+            let raw = e.points.saturating_mul(i64::from(count));
+            let max = e.max_points.unwrap_or(i64::MAX);
+            let capped = raw.unsigned_abs() > max.unsigned_abs();
+            let contribution = if capped { max * raw.signum() } else { raw };
+            if count != 0 {
+                trace.engagement(i, count, contribution, capped);
             }
-            let mut contribution = e.points.saturating_mul(i64::from(count));
-            let mut capped = false;
-            if let Some(max) = e.max_points
-                && contribution.abs() > max
-            {
-                contribution = max * contribution.signum();
-                capped = true;
-            }
-            trace.engagement(i, count, contribution, capped);
-            if contribution > 0 {
-                positive = positive.saturating_add(contribution);
-            } else {
-                negative = negative.saturating_add(contribution);
-            }
+            positive = positive.saturating_add(contribution.max(0));
+            negative = negative.saturating_add(contribution.min(0));
         }
 
         let (decay_weeks, decay_factor) = match self.decay {

@@ -965,6 +965,25 @@ mod program {
         }
     }
 
+    /// More tests than a word of 64 bits holds: all in one of 128, and every
+    /// rule decided by it.
+    #[test]
+    fn a_wide_word_decides_past_64_tests() {
+        let mut scoring: serde_yaml::Value =
+            serde_yaml::from_str(starter_sources().get("scoring.yaml").expect("file")).expect("yaml");
+        let fit: Vec<Value> = (0..90)
+            .map(
+                |i| json!({ "name": format!("size-{i}"), "when": { "employees": { "gte": i * 60 } }, "points": i % 7 }),
+            )
+            .collect();
+        scoring["fit"] = yaml(json!(fit));
+        let rules = rules_with(&[("scoring.yaml", &scoring)]);
+        assert!(matches!(rules.program, crate::rules::Program::Wide(_)));
+        let (decided, total, tests) = rules.program.coverage();
+        assert!(tests > 64 && decided == total, "{decided} of {total} rules, {tests} tests");
+        agree(&rules, &mut fastrand::Rng::with_seed(4), 2000);
+    }
+
     /// More distinct tests than the word has bits: the rules past it keep
     /// their trees and still decide the same.
     #[test]
