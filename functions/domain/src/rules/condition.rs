@@ -1,6 +1,8 @@
 //! Conditions: compiled once at load into a tree of typed tests, evaluated per
 //! lead with no lookups by name and no allocation.
 
+use aho_corasick::Anchored;
+use aho_corasick::automaton::Automaton;
 use std::fmt;
 
 use marked_yaml::Node;
@@ -655,8 +657,7 @@ impl SymbolField {
                 Some(folded) => {
                     folded.copy_from_slice(value.as_bytes());
                     folded.make_ascii_lowercase();
-                    // ASCII in, ASCII out.
-                    std::str::from_utf8(folded).ok().and_then(|folded| self.numbers.position(folded))
+                    self.numbers.position_of_bytes(folded)
                 }
                 None => self.numbers.position(&value.to_ascii_lowercase()),
             }
@@ -687,8 +688,9 @@ pub struct Parts {
 struct PartField {
     field: Field,
     literals: Vec<Literal>,
-    /// Built by [`Parts::finish`] over the literals, all ASCII.
-    automaton: Option<aho_corasick::AhoCorasick>,
+    /// Built by [`Parts::finish`] over the literals, all ASCII: the automaton
+    /// and its unanchored start.
+    automaton: Option<(aho_corasick::dfa::DFA, aho_corasick::automaton::StateID)>,
 }
 
 impl Parts {
@@ -724,13 +726,17 @@ impl Parts {
     pub fn finish(&mut self) {
         for field in &mut self.fields {
             let needles = field.literals.iter().map(|l| l.lower.keyed.as_str());
-            // A handful of short parts: a DFA, and no prefilter to set up per search.
-            field.automaton = aho_corasick::AhoCorasick::builder()
+            // A handful of short parts: a DFA walked a byte at a time, every
+            // part that ends at a byte listed by the state it reaches (the
+            // standard semantics keep them all), and no prefilter.
+            field.automaton = aho_corasick::dfa::Builder::new()
                 .ascii_case_insensitive(true)
-                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .match_kind(aho_corasick::MatchKind::Standard)
                 .prefilter(false)
                 .build(needles)
-                .ok();
+                .ok()
+                .and_then(|dfa| Some((dfa.start_state(Anchored::No).ok()?, dfa)))
+                .map(|(start, dfa)| (dfa, start));
         }
     }
 
@@ -741,8 +747,17 @@ impl Parts {
         for (slot, field) in self.fields.iter().enumerate() {
             let Some(value) = field.field.text(f) else { continue };
             out[slot] = match &field.automaton {
-                Some(automaton) if value.is_ascii() => {
-                    automaton.find_overlapping_iter(value).fold(0, |bits, found| bits | 1 << found.pattern().as_usize())
+                Some((dfa, start)) if value.is_ascii() => {
+                    let (mut bits, mut state) = (0u64, *start);
+                    for &byte in value.as_bytes() {
+                        state = dfa.next_state(Anchored::No, state, byte);
+                        if dfa.is_special(state) && dfa.is_match(state) {
+                            for i in 0..dfa.match_len(state) {
+                                bits |= 1 << dfa.match_pattern(state, i).as_usize();
+                            }
+                        }
+                    }
+                    bits
                 }
                 _ => field
                     .literals

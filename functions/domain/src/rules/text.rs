@@ -95,8 +95,7 @@ struct Ends {
 
 impl Ends {
     #[inline]
-    fn of(s: &str) -> Ends {
-        let bytes = s.as_bytes();
+    fn of(bytes: &[u8]) -> Ends {
         let (head, tail) = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
             (Some(head), Some(tail)) => (u64::from_le_bytes(*head), u64::from_le_bytes(*tail)),
             _ => {
@@ -119,18 +118,24 @@ impl KeyedList {
         }
         // A longer string with the ends of one already listed keeps the first's
         // place in the index, and is found by the scan in `position`.
-        self.index.entry(Ends::of(s)).or_insert(self.names.len());
+        self.index.entry(Ends::of(s.as_bytes())).or_insert(self.names.len());
         self.names.push(s.into());
         self.names.len() - 1
     }
 
     #[inline(always)]
     pub fn position(&self, s: &str) -> Option<usize> {
+        self.position_of_bytes(s.as_bytes())
+    }
+
+    /// The position of the string whose bytes are `s`.
+    #[inline(always)]
+    pub fn position_of_bytes(&self, s: &[u8]) -> Option<usize> {
         let i = *self.index.get(&Ends::of(s))?;
-        if s.len() <= WHOLE || *self.names[i] == *s {
+        if s.len() <= WHOLE || *self.names[i].as_bytes() == *s {
             return Some(i);
         }
-        self.names.iter().position(|name| **name == *s)
+        self.names.iter().position(|name| *name.as_bytes() == *s)
     }
 
     pub fn len(&self) -> usize {
