@@ -42,6 +42,9 @@ fn assert_reference_agrees(rules: &RuleSet, leads: &[LeadInput], reference: fn(&
         let mut facts = rules.facts(&lead.profile, events, lead.status, lead.bant);
         fit.0.clear();
         let eval = rules.evaluate(&mut facts, lead.idle_days, &mut fit);
+        // As timed: told nothing.
+        let mut untraced = rules.facts(&lead.profile, events, lead.status, lead.bant);
+        assert_eq!(rules.evaluate(&mut untraced, lead.idle_days, &mut ()), eval);
         let engine = support::Decision {
             score: eval.score.total,
             tier: eval.score.tier,

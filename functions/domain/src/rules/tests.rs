@@ -924,6 +924,9 @@ mod program {
             let mut facts = rules.facts(&profile, slots, status, bant);
             let (mut fast_fit, mut tree_fit) = (MatchedFit::default(), MatchedFit::default());
             let fast = rules.evaluate(&mut facts, idle, &mut fast_fit);
+            // Told nothing, the word sums the fit points at once.
+            let mut facts = rules.facts(&profile, slots, status, bant);
+            assert_eq!(rules.evaluate(&mut facts, idle, &mut ()), fast, "{profile:?} {events:?}");
             let mut facts = rules.facts(&profile, slots, status, bant);
             let score = rules.scoring.score(&facts, idle, &mut tree_fit);
             facts.score = Some(score.total);
