@@ -214,7 +214,7 @@ impl RuleSet {
                 }
                 parts.finish();
                 let program = Program::compile(
-                    scoring.fit.iter().map(|rule| &rule.when),
+                    scoring.fit.iter().map(|rule| (&rule.when, rule.points)),
                     routing.rules.iter().map(|rule| &rule.when),
                 );
                 let version = sources.version();
@@ -291,10 +291,18 @@ impl RuleSet {
         idle_days: u32,
         trace: &mut T,
     ) -> Evaluation {
-        let before = program.before(facts);
-        let score = self.scoring.score_by(facts, idle_days, trace, |i| {
-            program.fit_holds(i, before, || self.scoring.fit[i].when.holds(facts))
-        });
+        let (before, folded) = program.before(facts);
+        let tree = |i: usize| self.scoring.fit[i].when.holds(facts);
+        let fit_raw = if !T::RECORDS && program.folds() {
+            folded + program.rest_of_fit(before, |i| self.scoring.fit[i].points, tree)
+        } else {
+            self.scoring.fit_by(
+                trace,
+                #[inline(always)]
+                |i| program.fit_holds(i, before, || tree(i)),
+            )
+        };
+        let score = self.scoring.score_from(facts, idle_days, trace, fit_raw);
         facts.score = Some(score.total);
         facts.tier = Some(score.tier);
         let bits = program.after(facts, before);

@@ -13,7 +13,10 @@
 //! numbered field by the value's number, all the tests on the country by its
 //! class. Parts and the few other tests (flags, `exists`, tiers, statuses)
 //! set their bits one by one. The word is 64 bits wide when the tests fit in
-//! it, 128 otherwise.
+//! it, 128 otherwise. A fit rule whose condition reads one value with a table
+//! is folded into it: each entry carries the rule's points when the rule holds
+//! for it, so that a decision nobody traces adds those points with the
+//! lookups, and asks only the other fit rules one by one.
 //!
 //! A rule whose condition does not fit (a test on text that is not numbered,
 //! a regex, `not` around `all`, more tests than the word has bits) keeps its
@@ -50,6 +53,11 @@ pub struct Compiled<W> {
     after: Atoms<W>,
     /// One per fit rule, in order: `None` keeps the rule's tree.
     fit: Vec<Option<Mask<W>>>,
+    /// The fit rules not folded into the tables of `before`, in order; the
+    /// others' points come with the tables' entries. Empty with nothing folded.
+    unfolded: Vec<usize>,
+    /// Whether any fit rule is folded.
+    folds: bool,
     /// One per routing rule, in order.
     routes: Vec<Option<Mask<W>>>,
 }
@@ -70,6 +78,8 @@ pub trait Word:
     fn bit(at: usize) -> Self;
     /// `self` when `holds`, else zero, with no branch.
     fn when(self, holds: bool) -> Self;
+    /// Whether bit `at` is set.
+    fn has(self, at: usize) -> bool;
 }
 
 impl Word for u64 {
@@ -81,6 +91,9 @@ impl Word for u64 {
     #[inline(always)]
     fn when(self, holds: bool) -> Self {
         self & 0u64.wrapping_sub(u64::from(holds))
+    }
+    fn has(self, at: usize) -> bool {
+        self >> at & 1 == 1
     }
 }
 
@@ -94,6 +107,50 @@ impl Word for u128 {
     fn when(self, holds: bool) -> Self {
         self & 0u128.wrapping_sub(u128::from(holds))
     }
+    fn has(self, at: usize) -> bool {
+        self >> at & 1 == 1
+    }
+}
+
+/// What one table says about a lead: the bits of its tests that hold, and the
+/// fit points of the rules folded into it (see [`Compiled::place`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Entry<W> {
+    bits: W,
+    points: i64,
+}
+
+impl<W: Word> Entry<W> {
+    fn of(bits: W) -> Self {
+        Entry { bits, points: 0 }
+    }
+
+    /// Adds `points` when `mask` holds on this entry's bits.
+    fn fold(&mut self, mask: Mask<W>, points: i64) {
+        if mask.holds(self.bits) {
+            self.points += points;
+        }
+    }
+}
+
+impl<W: Word> std::ops::BitOrAssign for Entry<W> {
+    /// Bits of two tables together, and their points added.
+    #[inline(always)]
+    fn bitor_assign(&mut self, other: Self) {
+        self.bits |= other.bits;
+        self.points += other.points;
+    }
+}
+
+/// The value a test reads, for folding fit rules that read only one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Group {
+    Employees,
+    Event(usize),
+    Symbol(usize),
+    Country,
+    /// Parts, the score and the rest: not folded.
+    Other,
 }
 
 /// Tests by the value they read, each kind looked up once per lead: every
@@ -115,7 +172,7 @@ struct Atoms<W> {
     /// the highest bound on holds the same tests.
     counts: Vec<(usize, u32, usize)>,
     /// By count, from 0 to each slot's highest, slot after slot.
-    count_bits: Vec<W>,
+    count_bits: Vec<Entry<W>>,
     /// By numbered field's slot.
     symbols: Vec<(usize, Numbered<W>)>,
     countries: Option<Countries<W>>,
@@ -125,6 +182,8 @@ struct Atoms<W> {
     others: Vec<(Check, W)>,
     /// How many tests, of every kind.
     len: usize,
+    /// The value each test reads, by bit from the first of these tests.
+    groups: Vec<Group>,
 }
 
 /// An inclusive range of integers (empty when `lo > hi`), or its complement
@@ -155,7 +214,9 @@ struct Intervals<W> {
     /// One more than `bounds`: below the first bound, from each bound on. Or,
     /// when `direct`, below the first bound, then at each value from it to the
     /// last bound.
-    bits: Vec<W>,
+    bits: Vec<Entry<W>>,
+    /// The points of folded rules for an absent value (its bits are none).
+    absent: i64,
     /// The value before the first bound, when the bits are by value.
     direct: Option<i64>,
     /// Gathered until [`Intervals::build`].
@@ -180,29 +241,36 @@ impl<W: Word> Intervals<W> {
             (Some(&first), Some(&last)) if last.checked_sub(first).is_some_and(|d| d <= DIRECT) => {
                 // `first` is above i64::MIN: the value before it is one.
                 let before = first - 1;
-                self.bits = (before..=last).map(at).collect();
+                self.bits = (before..=last).map(at).map(Entry::of).collect();
                 self.direct = Some(before);
             }
             _ => {
                 // Each range holds or not all through an interval: ask at its start.
                 let starts = std::iter::once(i64::MIN).chain(bounds.iter().copied());
-                self.bits = starts.map(at).collect();
+                self.bits = starts.map(at).map(Entry::of).collect();
                 self.bounds = bounds;
             }
         }
     }
 
+    fn fold(&mut self, mask: Mask<W>, points: i64) {
+        self.bits.iter_mut().for_each(|e| e.fold(mask, points));
+        if mask.holds(W::ZERO) {
+            self.absent += points;
+        }
+    }
+
     /// The bits of the tests that hold for `v`; none when absent.
     #[inline(always)]
-    fn word(&self, v: Option<i64>) -> W {
-        let Some(v) = v else { return W::ZERO };
+    fn word(&self, v: Option<i64>) -> Entry<W> {
+        let Some(v) = v else { return Entry { bits: W::ZERO, points: self.absent } };
         let at = match self.direct {
             // Below the first bound is the first entry, past the last the last.
             Some(before) => v.saturating_sub(before).clamp(0, self.bits.len() as i64 - 1) as usize,
             // Counted rather than searched: no branch on the value.
             None => self.bounds.iter().fold(0, |n, &b| n + usize::from(b <= v)),
         };
-        self.bits.get(at).copied().unwrap_or(W::ZERO)
+        self.bits.get(at).copied().unwrap_or_default()
     }
 }
 
@@ -210,9 +278,11 @@ impl<W: Word> Intervals<W> {
 #[derive(Clone, Debug, Default)]
 struct Numbered<W> {
     /// By number; numbers past it are in none of the tests' sets.
-    bits: Vec<W>,
+    bits: Vec<Entry<W>>,
     /// A value no test names.
-    unnamed: W,
+    unnamed: Entry<W>,
+    /// The points of folded rules for an absent value (its bits are none).
+    absent: i64,
     /// Gathered until [`Numbered::build`]: (set, negated, bit).
     tests: Vec<(Box<[u64]>, bool, W)>,
 }
@@ -229,13 +299,24 @@ impl<W: Word> Numbered<W> {
                 })
                 .fold(W::ZERO, |bits, (_, _, bit)| bits | *bit)
         };
-        self.bits = (0..numbers).map(holds).collect();
-        self.unnamed = holds(usize::MAX);
+        self.bits = (0..numbers).map(holds).map(Entry::of).collect();
+        self.unnamed = Entry::of(holds(usize::MAX));
+    }
+
+    fn fold(&mut self, mask: Mask<W>, points: i64) {
+        self.bits.iter_mut().chain([&mut self.unnamed]).for_each(|e| e.fold(mask, points));
+        if mask.holds(W::ZERO) {
+            self.absent += points;
+        }
     }
 
     #[inline(always)]
-    fn word(&self, symbol: u32) -> W {
-        if symbol == ABSENT { W::ZERO } else { self.bits.get(symbol as usize).copied().unwrap_or(self.unnamed) }
+    fn word(&self, symbol: u32) -> Entry<W> {
+        if symbol == ABSENT {
+            Entry { bits: W::ZERO, points: self.absent }
+        } else {
+            self.bits.get(symbol as usize).copied().unwrap_or(self.unnamed)
+        }
     }
 }
 
@@ -248,7 +329,9 @@ const COUNTRY_CODES: usize = 26 * 26;
 struct Countries<W> {
     /// By country code's index.
     class: Box<[u16; COUNTRY_CODES]>,
-    bits: Vec<W>,
+    bits: Vec<Entry<W>>,
+    /// The points of folded rules for an absent country (its bits are none).
+    absent: i64,
     /// Gathered until [`Countries::build`]: (set, negated, bit).
     tests: Vec<(Box<[u64; 11]>, bool, W)>,
 }
@@ -269,13 +352,22 @@ impl<W: Word> Countries<W> {
             // At most one class per code: 676 fit in 16 bits.
             self.class[at] = class as u16;
         }
-        self.bits = classes;
+        self.bits = classes.into_iter().map(Entry::of).collect();
+    }
+
+    fn fold(&mut self, mask: Mask<W>, points: i64) {
+        self.bits.iter_mut().for_each(|e| e.fold(mask, points));
+        if mask.holds(W::ZERO) {
+            self.absent += points;
+        }
     }
 
     #[inline(always)]
-    fn word(&self, country: Option<usize>) -> W {
-        let class = country.and_then(|at| self.class.get(at));
-        class.and_then(|&c| self.bits.get(usize::from(c))).copied().unwrap_or(W::ZERO)
+    fn word(&self, country: Option<usize>) -> Entry<W> {
+        match country {
+            None => Entry { bits: W::ZERO, points: self.absent },
+            Some(at) => self.class.get(at).and_then(|&c| self.bits.get(usize::from(c))).copied().unwrap_or_default(),
+        }
     }
 }
 
@@ -293,6 +385,15 @@ impl<W: Word> Atoms<W> {
     fn add(&mut self, check: Check, at: usize) {
         let bit = W::bit(at);
         self.len += 1;
+        self.groups.push(match &check {
+            Check::Int { field: IntField::Employees, .. } => Group::Employees,
+            Check::Int { field: IntField::Event(slot), .. } | Check::Exists { field: Field::Events(slot), .. } => {
+                Group::Event(usize::from(*slot))
+            }
+            Check::Symbol { slot, .. } => Group::Symbol(usize::from(*slot)),
+            Check::Country { .. } => Group::Country,
+            _ => Group::Other,
+        });
         match check {
             Check::Int { field, lo, hi, negated } => {
                 let range = Range { lo, hi, negated, bit };
@@ -316,6 +417,7 @@ impl<W: Word> Atoms<W> {
                 .get_or_insert_with(|| Countries {
                     class: Box::new([0; COUNTRY_CODES]),
                     bits: Vec::new(),
+                    absent: 0,
                     tests: Vec::new(),
                 })
                 .tests
@@ -336,7 +438,7 @@ impl<W: Word> Atoms<W> {
                     self.counts.push((slot, top, self.count_bits.len()));
                     let at =
                         |v: i64| intervals.ranges.iter().filter(|r| r.holds(v)).fold(W::ZERO, |bits, r| bits | r.bit);
-                    self.count_bits.extend((0..=i64::from(top)).map(at));
+                    self.count_bits.extend((0..=i64::from(top)).map(at).map(Entry::of));
                 }
                 None => {
                     intervals.build();
@@ -354,30 +456,68 @@ impl<W: Word> Atoms<W> {
         self.len
     }
 
-    /// The bits of every test, for `facts`.
+    /// The one value `mask` reads, when it reads one that has a table.
+    fn group_of(&self, mask: Mask<W>) -> Option<Group> {
+        let read = mask.all | mask.any | mask.none;
+        let mut groups = (0..W::BITS).filter(|&at| read.has(at)).map(|at| self.groups.get(at).copied());
+        let first = groups.next()??;
+        (first != Group::Other && groups.all(|g| g == Some(first))).then_some(first)
+    }
+
+    /// Folds a fit rule worth `points` whose condition `mask` reads only
+    /// `group` into that group's table.
+    fn fold(&mut self, group: Group, mask: Mask<W>, points: i64) {
+        match group {
+            Group::Employees => self.employees.fold(mask, points),
+            Group::Event(slot) => {
+                if let Some(&(_, top, start)) = self.counts.iter().find(|(s, _, _)| *s == slot) {
+                    let table = &mut self.count_bits[start..=start + top as usize];
+                    table.iter_mut().for_each(|e| e.fold(mask, points));
+                } else if let Some((_, intervals)) = self.events.iter_mut().find(|(s, _)| *s == slot) {
+                    intervals.fold(mask, points);
+                }
+            }
+            Group::Symbol(slot) => {
+                if let Some((_, numbered)) = self.symbols.iter_mut().find(|(s, _)| *s == slot) {
+                    numbered.fold(mask, points);
+                }
+            }
+            Group::Country => {
+                if let Some(countries) = &mut self.countries {
+                    countries.fold(mask, points);
+                }
+            }
+            Group::Other => {}
+        }
+    }
+
+    /// The bits of every test, for `facts`, and the points of the fit rules
+    /// folded into the tables.
     #[inline]
-    fn word(&self, f: &Facts<'_>) -> W {
-        let mut bits = self.employees.word(f.profile.employees) | self.score.word(f.score);
+    fn word(&self, f: &Facts<'_>) -> Entry<W> {
+        let mut entry = self.employees.word(f.profile.employees);
+        entry |= self.score.word(f.score);
         for &(slot, top, start) in &self.counts {
             let count = f.events.get(slot).copied().unwrap_or(0);
-            bits |= self.count_bits.get(start + count.min(top) as usize).copied().unwrap_or(W::ZERO);
+            entry |= self.count_bits.get(start + count.min(top) as usize).copied().unwrap_or_default();
         }
         for (slot, counts) in &self.events {
-            bits |= counts.word(Some(i64::from(f.events.get(*slot).copied().unwrap_or(0))));
+            entry |= counts.word(Some(i64::from(f.events.get(*slot).copied().unwrap_or(0))));
         }
         for (slot, numbered) in &self.symbols {
-            bits |= numbered.word(f.symbols[*slot]);
+            entry |= numbered.word(f.symbols[*slot]);
         }
         if let Some(countries) = &self.countries {
-            bits |= countries.word(f.profile.country.map(|c| c.index()));
+            entry |= countries.word(f.profile.country.map(|c| c.index()));
         }
+        let mut bits = entry.bits;
         for &(slot, part, bit) in &self.parts {
             bits |= bit.when((f.parts[slot] >> part) & 1 == 1);
         }
         for (check, bit) in &self.others {
             bits |= bit.when(check.holds(f));
         }
-        bits
+        Entry { bits, points: entry.points }
     }
 }
 
@@ -490,10 +630,11 @@ fn draft(tests: &mut Tests, cond: &Cond) -> Option<Draft> {
 }
 
 impl Program {
-    /// Compiles the conditions of the fit rules and the routing rules.
-    pub fn compile<'a>(fit: impl Iterator<Item = &'a Cond>, routes: impl Iterator<Item = &'a Cond>) -> Program {
+    /// Compiles the conditions of the fit rules (with their points) and the
+    /// routing rules.
+    pub fn compile<'a>(fit: impl Iterator<Item = (&'a Cond, i64)>, routes: impl Iterator<Item = &'a Cond>) -> Program {
         let mut tests = Tests::default();
-        let fit: Vec<Option<Draft>> = fit.map(|c| draft(&mut tests, c)).collect();
+        let fit: Vec<(Option<Draft>, i64)> = fit.map(|(c, points)| (draft(&mut tests, c), points)).collect();
         let routes: Vec<Option<Draft>> = routes.map(|c| draft(&mut tests, c)).collect();
         if tests.before.len() + tests.after.len() <= u64::BITS as usize {
             Program::Narrow(Compiled::place(tests, fit, routes))
@@ -513,7 +654,13 @@ impl Program {
 }
 
 impl<W: Word> Compiled<W> {
-    fn place(tests: Tests, fit: Vec<Option<Draft>>, routes: Vec<Option<Draft>>) -> Self {
+    /// Places the tests' bits and masks, and folds each fit rule whose
+    /// condition reads one value with a table (employees, one event count, one
+    /// numbered field, the country) into that table: every entry then carries
+    /// the rule's points when the rule holds for it, and a lead's fit points
+    /// are mostly the sum of the entries it looks up anyway. Only when no sum
+    /// of the fit points can overflow, so that the order of adding is free.
+    fn place(tests: Tests, fit: Vec<(Option<Draft>, i64)>, routes: Vec<Option<Draft>>) -> Self {
         let before = tests.before.len();
         let place = |d: Option<Draft>| d.map(|d| d.place(before));
         let atoms = |checks: Vec<Check>, from: usize| {
@@ -524,24 +671,57 @@ impl<W: Word> Compiled<W> {
             atoms.build();
             atoms
         };
+        let exact = fit.iter().try_fold(0i64, |sum, (_, points)| sum.checked_add(points.checked_abs()?)).is_some();
+        let (drafts, points): (Vec<Option<Draft>>, Vec<i64>) = fit.into_iter().unzip();
+        let fit: Vec<Option<Mask<W>>> = drafts.into_iter().map(place).collect();
+        let mut before_atoms = atoms(tests.before, 0);
+        let mut unfolded = Vec::new();
+        for (i, mask) in fit.iter().enumerate() {
+            match mask.and_then(|m| Some((m, before_atoms.group_of(m)?))) {
+                Some((mask, group)) if exact => before_atoms.fold(group, mask, points[i]),
+                _ => unfolded.push(i),
+            }
+        }
+        let folds = unfolded.len() < fit.len();
         Compiled {
-            fit: fit.into_iter().map(place).collect(),
+            unfolded: if folds { unfolded } else { Vec::new() },
+            folds,
+            fit,
             routes: routes.into_iter().map(place).collect(),
-            before: atoms(tests.before, 0),
+            before: before_atoms,
             after: atoms(tests.after, before),
         }
     }
 
-    /// The word of the tests that do not read the score, for `facts`.
+    /// The word of the tests that do not read the score, for `facts`, and
+    /// the points of the fit rules folded into their tables.
     #[inline]
-    pub fn before(&self, facts: &Facts<'_>) -> W {
-        self.before.word(facts)
+    pub fn before(&self, facts: &Facts<'_>) -> (W, i64) {
+        let entry = self.before.word(facts);
+        (entry.bits, entry.points)
     }
 
     /// The word of every test, once the score and tier are in `facts`.
     #[inline]
     pub fn after(&self, facts: &Facts<'_>, before: W) -> W {
-        before | self.after.word(facts)
+        before | self.after.word(facts).bits
+    }
+
+    /// Whether some fit rules are folded into the tables: then a lead's fit
+    /// points are [`Compiled::before`]'s plus [`Compiled::rest_of_fit`]'s.
+    #[inline(always)]
+    pub fn folds(&self) -> bool {
+        self.folds
+    }
+
+    /// The points of the fit rules not folded into the tables that hold
+    /// (`points(i)` is rule `i`'s), from the word or `tree`.
+    #[inline(always)]
+    pub fn rest_of_fit(&self, bits: W, points: impl Fn(usize) -> i64, tree: impl Fn(usize) -> bool) -> i64 {
+        self.unfolded.iter().fold(0i64, |sum, &i| {
+            let holds = self.fit_holds(i, bits, || tree(i));
+            sum + std::hint::select_unpredictable(holds, points(i), 0)
+        })
     }
 
     /// Whether fit rule `i` holds, from the word or, for a rule the word cannot
@@ -598,9 +778,9 @@ mod tests {
             }
             for v in values {
                 let want = intervals.ranges.iter().filter(|r| r.holds(v)).fold(0, |bits, r| bits | r.bit);
-                assert_eq!(intervals.word(Some(v)), want, "{v} in {:?}", intervals.ranges);
+                assert_eq!(intervals.word(Some(v)).bits, want, "{v} in {:?}", intervals.ranges);
             }
-            assert_eq!(intervals.word(None), 0);
+            assert_eq!(intervals.word(None).bits, 0);
         }
     }
 
@@ -612,11 +792,11 @@ mod tests {
         numbered.tests.push((vec![0b101].into_boxed_slice(), false, 1));
         numbered.tests.push((vec![0, 1].into_boxed_slice(), true, 2));
         numbered.build();
-        assert_eq!(numbered.word(0), 0b01 | 0b10);
-        assert_eq!(numbered.word(1), 0b10);
-        assert_eq!(numbered.word(64), 0);
-        assert_eq!(numbered.word(ABSENT - 1), 0b10);
-        assert_eq!(numbered.word(ABSENT), 0);
+        assert_eq!(numbered.word(0).bits, 0b01 | 0b10);
+        assert_eq!(numbered.word(1).bits, 0b10);
+        assert_eq!(numbered.word(64).bits, 0);
+        assert_eq!(numbered.word(ABSENT - 1).bits, 0b10);
+        assert_eq!(numbered.word(ABSENT).bits, 0);
 
         let code = |c: &str| crate::lead::CountryCode::parse(c).ok().map(|c| c.index());
         let mut set = [0u64; 11];
@@ -625,15 +805,15 @@ mod tests {
             set[at / 64] |= 1 << (at % 64);
         }
         let mut countries =
-            Countries::<u64> { class: Box::new([0; COUNTRY_CODES]), bits: Vec::new(), tests: Vec::new() };
+            Countries::<u64> { class: Box::new([0; COUNTRY_CODES]), bits: Vec::new(), absent: 0, tests: Vec::new() };
         countries.tests.push((Box::new(set), false, 1));
         countries.tests.push((Box::new(set), true, 2));
         countries.build();
         assert_eq!(countries.bits.len(), 2);
-        assert_eq!(countries.word(code("US")), 1);
-        assert_eq!(countries.word(code("CA")), 1);
-        assert_eq!(countries.word(code("DE")), 2);
-        assert_eq!(countries.word(None), 0);
+        assert_eq!(countries.word(code("US")).bits, 1);
+        assert_eq!(countries.word(code("CA")).bits, 1);
+        assert_eq!(countries.word(code("DE")).bits, 2);
+        assert_eq!(countries.word(None).bits, 0);
     }
 
     /// Event counts are looked up by count up to the highest bound, or
@@ -672,7 +852,7 @@ mod tests {
                     .iter()
                     .filter(|(slot, r)| r.holds(i64::from(counts[*slot])))
                     .fold(0, |bits, (_, r)| bits | r.bit);
-                assert_eq!(atoms.word(&facts), want, "{counts:?} {ranges:?}");
+                assert_eq!(atoms.word(&facts).bits, want, "{counts:?} {ranges:?}");
             }
         }
     }

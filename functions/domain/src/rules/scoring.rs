@@ -89,11 +89,16 @@ pub struct Score {
 
 /// Told about each step of a scoring. `()` records nothing and costs nothing.
 pub trait ScoreTrace {
+    /// Whether it is told anything: when not, the fit points may be summed
+    /// without asking rule by rule.
+    const RECORDS: bool = true;
     fn fit_matched(&mut self, _rule: usize, _points: i64) {}
     fn engagement(&mut self, _index: usize, _count: u32, _contribution: i64, _capped: bool) {}
 }
 
-impl ScoreTrace for () {}
+impl ScoreTrace for () {
+    const RECORDS: bool = false;
+}
 
 /// Collects the fit rules that matched, by index.
 #[derive(Debug, Default)]
@@ -114,18 +119,14 @@ impl Scoring {
     /// Scores a lead. `idle_days` are whole days since its last activity.
     #[inline]
     pub fn score<T: ScoreTrace>(&self, facts: &Facts<'_>, idle_days: u32, trace: &mut T) -> Score {
-        self.score_by(facts, idle_days, trace, |i| self.fit[i].when.holds(facts))
+        let fit_raw = self.fit_by(trace, |i| self.fit[i].when.holds(facts));
+        self.score_from(facts, idle_days, trace, fit_raw)
     }
 
-    /// Scores a lead with `holds(i)` saying whether fit rule `i` holds.
+    /// The fit points before limits, with `holds(i)` saying whether fit rule
+    /// `i` holds; each rule that does is told to `trace`.
     #[inline(always)]
-    pub(super) fn score_by<T: ScoreTrace>(
-        &self,
-        facts: &Facts<'_>,
-        idle_days: u32,
-        trace: &mut T,
-        holds: impl Fn(usize) -> bool,
-    ) -> Score {
+    pub(super) fn fit_by<T: ScoreTrace>(&self, trace: &mut T, holds: impl Fn(usize) -> bool) -> i64 {
         let mut fit_raw = 0i64;
         for (i, rule) in self.fit.iter().enumerate() {
             let hit = holds(i);
@@ -136,6 +137,18 @@ impl Scoring {
                 trace.fit_matched(i, rule.points);
             }
         }
+        fit_raw
+    }
+
+    /// Scores a lead whose fit points before limits are `fit_raw`.
+    #[inline(always)]
+    pub(super) fn score_from<T: ScoreTrace>(
+        &self,
+        facts: &Facts<'_>,
+        idle_days: u32,
+        trace: &mut T,
+        fit_raw: i64,
+    ) -> Score {
         let fit = self.limits_fit.clamp(fit_raw);
 
         // With no branch on the counts either: which types a lead has are as
