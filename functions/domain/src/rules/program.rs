@@ -54,10 +54,8 @@ pub struct Compiled<W> {
     /// One per fit rule, in order: `None` keeps the rule's tree.
     fit: Vec<Option<Mask<W>>>,
     /// The fit rules not folded into the tables of `before`, in order; the
-    /// others' points come with the tables' entries. Empty with nothing folded.
-    unfolded: Vec<usize>,
-    /// Whether any fit rule is folded.
-    folds: bool,
+    /// others' points come with the tables' entries. `None` when none is folded.
+    unfolded: Option<Vec<usize>>,
     /// One per routing rule, in order.
     routes: Vec<Option<Mask<W>>>,
 }
@@ -82,35 +80,27 @@ pub trait Word:
     fn has(self, at: usize) -> bool;
 }
 
-impl Word for u64 {
-    const BITS: usize = 64;
-    const ZERO: Self = 0;
-    fn bit(at: usize) -> Self {
-        1 << at
-    }
-    #[inline(always)]
-    fn when(self, holds: bool) -> Self {
-        self & 0u64.wrapping_sub(u64::from(holds))
-    }
-    fn has(self, at: usize) -> bool {
-        self >> at & 1 == 1
-    }
+macro_rules! word {
+    ($t:ty) => {
+        impl Word for $t {
+            const BITS: usize = <$t>::BITS as usize;
+            const ZERO: Self = 0;
+            fn bit(at: usize) -> Self {
+                1 << at
+            }
+            #[inline(always)]
+            fn when(self, holds: bool) -> Self {
+                self & <$t>::from(holds).wrapping_neg()
+            }
+            fn has(self, at: usize) -> bool {
+                self >> at & 1 == 1
+            }
+        }
+    };
 }
 
-impl Word for u128 {
-    const BITS: usize = 128;
-    const ZERO: Self = 0;
-    fn bit(at: usize) -> Self {
-        1 << at
-    }
-    #[inline(always)]
-    fn when(self, holds: bool) -> Self {
-        self & 0u128.wrapping_sub(u128::from(holds))
-    }
-    fn has(self, at: usize) -> bool {
-        self >> at & 1 == 1
-    }
-}
+word!(u64);
+word!(u128);
 
 /// What one table says about a lead: the bits of its tests that hold, and the
 /// fit points of the rules folded into it (see [`Compiled::place`]).
@@ -682,10 +672,8 @@ impl<W: Word> Compiled<W> {
                 _ => unfolded.push(i),
             }
         }
-        let folds = unfolded.len() < fit.len();
         Compiled {
-            unfolded: if folds { unfolded } else { Vec::new() },
-            folds,
+            unfolded: Some(unfolded).filter(|unfolded| unfolded.len() < fit.len()),
             fit,
             routes: routes.into_iter().map(place).collect(),
             before: before_atoms,
@@ -711,14 +699,14 @@ impl<W: Word> Compiled<W> {
     /// points are [`Compiled::before`]'s plus [`Compiled::rest_of_fit`]'s.
     #[inline(always)]
     pub fn folds(&self) -> bool {
-        self.folds
+        self.unfolded.is_some()
     }
 
     /// The points of the fit rules not folded into the tables that hold
     /// (`points(i)` is rule `i`'s), from the word or `tree`.
     #[inline(always)]
     pub fn rest_of_fit(&self, bits: W, points: impl Fn(usize) -> i64, tree: impl Fn(usize) -> bool) -> i64 {
-        self.unfolded.iter().fold(0i64, |sum, &i| {
+        self.unfolded.iter().flatten().fold(0i64, |sum, &i| {
             let holds = self.fit_holds(i, bits, || tree(i));
             sum + std::hint::select_unpredictable(holds, points(i), 0)
         })

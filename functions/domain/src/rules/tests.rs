@@ -968,6 +968,25 @@ mod program {
         }
     }
 
+    /// A test naming thousands of values makes a table as long, folded fit
+    /// points included, and decides as the trees do.
+    #[test]
+    fn a_test_naming_thousands_of_values_decides_by_its_table() {
+        let mut scoring: serde_yaml::Value =
+            serde_yaml::from_str(starter_sources().get("scoring.yaml").expect("file")).expect("yaml");
+        let mut named: Vec<String> = (0..5_000).map(|i| format!("industry-{i}")).collect();
+        named.extend(["fintech", "énergie"].map(String::from));
+        let fit = json!([
+            { "name": "many", "when": { "industry": named }, "points": 7 },
+            { "name": "not-many", "when": { "industry": { "not_in": named } }, "points": -3 },
+        ]);
+        scoring["fit"] = yaml(fit);
+        let rules = rules_with(&[("scoring.yaml", &scoring)]);
+        let (decided, total, _) = rules.program.coverage();
+        assert!(decided >= 2 && decided <= total);
+        agree(&rules, &mut fastrand::Rng::with_seed(12), 2000);
+    }
+
     /// More tests than a word of 64 bits holds: all in one of 128, and every
     /// rule decided by it.
     #[test]
