@@ -208,6 +208,29 @@ fn replay_prints_one_decision_per_line_and_a_summary() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+#[test]
+fn a_leads_file_line_that_is_not_text_is_rejected_on_its_own_and_the_rest_decided() {
+    let mut leads = Vec::new();
+    leads.extend_from_slice(br#"{"email": "cfo@acme.com", "job_title": "CFO", "employees": 5000}"#);
+    leads.extend_from_slice(b"\n{\"email\": \"ana@\xff\xfe.com\"}\n\n");
+    // Windows line ends, and no end to the last line.
+    leads.extend_from_slice(b"{\"email\": \"pat@northwind.com\", \"country\": \"US\"}\r\n{\"email\": \"jo@x.io\"}");
+    let out = crate::support::leadflow_bytes(&["rules", "replay", "--leads", "-"], &leads);
+    let lines: Vec<serde_json::Value> =
+        stdout(&out).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 4, "{}", stdout(&out));
+    assert_eq!(lines[0]["tier"], "warm");
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"].as_str().unwrap().contains("not UTF-8"), "{}", lines[1]);
+    assert!(lines[2]["score"].is_number() && lines[3]["score"].is_number(), "lines 4 and 5 decided: {lines:?}");
+    assert!(stderr(&out).contains("3 decisions, 1 rejected"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = crate::support::leadflow_bytes(&["rules", "diff", "--base", "rules", "--leads", "-"], &leads);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("3 leads decided, 1 rejected"), "{}", stdout(&out));
+}
+
 /// The pull-request workflow's steps, run as GitHub runs them (bash, with
 /// `GITHUB_OUTPUT` and `GITHUB_STEP_SUMMARY`), over a base and a changed copy of
 /// the starter rules and the committed backtest leads.

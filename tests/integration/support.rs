@@ -35,6 +35,11 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Runs `leadflow ARGS` with `stdin` and returns what it printed.
 pub fn leadflow(args: &[&str], stdin: &str) -> Output {
+    leadflow_bytes(args, stdin.as_bytes())
+}
+
+/// Runs `leadflow ARGS` with `stdin` that need not be text.
+pub fn leadflow_bytes(args: &[&str], stdin: &[u8]) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_leadflow"))
         .args(args)
@@ -44,7 +49,7 @@ pub fn leadflow(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run leadflow");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
     child.wait_with_output().expect("leadflow output")
 }
 

@@ -6,9 +6,10 @@
 //! example lead ids (never emails) for each move.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, ExitCode};
+use std::str::Utf8Error;
 
 use anyhow::{Context, Result, bail};
 use leadflow_domain::RuleSet;
@@ -17,6 +18,8 @@ use leadflow_domain::rules::routing::TargetName;
 use leadflow_domain::rules::scoring::MatchedFit;
 use leadflow_domain::rules::{RULE_FILES, RuleSources};
 use serde::Serialize;
+
+use crate::lines::{Block, Blocks};
 
 /// Exit code when the change moves leads.
 pub const CHANGES: u8 = 3;
@@ -338,19 +341,20 @@ fn capacities(rules: &RuleSet) -> BTreeMap<String, u32> {
     out
 }
 
-/// Lines handed to a diff thread at a time.
-const CHUNK: usize = 4096;
-
 /// Decides line `n` under both rule sets into `report`.
 fn decide_line(
     report: &mut Report,
     base: &RuleSet,
     head: &RuleSet,
     n: usize,
-    line: &str,
+    line: Result<&str, Utf8Error>,
     fit: &mut MatchedFit,
     slots: &mut Vec<u32>,
 ) {
+    let Ok(line) = line else {
+        report.rejected += 1;
+        return;
+    };
     // Counted against the base rules' event types: the head's read theirs by name.
     let LeadLine { id, input } = read_lead(line, &base.events, EventTypes::Any);
     let Ok(input) = input else {
@@ -364,10 +368,10 @@ fn decide_line(
 pub fn diff(dir: &Path, base: &str, leads: &str, format: DiffFormat, budget: Option<usize>) -> Result<ExitCode> {
     let head = RuleSet::load_dir(dir).map_err(|e| anyhow::anyhow!("the rules in {}: {e}", dir.display()))?;
     let (base_rules, base_name) = base_rules(base, dir)?;
-    let reader: Box<dyn BufRead> = if leads == "-" {
+    let reader: Box<dyn Read> = if leads == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(std::io::BufReader::new(std::fs::File::open(leads).with_context(|| format!("opening {leads}"))?))
+        Box::new(std::fs::File::open(leads).with_context(|| format!("opening {leads}"))?)
     };
     let mut report = Report {
         base: format!("{base_name} ({})", base_rules.version),
@@ -375,9 +379,9 @@ pub fn diff(dir: &Path, base: &str, leads: &str, format: DiffFormat, budget: Opt
         capacity: capacities(&head),
         ..Report::default()
     };
-    // Lines are read here and decided by one thread per core, a chunk at a time.
+    // Lines are read here and decided by one thread per core, a block at a time.
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(8);
-    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<(usize, String)>>(threads * 2);
+    let (send, receive) = std::sync::mpsc::sync_channel::<Block>(threads * 2);
     // Only the threads hold the receiver: if they all stop, sending fails
     // rather than waiting for ever.
     let receive = std::sync::Arc::new(std::sync::Mutex::new(receive));
@@ -390,12 +394,12 @@ pub fn diff(dir: &Path, base: &str, leads: &str, format: DiffFormat, budget: Opt
                     let mut part = Report::default();
                     let (mut fit, mut slots) = (MatchedFit::default(), Vec::new());
                     loop {
-                        let chunk = match receive.lock().map(|r| r.recv()) {
-                            Ok(Ok(chunk)) => chunk,
+                        let block = match receive.lock().map(|r| r.recv()) {
+                            Ok(Ok(block)) => block,
                             _ => break,
                         };
-                        for (n, line) in chunk {
-                            decide_line(&mut part, base_rules, head, n, &line, &mut fit, &mut slots);
+                        for (n, line) in block.lines() {
+                            decide_line(&mut part, base_rules, head, n, line, &mut fit, &mut slots);
                         }
                     }
                     part
@@ -403,24 +407,18 @@ pub fn diff(dir: &Path, base: &str, leads: &str, format: DiffFormat, budget: Opt
             })
             .collect();
         drop(receive);
-        let mut chunk = Vec::with_capacity(CHUNK);
-        let mut read = Ok(());
-        for (n, line) in reader.lines().enumerate() {
-            match line {
-                Ok(line) if line.trim().is_empty() => {}
-                Ok(line) => chunk.push((n + 1, line)),
-                Err(e) => {
-                    read = Err(anyhow::Error::new(e).context(format!("reading line {}", n + 1)));
-                    break;
+        let mut blocks = Blocks::new(reader);
+        let read = loop {
+            match blocks.next_block() {
+                Ok(Some(block)) => {
+                    if send.send(block).is_err() {
+                        break Ok(());
+                    }
                 }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(anyhow::Error::new(e).context("reading the leads")),
             }
-            if chunk.len() == CHUNK && send.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
-                break;
-            }
-        }
-        if !chunk.is_empty() {
-            let _ = send.send(chunk);
-        }
+        };
         drop(send);
         let parts = workers.into_iter().map(|w| w.join().map_err(|_| anyhow::anyhow!("a diff thread panicked")));
         let parts = parts.collect::<Result<Vec<Report>>>()?;

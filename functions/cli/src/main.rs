@@ -4,6 +4,7 @@ mod data_cmd;
 mod diff_cmd;
 mod import_cmd;
 mod infra_cmd;
+mod lines;
 mod report_cmd;
 mod rules_cmd;
 mod serve_cmd;

@@ -1,18 +1,21 @@
 //! `leadflow rules ...`: what RevOps runs on a pull request.
 
-use std::io::{BufRead, BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use leadflow_domain::rules::Evaluation;
 use leadflow_domain::rules::input::{EventTypes, read_lead};
-use leadflow_domain::rules::routing::TargetName;
+use leadflow_domain::rules::routing::{RouteMatch, TargetName};
 use leadflow_domain::rules::scoring::MatchedFit;
 use leadflow_domain::rules::testcases::{self, CaseOutcome};
 use leadflow_domain::{RuleError, RuleSet};
 use serde::Serialize;
 use serde_json::{Value, json};
+
+use crate::lines::Blocks;
 
 /// Loads the rules, printing every problem; `None` when they are invalid.
 fn load(dir: &Path) -> Result<Option<RuleSet>> {
@@ -272,27 +275,7 @@ pub fn explain(dir: &Path, lead: &str, as_json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line of `rules replay` output.
-#[derive(Serialize)]
-struct Decision<'a> {
-    score: i64,
-    tier: &'a str,
-    fit: FitNames<'a>,
-    route: Route<'a>,
-}
-
-/// The names of the fit rules that matched, written with no list of their own.
-struct FitNames<'a> {
-    rules: &'a RuleSet,
-    matched: &'a [usize],
-}
-
-impl Serialize for FitNames<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.matched.iter().map(|i| self.rules.scoring.fit[*i].name.as_str()))
-    }
-}
-
+/// The `route` of a line of `rules replay` output.
 #[derive(Serialize)]
 struct Route<'a> {
     rule: &'a str,
@@ -300,55 +283,96 @@ struct Route<'a> {
     target: TargetName,
 }
 
+/// Writes decisions as `rules replay` prints them, one JSON line each:
+/// `{"score":..,"tier":..,"fit":[..],"route":{"rule":..,"pool"|"rep":..}}`.
+/// Every name a line can hold is rendered as JSON once, when the rules are
+/// loaded, so a line is the score's digits and copies of those.
+struct DecisionLines {
+    /// `"tier"` by tier.
+    tiers: Vec<Vec<u8>>,
+    /// `"name"` by fit rule.
+    fit: Vec<Vec<u8>>,
+    /// `{"rule":..,..}}` and a newline, by routing rule; the last for `default`.
+    routes: Vec<Vec<u8>>,
+}
+
+impl DecisionLines {
+    fn new(rules: &RuleSet) -> Result<Self> {
+        let string = |s: &str| serde_json::to_vec(s);
+        let route = |m: RouteMatch| -> serde_json::Result<Vec<u8>> {
+            let target = rules.routing.target_name(rules.routing.target(m));
+            let mut json = serde_json::to_vec(&Route { rule: rules.routing.rule_name(m), target })?;
+            json.extend_from_slice(b"}\n");
+            Ok(json)
+        };
+        let matches = (0..rules.routing.rules.len()).map(Some).chain([None]);
+        Ok(DecisionLines {
+            tiers: rules.scoring.tiers.iter().map(|t| string(&t.name)).collect::<Result<_, _>>()?,
+            fit: rules.scoring.fit.iter().map(|r| string(&r.name)).collect::<Result<_, _>>()?,
+            routes: matches.map(|rule| route(RouteMatch { rule })).collect::<Result<_, _>>()?,
+        })
+    }
+
+    fn write(&self, out: &mut Vec<u8>, eval: &Evaluation, fit: &[usize]) {
+        out.extend_from_slice(b"{\"score\":");
+        out.extend_from_slice(itoa::Buffer::new().format(eval.score.total).as_bytes());
+        out.extend_from_slice(b",\"tier\":");
+        out.extend_from_slice(&self.tiers[eval.score.tier]);
+        out.extend_from_slice(b",\"fit\":[");
+        for (i, rule) in fit.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&self.fit[*rule]);
+        }
+        out.extend_from_slice(b"],\"route\":");
+        out.extend_from_slice(&self.routes[eval.route.rule.unwrap_or(self.routes.len() - 1)]);
+    }
+}
+
 pub fn replay(dir: &Path, leads: &str) -> Result<ExitCode> {
     let Some(rules) = load(dir)? else { return Ok(ExitCode::FAILURE) };
-    let mut reader: Box<dyn BufRead> = if leads == "-" {
+    let reader: Box<dyn Read> = if leads == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        let file = std::fs::File::open(leads).with_context(|| format!("opening {leads}"))?;
-        Box::new(std::io::BufReader::with_capacity(1 << 16, file))
+        Box::new(std::fs::File::open(leads).with_context(|| format!("opening {leads}"))?)
     };
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let lines = DecisionLines::new(&rules)?;
+    let mut blocks = Blocks::new(reader);
+    let mut stdout = std::io::stdout().lock();
+    let mut out = Vec::with_capacity(1 << 17);
     let (mut decided, mut rejected) = (0u64, 0u64);
     let mut slots = Vec::new();
     let mut fit = MatchedFit::default();
-    let mut line = String::new();
     let started = Instant::now();
-    for n in 1.. {
-        line.clear();
-        if reader.read_line(&mut line).with_context(|| format!("reading line {n}"))? == 0 {
-            break;
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let input = match read_lead(&line, &rules.events, EventTypes::Any).input {
-            Ok(i) => i,
-            Err(error) => {
-                rejected += 1;
-                serde_json::to_writer(&mut out, &json!({ "line": n, "error": error.to_string() }))?;
-                out.write_all(b"\n")?;
-                continue;
+    while let Some(block) = blocks.next_block().context("reading the leads")? {
+        for (n, line) in block.lines() {
+            let read = line.map_err(|e| format!("the line is not UTF-8 text: {e}"));
+            let input = match read
+                .and_then(|line| read_lead(line, &rules.events, EventTypes::Any).input.map_err(|e| e.to_string()))
+            {
+                Ok(input) => input,
+                Err(error) => {
+                    rejected += 1;
+                    serde_json::to_writer(&mut out, &json!({ "line": n, "error": error }))?;
+                    out.push(b'\n');
+                    continue;
+                }
+            };
+            let events = input.events.slots_of(&rules.events, &mut slots);
+            let mut facts = rules.facts(&input.profile, events, input.status, input.bant);
+            fit.0.clear();
+            let eval = rules.evaluate(&mut facts, input.idle_days, &mut fit);
+            lines.write(&mut out, &eval, &fit.0);
+            decided += 1;
+            if out.len() >= 1 << 16 {
+                stdout.write_all(&out)?;
+                out.clear();
             }
-        };
-        let events = input.events.slots_of(&rules.events, &mut slots);
-        let mut facts = rules.facts(&input.profile, events, input.status, input.bant);
-        fit.0.clear();
-        let eval = rules.evaluate(&mut facts, input.idle_days, &mut fit);
-        let decision = Decision {
-            score: eval.score.total,
-            tier: rules.tier_name(eval.score.tier),
-            fit: FitNames { rules: &rules, matched: &fit.0 },
-            route: Route {
-                rule: rules.routing.rule_name(eval.route),
-                target: rules.routing.target_name(rules.routing.target(eval.route)),
-            },
-        };
-        serde_json::to_writer(&mut out, &decision)?;
-        out.write_all(b"\n")?;
-        decided += 1;
+        }
     }
-    out.flush()?;
+    stdout.write_all(&out)?;
+    stdout.flush()?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "{decided} decisions, {rejected} rejected, in {:.3} s ({:.0} decisions/s, rules {})",
