@@ -26,13 +26,14 @@ pub struct InvalidEmail {
 
 impl Email {
     pub fn parse(input: &str) -> Result<Self, InvalidEmail> {
-        let trimmed = input.trim();
+        let trimmed = trim(input);
         // Addresses are nearly always ASCII: lower-cased a byte at a time.
         let normalised = if trimmed.is_ascii() { trimmed.to_ascii_lowercase() } else { trimmed.to_lowercase() };
-        if !(normalised.len() <= 254 && valid_address(&normalised)) {
-            return Err(InvalidEmail { input: input.chars().take(80).collect() });
-        }
-        let domain_at = normalised.rfind('@').map_or(0, |i| i + 1);
+        let domain_at = match plain_address(normalised.as_bytes()) {
+            Some(at) => at,
+            None if normalised.len() <= 254 && valid_address(&normalised) => normalised.rfind('@').map_or(0, |i| i + 1),
+            None => return Err(InvalidEmail { input: input.chars().take(80).collect() }),
+        };
         Ok(Email { address: normalised, domain_at })
     }
 
@@ -71,6 +72,67 @@ fn valid_address(address: &str) -> bool {
             && EmailAddress::is_valid_local_part(local)
             && EmailAddress::is_valid_domain(domain)
     })
+}
+
+/// The ASCII characters of an atom (RFC 5322 `atext`): letters, digits and
+/// ``!#$%&'*+-/=?^_`{|}~``.
+const ATEXT: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut c = 0;
+    while c < 128 {
+        table[c] = (c as u8).is_ascii_alphanumeric();
+        c += 1;
+    }
+    let specials = b"!#$%&'*+-/=?^_`{|}~";
+    let mut i = 0;
+    while i < specials.len() {
+        table[specials[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// Whether `part` is dot-separated atoms of ASCII `atext`, each of 1 to `max`
+/// bytes; a domain's `label`s also start and end with a letter or digit.
+fn dot_atoms(part: &[u8], max: usize, label: bool) -> bool {
+    let mut len = 0;
+    let mut prev = b'.';
+    for &b in part {
+        if b == b'.' {
+            if len == 0 || label && !prev.is_ascii_alphanumeric() {
+                return false;
+            }
+            len = 0;
+        } else {
+            if !(b < 128 && ATEXT[usize::from(b)]) || len == 0 && label && !b.is_ascii_alphanumeric() {
+                return false;
+            }
+            len += 1;
+            if len > max {
+                return false;
+            }
+        }
+        prev = b;
+    }
+    len > 0 && (!label || prev.is_ascii_alphanumeric())
+}
+
+/// Where the domain starts, when `address` is valid in the common form: an
+/// unquoted ASCII local part of dot-separated atoms, `@`, and a domain of
+/// two or more labels that start and end with a letter or digit; checked in
+/// one pass a byte at a time against a table. It accepts only what
+/// `valid_address` accepts, and exactly that for ASCII addresses whose local
+/// part is not quoted (a test compares the two); anything else (a quoted
+/// local part, non-ASCII text, an invalid address) is for `valid_address`.
+fn plain_address(address: &[u8]) -> Option<usize> {
+    let at = memchr::memchr(b'@', address)?;
+    let (local, domain) = (&address[..at], &address[at + 1..]);
+    let plain = address.len() <= 254
+        && local.len() <= 64
+        && dot_atoms(local, 64, false)
+        && dot_atoms(domain, 63, true)
+        && memchr::memchr(b'.', domain).is_some();
+    plain.then_some(at + 1)
 }
 
 impl TryFrom<String> for Email {
@@ -117,7 +179,7 @@ impl UnknownCountry {
 
 impl CountryCode {
     pub fn parse(input: &str) -> Result<Self, InvalidCountry> {
-        match input.trim().as_bytes() {
+        match trim(input).as_bytes() {
             [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
                 Ok(CountryCode([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
             }
@@ -317,7 +379,25 @@ impl ProfileField {
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.name() == name)
+        Some(match name {
+            "email" => ProfileField::Email,
+            "first_name" => ProfileField::FirstName,
+            "last_name" => ProfileField::LastName,
+            "company" => ProfileField::Company,
+            "job_title" => ProfileField::JobTitle,
+            "phone" => ProfileField::Phone,
+            "country" => ProfileField::Country,
+            "state" => ProfileField::State,
+            "industry" => ProfileField::Industry,
+            "employees" => ProfileField::Employees,
+            "annual_revenue" => ProfileField::AnnualRevenue,
+            "website" => ProfileField::Website,
+            "source" => ProfileField::Source,
+            "utm_source" => ProfileField::UtmSource,
+            "utm_medium" => ProfileField::UtmMedium,
+            "utm_campaign" => ProfileField::UtmCampaign,
+            _ => return None,
+        })
     }
 }
 
@@ -414,8 +494,19 @@ pub struct Profile {
     pub raw: BTreeMap<String, String>,
 }
 
+/// `str::trim`, without decoding a character when both ends are visible ASCII
+/// (as they nearly always are), which no trimming changes.
+#[inline]
+fn trim(text: &str) -> &str {
+    match text.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        [only] if only.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
 fn text_value(field: &str, value: &str) -> Result<Option<String>, FieldError> {
-    let value = value.trim();
+    let value = trim(value);
     // A value of no more bytes than the limit has no more characters either.
     if value.len() > MAX_FIELD_CHARS && value.chars().count() > MAX_FIELD_CHARS {
         return Err(FieldError::TooLong { field: field.to_owned(), max: MAX_FIELD_CHARS });
@@ -482,7 +573,8 @@ impl FieldValue {
             }
             FieldTarget::Profile(field) => field,
         };
-        if value.trim().is_empty() {
+        let value = trim(value);
+        if value.is_empty() {
             return Ok(None);
         }
         let parsed = match field {
@@ -702,6 +794,64 @@ mod tests {
         assert!(valid > 1000, "only {valid} of {tried} random addresses were valid");
     }
 
+    /// The one-pass check of plain addresses accepts exactly what the email
+    /// crate accepts for ASCII addresses whose local part is not quoted, and
+    /// never more for any address: random parts from every printable ASCII
+    /// character (`@` too), dots in every place, non-ASCII letters, and atoms
+    /// around the length limits.
+    #[test]
+    fn the_plain_address_check_accepts_what_the_email_crate_does() {
+        let printable: Vec<char> = (' '..='~').chain(['é', 'ß', '\u{1F600}']).collect();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let part = |rng: &mut fastrand::Rng| -> String {
+            let atoms = rng.usize(1..=4);
+            let mut text = String::new();
+            for i in 0..atoms {
+                if i > 0 || rng.u8(..8) == 0 {
+                    text.push('.');
+                }
+                let len = [0, 1, 2, 3, 5, 8, 62, 63, 64, 65][rng.usize(..10)];
+                for _ in 0..len {
+                    // Mostly letters, digits and `-`, so that many parts are valid.
+                    text.push(match rng.u8(..100) {
+                        0..=94 => rng.alphanumeric(),
+                        95 | 96 => '-',
+                        _ => printable[rng.usize(..printable.len())],
+                    });
+                }
+            }
+            if rng.u8(..8) == 0 {
+                text.push('.');
+            }
+            text
+        };
+        let (mut plain, mut tried) = (0, 0);
+        for _ in 0..100_000 {
+            let address = format!("{}@{}", part(&mut rng), part(&mut rng));
+            let fast = plain_address(address.as_bytes());
+            let slow = address.len() <= 254 && valid_address(&address);
+            assert!(fast.is_none() || slow, "{address:?} is plain but the crate refuses it");
+            let quoted = address.rsplit_once('@').is_some_and(|(local, _)| local.starts_with('"'));
+            if address.is_ascii() && !quoted {
+                assert_eq!(fast.is_some(), slow, "{address:?}");
+            }
+            if let Some(at) = fast {
+                assert_eq!(Some(at), address.rfind('@').map(|i| i + 1), "{address:?}");
+            }
+            tried += 1;
+            plain += usize::from(fast.is_some());
+        }
+        assert!(plain > 2_000, "only {plain} of {tried} random addresses were plain");
+        let long_label = format!("a@{}.de", "b".repeat(63));
+        for address in ["jo@acme.com", "o'neil+tag@mail.example.de", &long_label] {
+            assert!(plain_address(address.as_bytes()).is_some(), "{address}");
+        }
+        let too_long = format!("a@{}.de", "b".repeat(64));
+        for address in ["jo@-acme.com", "jo.@acme.com", "j..o@acme.com", "jo@acme", "jo@acme.com.", &too_long] {
+            assert!(plain_address(address.as_bytes()).is_none(), "{address}");
+        }
+    }
+
     /// The limit counts characters, not bytes.
     #[test]
     fn a_text_field_holds_up_to_the_limit_in_characters() {
@@ -778,5 +928,23 @@ mod tests {
             assert_eq!(s.as_str().parse::<Status>().unwrap(), s);
         }
         assert!("won".parse::<Status>().is_err());
+    }
+
+    #[test]
+    fn trimming_is_str_trim() {
+        for text in ["", " ", "a", " a", "a ", "\u{a0}a", "a\u{3000}", "é", " é ", "ab", "a b", "\t\n", "~", "\u{7f}x"]
+        {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn profile_fields_read_their_own_names_only() {
+        for field in ProfileField::ALL {
+            assert_eq!(ProfileField::from_name(field.name()), Some(field));
+        }
+        for name in ["", "Email", "email ", "custom.email", "raw", "job-title"] {
+            assert_eq!(ProfileField::from_name(name), None, "{name:?}");
+        }
     }
 }

@@ -350,18 +350,31 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
         // Until a `lead` key shows the nested shape, other keys are read as
-        // the flat shape's fields.
-        let mut flat: Option<Fields> = None;
-        let mut nested: Option<Result<Fields, ()>> = None;
-        let mut top_keys: Vec<Cow<'de, str>> = Vec::new();
+        // the flat shape's fields. Both are read in place.
+        let mut flat = Fields::new();
+        let mut nested = Fields::new();
+        let mut shape = Shape::Flat;
+        // The flat shape's fields, named in an error if the shape is nested;
+        // and which of `NESTED_EXTRAS` came, errors if it is flat.
+        let mut flat_keys: Vec<Cow<'de, str>> = Vec::new();
+        let mut extras = [false; NESTED_EXTRAS.len()];
         let mut errors: Vec<Filed> = Vec::new();
         let mut events = EventCounts::new(self.vocabulary);
         let mut idle_days = 0;
         let mut id = None;
         while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
             match &*key {
-                "lead" => nested = Some(map.next_value::<NestedFields>()?.0.ok_or(())),
-                "events" => self.events(&mut map, &mut events, &mut errors)?,
+                "lead" => {
+                    if shape != Shape::Flat {
+                        // A repeated key: the last one counts.
+                        nested = Fields::new();
+                    }
+                    let is_map = map.next_value_seed(NestedSeed(&mut nested))?.is_some();
+                    shape = if is_map { Shape::Nested } else { Shape::NotAMap };
+                }
+                "events" => {
+                    map.next_value_seed(EventsSeed { lead: &self, events: &mut events, errors: &mut errors })?
+                }
                 "idle_days" => {
                     let value = map.next_value::<Scalar<'de>>()?;
                     idle_days = match value {
@@ -375,33 +388,32 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
                         }),
                     }
                 }
-                extra if NESTED_EXTRAS.contains(&extra) => {
+                extra if let Some(i) = NESTED_EXTRAS.iter().position(|e| *e == extra) => {
                     let value = map.next_value::<Scalar<'de>>()?;
                     if extra == "id"
                         && let Scalar::Str(s) = value
                     {
                         id = Some(s.into_owned());
                     }
-                    top_keys.push(key);
+                    extras[i] = true;
                 }
                 name => {
-                    flat.get_or_insert_with(Fields::new).read(name, &mut map)?;
-                    top_keys.push(key);
+                    flat.read(name, &mut map)?;
+                    flat_keys.push(key);
                 }
             }
         }
-        let input = match nested {
-            Some(Err(())) => Err(InputError(vec!["`lead` must be a map of fields".to_owned()])),
-            Some(Ok(fields)) => {
-                for key in top_keys.into_iter().filter(|k| !NESTED_EXTRAS.contains(&&**k)) {
+        let input = match shape {
+            Shape::NotAMap => Err(InputError(vec!["`lead` must be a map of fields".to_owned()])),
+            Shape::Nested => {
+                for key in flat_keys {
                     let message = format!("unknown key `{key}`; expected lead, events, idle_days");
                     errors.push(((0, key.into_owned()), message));
                 }
-                fields.finish(errors, events, idle_days).input
+                nested.finish(errors, events, idle_days).input
             }
-            None => {
-                let mut flat = flat.unwrap_or_else(Fields::new);
-                for key in top_keys.iter().filter(|k| NESTED_EXTRAS.contains(&&***k)) {
+            Shape::Flat => {
+                for (key, _) in NESTED_EXTRAS.iter().zip(extras).filter(|(_, came)| *came) {
                     flat.error(key, unknown_field(key));
                 }
                 flat.finish(errors, events, idle_days).input
@@ -444,67 +456,118 @@ fn not_a_map() -> Read {
     Read { id: None, input: Err(InputError(vec!["a lead is a map of fields".to_owned()])) }
 }
 
-impl LeadSeed<'_> {
-    /// Reads `events`: a map of event type to count, or null.
-    fn events<'de, A: MapAccess<'de>>(
-        &self,
-        map: &mut A,
-        events: &mut EventCounts,
-        errors: &mut Vec<Filed>,
-    ) -> Result<(), A::Error> {
-        match map.next_value::<Option<Entries<'de>>>()? {
-            None => {}
-            Some(Entries(None)) => {
-                errors.push(((3, String::new()), "`events` must be a map of event type to count".to_owned()))
-            }
-            Some(Entries(Some(counts))) => {
-                for (name, count) in counts {
-                    let Some(n) = count.count() else {
-                        let message = format!("`events.{name}` must be a whole number of zero or more");
-                        errors.push(((3, name.into_owned()), message));
-                        continue;
-                    };
-                    if self.types == EventTypes::Known && self.vocabulary.slot(&name).is_none() {
-                        let hint = suggest(&name, self.vocabulary.names().iter().map(String::as_str))
-                            .map(|s| format!(" (did you mean `{s}`?)"))
-                            .unwrap_or_default();
-                        errors.push(((3, name.to_string()), format!("unknown event type `{name}`{hint}")));
-                        continue;
-                    }
-                    events.set(&name, n);
-                }
-            }
+/// Which shape a lead has, as far as its keys have shown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Flat,
+    Nested,
+    /// A `lead` key whose value is not a map.
+    NotAMap,
+}
+
+/// Reads `events` (a map of event type to count, or null) into the lead's
+/// counts as its entries come, filing what is wrong with them.
+struct EventsSeed<'s, 'r> {
+    lead: &'s LeadSeed<'r>,
+    events: &'s mut EventCounts,
+    errors: &'s mut Vec<Filed>,
+}
+
+impl<'de> DeserializeSeed<'de> for EventsSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EventsSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of event type to count")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let errors = &mut *self.errors;
+        let read = d.deserialize_any(Lenient(EventEntries { lead: self.lead, events: self.events, errors }))?;
+        if read.is_none() {
+            self.errors.push(((3, String::new()), "`events` must be a map of event type to count".to_owned()));
         }
         Ok(())
     }
 }
 
-/// The value of `lead`: a map of fields, `None` when it is anything else.
-struct NestedFields(Option<Fields>);
+/// The entries of `events`, counted as they come.
+struct EventEntries<'s, 'r> {
+    lead: &'s LeadSeed<'r>,
+    events: &'s mut EventCounts,
+    errors: &'s mut Vec<Filed>,
+}
 
-impl<'de> Deserialize<'de> for NestedFields {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Option<Fields>;
+impl<'de> Visitor<'de> for EventEntries<'_, '_> {
+    type Value = Option<()>;
 
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of fields")
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of event type to count")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+            let Some(n) = map.next_value::<Scalar<'de>>()?.count() else {
+                let message = format!("`events.{name}` must be a whole number of zero or more");
+                self.errors.push(((3, name.into_owned()), message));
+                continue;
+            };
+            let vocabulary = self.lead.vocabulary;
+            if self.lead.types == EventTypes::Known && vocabulary.slot(&name).is_none() {
+                let hint = suggest(&name, vocabulary.names().iter().map(String::as_str))
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                self.errors.push(((3, name.to_string()), format!("unknown event type `{name}`{hint}")));
+                continue;
             }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Fields::new();
-                while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
-                    fields.read(&key, &mut map)?;
-                }
-                Ok(Some(fields))
-            }
+            self.events.set(&name, n);
         }
-        d.deserialize_any(Lenient(V)).map(NestedFields)
+        Ok(Some(()))
     }
 }
 
-/// The value of `events` or `bant`: its entries in order, `None` when it is
+/// Reads the value of `lead` into the fields given: `None` when it is not a map.
+struct NestedSeed<'f>(&'f mut Fields);
+
+impl<'de> DeserializeSeed<'de> for NestedSeed<'_> {
+    type Value = Option<()>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<()>, D::Error> {
+        d.deserialize_any(Lenient(self))
+    }
+}
+
+impl<'de> Visitor<'de> for NestedSeed<'_> {
+    type Value = Option<()>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of fields")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
+            self.0.read(&key, &mut map)?;
+        }
+        Ok(Some(()))
+    }
+}
+
+/// The value of `bant`: its entries in order, `None` when it is
 /// not a map; the caller checks them.
 struct Entries<'de>(Option<Vec<(Cow<'de, str>, Scalar<'de>)>>);
 
