@@ -416,7 +416,11 @@ pub fn diff(dir: &Path, base: &str, leads: &str, format: DiffFormat, budget: Opt
                     }
                 }
                 Ok(None) => break Ok(()),
-                Err(e) => break Err(anyhow::Error::new(e).context("reading the leads")),
+                Err(e) => {
+                    break Err(
+                        anyhow::Error::new(e).context(format!("reading the leads from line {}", blocks.next_line()))
+                    );
+                }
             }
         };
         drop(send);

@@ -14,8 +14,9 @@ pub struct Block {
 }
 
 impl Block {
-    /// Each line that is not blank, with its number (from 1) and without its
-    /// `\n`; a line that is not UTF-8 is handed out as the error it is.
+    /// Each line that is not blank (nothing but white space), with its number
+    /// (from 1) and without its `\n`; a line that is not UTF-8 is handed out
+    /// as the error it is.
     pub fn lines(&self) -> impl Iterator<Item = (usize, Result<&str, std::str::Utf8Error>)> + '_ {
         let mut start = 0;
         let ends = memchr::memchr_iter(b'\n', &self.bytes).chain(
@@ -23,10 +24,11 @@ impl Block {
             (self.bytes.last().is_some_and(|b| *b != b'\n')).then_some(self.bytes.len()),
         );
         ends.enumerate().filter_map(move |(i, end)| {
-            let line = &self.bytes[start..end];
+            let text = std::str::from_utf8(&self.bytes[start..end]);
             start = end + 1;
-            let blank = line.iter().all(u8::is_ascii_whitespace);
-            (!blank).then(|| (self.first + i, std::str::from_utf8(line)))
+            // Blank as `str::trim` has it (Unicode spaces too).
+            let blank = text.is_ok_and(|t| t.trim().is_empty());
+            (!blank).then_some((self.first + i, text))
         })
     }
 }
@@ -70,6 +72,11 @@ impl<R: Read> Blocks<R> {
                 return Ok(Some(self.block(bytes)));
             }
         }
+    }
+
+    /// The number of the first line not handed out yet.
+    pub fn next_line(&self) -> usize {
+        self.next
     }
 
     fn block(&mut self, bytes: Vec<u8>) -> Block {
@@ -120,7 +127,9 @@ mod tests {
         let mut expected = Vec::new();
         for n in 1..=30_000 {
             if n % 7 == 0 {
-                input.extend_from_slice(b"  \t\r\n");
+                // Blank as `str::trim` has it, Unicode spaces too.
+                let blank: [&str; 4] = ["  \t\r\n", "\u{a0}\n", "\u{3000} \u{b}\n", "\u{2028}\n"];
+                input.extend_from_slice(blank[n % 4].as_bytes());
                 continue;
             }
             let line = format!("{{\"n\": {n}, \"pad\": \"{}\"}}", "x".repeat(n % 97));
@@ -143,6 +152,36 @@ mod tests {
         assert_eq!(lines, vec![(1, "first".to_owned()), (2, long), (4, "last".to_owned())]);
         assert_eq!(all_lines(b"", 10), (vec![], 0));
         assert_eq!(all_lines(b"\n\n", 10).0, vec![]);
+    }
+
+    /// Fails once `bytes` are read.
+    struct Failing<'a> {
+        bytes: &'a [u8],
+    }
+
+    impl Read for Failing<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.bytes.is_empty() {
+                return Err(io::Error::other("the disk went away"));
+            }
+            let n = buf.len().min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_read_error_is_an_error_that_says_where_reading_stopped() {
+        let line = format!("{{\"pad\": \"{}\"}}\n", "x".repeat(1000));
+        let input = line.repeat(BLOCK / line.len() + 10);
+        let mut blocks = Blocks::new(Failing { bytes: input.as_bytes() });
+        let first = blocks.next_block().expect("a whole block").expect("lines");
+        let whole = first.lines().count();
+        assert_eq!(blocks.next_line(), whole + 1);
+        let error = blocks.next_block().expect_err("the reader failed");
+        assert_eq!(error.to_string(), "the disk went away");
+        assert_eq!(blocks.next_line(), whole + 1, "no line after the error was handed out");
     }
 
     #[test]

@@ -345,7 +345,19 @@ pub fn replay(dir: &Path, leads: &str) -> Result<ExitCode> {
     let mut slots = Vec::new();
     let mut fit = MatchedFit::default();
     let started = Instant::now();
-    while let Some(block) = blocks.next_block().context("reading the leads")? {
+    loop {
+        let block = match blocks.next_block() {
+            Ok(Some(block)) => block,
+            Ok(None) => break,
+            Err(e) => {
+                // What was decided stays decided.
+                stdout.write_all(&out)?;
+                stdout.flush()?;
+                return Err(
+                    anyhow::Error::new(e).context(format!("reading the leads from line {}", blocks.next_line()))
+                );
+            }
+        };
         for (n, line) in block.lines() {
             let read = line.map_err(|e| format!("the line is not UTF-8 text: {e}"));
             let input = match read

@@ -906,6 +906,19 @@ mod tests {
         assert!(p.set(&FieldTarget::Profile(ProfileField::Employees), "-5").is_err());
     }
 
+    /// A number padded with white space (a tab from a spreadsheet, a line
+    /// break from a text area) is the number.
+    #[test]
+    fn numbers_are_read_without_the_white_space_around_them() {
+        let mut p = Profile::new(Email::parse("a@b.co").unwrap());
+        p.set(&FieldTarget::Profile(ProfileField::Employees), "\t500 ").unwrap();
+        assert_eq!(p.employees, Some(500));
+        p.set(&FieldTarget::Profile(ProfileField::AnnualRevenue), "\u{a0}1,000\n").unwrap();
+        assert_eq!(p.annual_revenue, Some(1000.0));
+        let err = p.set(&FieldTarget::Profile(ProfileField::Employees), " \t12x\n").expect_err("not a number");
+        assert_eq!(err.to_string(), "`12x` is not a whole number of employees");
+    }
+
     #[test]
     fn an_empty_value_sets_nothing() {
         let mut p = Profile::new(Email::parse("a@b.co").unwrap());
