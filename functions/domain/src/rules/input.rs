@@ -372,9 +372,11 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
                     let is_map = map.next_value_seed(NestedSeed(&mut nested))?.is_some();
                     shape = if is_map { Shape::Nested } else { Shape::NotAMap };
                 }
-                "events" => {
-                    map.next_value_seed(EventsSeed { lead: &self, events: &mut events, errors: &mut errors })?
-                }
+                "events" => map.next_value_seed(EventsSeed(EventEntries {
+                    lead: &self,
+                    events: &mut events,
+                    errors: &mut errors,
+                }))?,
                 "idle_days" => {
                     let value = map.next_value::<Scalar<'de>>()?;
                     idle_days = match value {
@@ -467,11 +469,7 @@ enum Shape {
 
 /// Reads `events` (a map of event type to count, or null) into the lead's
 /// counts as its entries come, filing what is wrong with them.
-struct EventsSeed<'s, 'r> {
-    lead: &'s LeadSeed<'r>,
-    events: &'s mut EventCounts,
-    errors: &'s mut Vec<Filed>,
-}
+struct EventsSeed<'s, 'r>(EventEntries<'s, 'r>);
 
 impl<'de> DeserializeSeed<'de> for EventsSeed<'_, '_> {
     type Value = ();
@@ -497,10 +495,9 @@ impl<'de> Visitor<'de> for EventsSeed<'_, '_> {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        let errors = &mut *self.errors;
-        let read = d.deserialize_any(Lenient(EventEntries { lead: self.lead, events: self.events, errors }))?;
-        if read.is_none() {
-            self.errors.push(((3, String::new()), "`events` must be a map of event type to count".to_owned()));
+        let EventEntries { lead, events, errors } = self.0;
+        if d.deserialize_any(Lenient(EventEntries { lead, events, errors: &mut *errors }))?.is_none() {
+            errors.push(((3, String::new()), "`events` must be a map of event type to count".to_owned()));
         }
         Ok(())
     }
