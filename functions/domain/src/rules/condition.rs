@@ -1,8 +1,6 @@
 //! Conditions: compiled once at load into a tree of typed tests, evaluated per
 //! lead with no lookups by name and no allocation.
 
-use aho_corasick::Anchored;
-use aho_corasick::automaton::Automaton;
 use std::fmt;
 
 use marked_yaml::Node;
@@ -676,9 +674,16 @@ pub const PART_SLOTS: usize = 4;
 const PARTS_PER_FIELD: usize = 64;
 
 /// The parts that `contains` tests look for, per field, searched for all at
-/// once in each lead's value: one pass of an Aho-Corasick automaton over ASCII
-/// text (ignoring ASCII case, as the tests do), each part's own search over
-/// other text. Every `contains` test on the field is then a bit test.
+/// once in each lead's value (ignoring ASCII case, as the tests do): every
+/// `contains` test on the field is then a bit test.
+///
+/// The values searched are short (titles, names) and the parts few, so the
+/// search is one pass that looks at every position of the value on its own:
+/// the two bytes there index a table of the parts that start with them, and
+/// only those parts are compared, rarely more than one. No position waits on
+/// the one before, as the states of an automaton walked byte by byte would.
+/// The same pass tells whether the value is ASCII; other text is searched
+/// part by part under Unicode case rules.
 #[derive(Clone, Debug, Default)]
 pub struct Parts {
     fields: Vec<PartField>,
@@ -688,9 +693,85 @@ pub struct Parts {
 struct PartField {
     field: Field,
     literals: Vec<Literal>,
-    /// Built by [`Parts::finish`] over the literals, all ASCII: the automaton
-    /// and its unanchored start.
-    automaton: Option<(aho_corasick::dfa::DFA, aho_corasick::automaton::StateID)>,
+    /// Built by [`Parts::finish`] over the literals, all ASCII.
+    starts: Starts,
+}
+
+/// The literals of one field by the bytes they start with.
+#[derive(Clone, Debug)]
+struct Starts {
+    /// Each byte's class, either case of a letter alike: the first and second
+    /// bytes of the literals numbered from 1, every other byte 0.
+    class: Box<[u8; 256]>,
+    /// How many classes, 0 included.
+    classes: usize,
+    /// By class: the literals of one byte, a bit each.
+    singles: Vec<u64>,
+    /// By class of a byte and class of the next: the longer literals that
+    /// start with those two bytes, a bit each.
+    pairs: Vec<u64>,
+    /// The literals, lower-case, by bit.
+    needles: Vec<Box<[u8]>>,
+}
+
+impl Default for Starts {
+    fn default() -> Self {
+        Starts { class: Box::new([0; 256]), classes: 1, singles: vec![0], pairs: vec![0], needles: Vec::new() }
+    }
+}
+
+impl Starts {
+    /// The table of `needles` (lower-case ASCII, not empty, at most 64).
+    fn new(needles: Vec<Box<[u8]>>) -> Starts {
+        let mut starts = Starts { needles, ..Starts::default() };
+        for needle in &starts.needles {
+            for &byte in needle.iter().take(2) {
+                if starts.class[usize::from(byte)] == 0 {
+                    // At most 128 distinct bytes over 64 literals: room in a u8.
+                    let class = starts.classes as u8;
+                    starts.class[usize::from(byte)] = class;
+                    starts.class[usize::from(byte.to_ascii_uppercase())] = class;
+                    starts.classes += 1;
+                }
+            }
+        }
+        let classes = starts.classes;
+        starts.singles = vec![0; classes];
+        starts.pairs = vec![0; classes * classes];
+        for (bit, needle) in starts.needles.iter().enumerate() {
+            let class = |at: usize| usize::from(starts.class[usize::from(needle[at])]);
+            match needle.len() {
+                1 => starts.singles[class(0)] |= 1 << bit,
+                _ => starts.pairs[class(0) * classes + class(1)] |= 1 << bit,
+            }
+        }
+        starts
+    }
+
+    /// The literals `hay` contains, a bit each, when it is ASCII.
+    #[inline]
+    fn search(&self, hay: &[u8]) -> Option<u64> {
+        let (mut found, mut high) = (0u64, 0u8);
+        let class = |at: usize| hay.get(at).map_or(0, |&b| usize::from(self.class[usize::from(b)]));
+        let mut next = class(0);
+        for at in 0..hay.len() {
+            high |= hay[at];
+            let here = next;
+            next = class(at + 1);
+            found |= self.singles.get(here).copied().unwrap_or(0);
+            let mut candidates = self.pairs.get(here * self.classes + next).copied().unwrap_or(0);
+            while candidates != 0 {
+                let bit = candidates.trailing_zeros();
+                candidates &= candidates - 1;
+                let needle = &self.needles[bit as usize];
+                let rest = hay.get(at + 2..at + needle.len());
+                if rest.is_some_and(|rest| rest.eq_ignore_ascii_case(&needle[2..])) {
+                    found |= 1 << bit;
+                }
+            }
+        }
+        high.is_ascii().then_some(found)
+    }
 }
 
 impl Parts {
@@ -705,7 +786,7 @@ impl Parts {
         let slot = match self.fields.iter().position(|f| f.field == *field) {
             Some(slot) => slot,
             None if self.fields.len() < PART_SLOTS => {
-                self.fields.push(PartField { field: field.clone(), literals: Vec::new(), automaton: None });
+                self.fields.push(PartField { field: field.clone(), literals: Vec::new(), starts: Starts::default() });
                 self.fields.len() - 1
             }
             None => return None,
@@ -722,21 +803,11 @@ impl Parts {
         Some((slot as u8, bit as u8))
     }
 
-    /// Builds the automata, once every test has been added.
+    /// Builds the tables, once every test has been added.
     pub fn finish(&mut self) {
         for field in &mut self.fields {
-            let needles = field.literals.iter().map(|l| l.lower.keyed.as_str());
-            // A handful of short parts: a DFA walked a byte at a time, every
-            // part that ends at a byte listed by the state it reaches (the
-            // standard semantics keep them all), and no prefilter.
-            field.automaton = aho_corasick::dfa::Builder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(aho_corasick::MatchKind::Standard)
-                .prefilter(false)
-                .build(needles)
-                .ok()
-                .and_then(|dfa| Some((dfa.start_state(Anchored::No).ok()?, dfa)))
-                .map(|(start, dfa)| (dfa, start));
+            let needles = field.literals.iter().map(|l| l.lower.keyed.as_str().as_bytes().into()).collect();
+            field.starts = Starts::new(needles);
         }
     }
 
@@ -746,26 +817,14 @@ impl Parts {
         let mut out = [0; PART_SLOTS];
         for (slot, field) in self.fields.iter().enumerate() {
             let Some(value) = field.field.text(f) else { continue };
-            out[slot] = match &field.automaton {
-                Some((dfa, start)) if value.is_ascii() => {
-                    let (mut bits, mut state) = (0u64, *start);
-                    for &byte in value.as_bytes() {
-                        state = dfa.next_state(Anchored::No, state, byte);
-                        if dfa.is_special(state) && dfa.is_match(state) {
-                            for i in 0..dfa.match_len(state) {
-                                bits |= 1 << dfa.match_pattern(state, i).as_usize();
-                            }
-                        }
-                    }
-                    bits
-                }
-                _ => field
+            out[slot] = field.starts.search(value.as_bytes()).unwrap_or_else(|| {
+                field
                     .literals
                     .iter()
                     .enumerate()
                     .filter(|(_, literal)| literal.contained_in(value))
-                    .fold(0, |bits, (bit, _)| bits | 1 << bit),
-            };
+                    .fold(0, |bits, (bit, _)| bits | 1 << bit)
+            });
         }
         out
     }
@@ -1319,6 +1378,16 @@ mod tests {
         fn parts_searched_once_agree_with_single_searches(
             needles in proptest::collection::vec(tricky_text(4), 1..8),
             value in tricky_text(12),
+        ) {
+            searched_once_agrees(&needles, &value)?;
+        }
+
+        /// Over a few ASCII letters, where parts share their first bytes, end
+        /// the value or run past it, and start again inside one another.
+        #[test]
+        fn ascii_parts_sharing_their_starts_are_all_found(
+            needles in proptest::collection::vec("[abAB-]{1,5}", 1..24),
+            value in "[abcABC -]{0,30}",
         ) {
             searched_once_agrees(&needles, &value)?;
         }

@@ -294,7 +294,7 @@ impl RuleSet {
         let (before, folded) = program.before(facts);
         let tree = |i: usize| self.scoring.fit[i].when.holds(facts);
         let fit_raw = if !T::RECORDS && program.folds() {
-            folded + program.rest_of_fit(before, |i| self.scoring.fit[i].points, tree)
+            folded + program.rest_of_fit(before, tree)
         } else {
             self.scoring.fit_by(
                 trace,

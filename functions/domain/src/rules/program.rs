@@ -53,11 +53,24 @@ pub struct Compiled<W> {
     after: Atoms<W>,
     /// One per fit rule, in order: `None` keeps the rule's tree.
     fit: Vec<Option<Mask<W>>>,
-    /// The fit rules not folded into the tables of `before`, in order; the
-    /// others' points come with the tables' entries. `None` when none is folded.
-    unfolded: Option<Vec<usize>>,
+    /// The fit rules not folded into the tables of `before`; the others'
+    /// points come with the tables' entries. `None` when none is folded.
+    unfolded: Option<Unfolded<W>>,
     /// One per routing rule, in order.
     routes: Vec<Option<Mask<W>>>,
+    /// The routing rules' masks when every one has a mask: the first that
+    /// holds is found with no lookup per rule.
+    masked_routes: Option<Vec<Mask<W>>>,
+}
+
+/// The fit rules a lead's points are asked of one by one, when the others
+/// are folded into the tables: with their points, those the word decides
+/// apart from those that keep their tree.
+#[derive(Clone, Debug, Default)]
+struct Unfolded<W> {
+    masks: Vec<(Mask<W>, i64)>,
+    /// (rule, points).
+    trees: Vec<(usize, i64)>,
 }
 
 /// The word of test bits: `u64` or `u128`.
@@ -139,7 +152,11 @@ enum Group {
     Event(usize),
     Symbol(usize),
     Country,
-    /// Parts, the score and the rest: not folded.
+    /// The parts found in one searched field, by its slot.
+    Parts(usize),
+    /// One yes-or-no field, by its place in [`Atoms::flags`].
+    Flag(usize),
+    /// The score and the rest: not folded.
     Other,
 }
 
@@ -166,8 +183,16 @@ struct Atoms<W> {
     /// By numbered field's slot.
     symbols: Vec<(usize, Numbered<W>)>,
     countries: Option<Countries<W>>,
-    /// A part found in a searched field: (slot, bit of the part, the test's bit).
+    /// A part found in a searched field: (slot, bit of the part, the test's
+    /// bit). After [`Atoms::build`] only those of fields without a table.
     parts: Vec<(usize, u32, W)>,
+    /// By searched field's slot, when its tests look for none of the
+    /// field's parts past the first [`PART_TABLE_BITS`]: the bits for each
+    /// set of those parts found.
+    part_tables: Vec<(usize, Vec<Entry<W>>)>,
+    /// Tests on yes-or-no fields, by field: the bits for an absent value,
+    /// `false` and `true`.
+    flags: Vec<(Field, [Entry<W>; 3])>,
     /// Anything else, through its check.
     others: Vec<(Check, W)>,
     /// How many tests, of every kind.
@@ -361,6 +386,20 @@ impl<W: Word> Countries<W> {
     }
 }
 
+/// How many of a searched field's parts its table tells apart: a table of
+/// 2 to that power entries.
+const PART_TABLE_BITS: u32 = 8;
+
+/// The table entry of a yes-or-no value.
+#[inline(always)]
+fn flag_index(value: Option<bool>) -> usize {
+    match value {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    }
+}
+
 /// The intervals of `key` in `list`, added when new.
 fn keyed<T: Default>(list: &mut Vec<(usize, T)>, key: usize) -> &mut T {
     let at = list.iter().position(|(k, _)| *k == key).unwrap_or_else(|| {
@@ -382,6 +421,14 @@ impl<W: Word> Atoms<W> {
             }
             Check::Symbol { slot, .. } => Group::Symbol(usize::from(*slot)),
             Check::Country { .. } => Group::Country,
+            Check::Part { slot, .. } => Group::Parts(usize::from(*slot)),
+            Check::Bool { field, .. } => {
+                let at = self.flags.iter().position(|(f, _)| f == field).unwrap_or_else(|| {
+                    self.flags.push((field.clone(), [Entry::default(); 3]));
+                    self.flags.len() - 1
+                });
+                Group::Flag(at)
+            }
             _ => Group::Other,
         });
         match check {
@@ -402,6 +449,11 @@ impl<W: Word> Atoms<W> {
                 keyed(&mut self.symbols, usize::from(slot)).tests.push((set, negated, bit));
             }
             Check::Part { slot, bit: part } => self.parts.push((usize::from(slot), u32::from(part), bit)),
+            Check::Bool { field, value } => {
+                if let Some((_, table)) = self.flags.iter_mut().find(|(f, _)| *f == field) {
+                    table[flag_index(Some(value))].bits |= bit;
+                }
+            }
             Check::Country { set, negated } => self
                 .countries
                 .get_or_insert_with(|| Countries {
@@ -440,6 +492,21 @@ impl<W: Word> Atoms<W> {
         if let Some(countries) = &mut self.countries {
             countries.build();
         }
+        let mut slots: Vec<usize> = self.parts.iter().map(|&(slot, _, _)| slot).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        for slot in slots {
+            let tests = || self.parts.iter().filter(move |&&(s, _, _)| s == slot);
+            if tests().any(|&(_, part, _)| part >= PART_TABLE_BITS) {
+                continue;
+            }
+            let at = |found: u32| {
+                tests().filter(|&&(_, part, _)| found >> part & 1 == 1).fold(W::ZERO, |bits, &(_, _, bit)| bits | bit)
+            };
+            let table = (0..1 << PART_TABLE_BITS).map(at).map(Entry::of).collect();
+            self.part_tables.push((slot, table));
+            self.parts.retain(|&(s, _, _)| s != slot);
+        }
     }
 
     fn len(&self) -> usize {
@@ -451,7 +518,12 @@ impl<W: Word> Atoms<W> {
         let read = mask.all | mask.any | mask.none;
         let mut groups = (0..W::BITS).filter(|&at| read.has(at)).map(|at| self.groups.get(at).copied());
         let first = groups.next()??;
-        (first != Group::Other && groups.all(|g| g == Some(first))).then_some(first)
+        let tabled = match first {
+            Group::Parts(slot) => self.part_tables.iter().any(|(s, _)| *s == slot),
+            Group::Other => false,
+            _ => true,
+        };
+        (tabled && groups.all(|g| g == Some(first))).then_some(first)
     }
 
     /// Folds a fit rule worth `points` whose condition `mask` reads only
@@ -477,6 +549,16 @@ impl<W: Word> Atoms<W> {
                     countries.fold(mask, points);
                 }
             }
+            Group::Parts(slot) => {
+                if let Some((_, table)) = self.part_tables.iter_mut().find(|(s, _)| *s == slot) {
+                    table.iter_mut().for_each(|e| e.fold(mask, points));
+                }
+            }
+            Group::Flag(at) => {
+                if let Some((_, table)) = self.flags.get_mut(at) {
+                    table.iter_mut().for_each(|e| e.fold(mask, points));
+                }
+            }
             Group::Other => {}
         }
     }
@@ -499,6 +581,13 @@ impl<W: Word> Atoms<W> {
         }
         if let Some(countries) = &self.countries {
             entry |= countries.word(f.profile.country.map(|c| c.index()));
+        }
+        for (slot, table) in &self.part_tables {
+            let found = f.parts[*slot] & ((1 << PART_TABLE_BITS) - 1);
+            entry |= table.get(found as usize).copied().unwrap_or_default();
+        }
+        for (field, table) in &self.flags {
+            entry |= table[flag_index(field.boolean(f))];
         }
         let mut bits = entry.bits;
         for &(slot, part, bit) in &self.parts {
@@ -641,6 +730,14 @@ impl Program {
             Program::Wide(p) => p.coverage(),
         }
     }
+
+    /// How many fit rules are folded into the tables.
+    pub fn folded(&self) -> usize {
+        match self {
+            Program::Narrow(p) => p.folded(),
+            Program::Wide(p) => p.folded(),
+        }
+    }
 }
 
 impl<W: Word> Compiled<W> {
@@ -665,17 +762,20 @@ impl<W: Word> Compiled<W> {
         let (drafts, points): (Vec<Option<Draft>>, Vec<i64>) = fit.into_iter().unzip();
         let fit: Vec<Option<Mask<W>>> = drafts.into_iter().map(place).collect();
         let mut before_atoms = atoms(tests.before, 0);
-        let mut unfolded = Vec::new();
+        let mut unfolded = Unfolded::default();
         for (i, mask) in fit.iter().enumerate() {
-            match mask.and_then(|m| Some((m, before_atoms.group_of(m)?))) {
-                Some((mask, group)) if exact => before_atoms.fold(group, mask, points[i]),
-                _ => unfolded.push(i),
+            match (mask, mask.and_then(|m| before_atoms.group_of(m))) {
+                (Some(mask), Some(group)) if exact => before_atoms.fold(group, *mask, points[i]),
+                (Some(mask), _) => unfolded.masks.push((*mask, points[i])),
+                (None, _) => unfolded.trees.push((i, points[i])),
             }
         }
+        let routes: Vec<Option<Mask<W>>> = routes.into_iter().map(place).collect();
         Compiled {
-            unfolded: Some(unfolded).filter(|unfolded| unfolded.len() < fit.len()),
+            unfolded: Some(unfolded).filter(|u| u.masks.len() + u.trees.len() < fit.len()),
             fit,
-            routes: routes.into_iter().map(place).collect(),
+            masked_routes: routes.iter().copied().collect(),
+            routes,
             before: before_atoms,
             after: atoms(tests.after, before),
         }
@@ -702,14 +802,18 @@ impl<W: Word> Compiled<W> {
         self.unfolded.is_some()
     }
 
-    /// The points of the fit rules not folded into the tables that hold
-    /// (`points(i)` is rule `i`'s), from the word or `tree`.
+    /// The points of the fit rules not folded into the tables that hold,
+    /// from the word or, for a rule the word cannot decide, from `tree`. No
+    /// sum of fit points overflows when rules are folded: the order of
+    /// adding is free.
     #[inline(always)]
-    pub fn rest_of_fit(&self, bits: W, points: impl Fn(usize) -> i64, tree: impl Fn(usize) -> bool) -> i64 {
-        self.unfolded.iter().flatten().fold(0i64, |sum, &i| {
-            let holds = self.fit_holds(i, bits, || tree(i));
-            sum + std::hint::select_unpredictable(holds, points(i), 0)
-        })
+    pub fn rest_of_fit(&self, bits: W, tree: impl Fn(usize) -> bool) -> i64 {
+        let Some(unfolded) = &self.unfolded else { return 0 };
+        let by_word = unfolded
+            .masks
+            .iter()
+            .fold(0i64, |sum, (mask, points)| sum + std::hint::select_unpredictable(mask.holds(bits), *points, 0));
+        unfolded.trees.iter().fold(by_word, |sum, &(i, points)| if tree(i) { sum + points } else { sum })
     }
 
     /// Whether fit rule `i` holds, from the word or, for a rule the word cannot
@@ -725,10 +829,17 @@ impl<W: Word> Compiled<W> {
     /// The first routing rule that holds, from the word or `tree`.
     #[inline(always)]
     pub fn first_route(&self, bits: W, tree: impl Fn(usize) -> bool) -> Option<usize> {
+        if let Some(masks) = &self.masked_routes {
+            return masks.iter().position(|mask| mask.holds(bits));
+        }
         self.routes.iter().enumerate().position(|(i, m)| match m {
             Some(mask) => mask.holds(bits),
             None => tree(i),
         })
+    }
+
+    fn folded(&self) -> usize {
+        self.unfolded.as_ref().map_or(0, |u| self.fit.len() - u.masks.len() - u.trees.len())
     }
 
     fn coverage(&self) -> (usize, usize, usize) {

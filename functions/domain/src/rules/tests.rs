@@ -955,7 +955,8 @@ mod program {
     }
 
     /// The shipped and benchmark rule sets: the word decides every rule but
-    /// the starter's one `matches` test (a regex is never a bit of the word).
+    /// the starter's one `matches` test (a regex is never a bit of the word),
+    /// and the fit rules that read one value are folded into its table.
     #[test]
     fn the_word_decides_the_shipped_rules() {
         let saas = RuleSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/saas")).expect("saas rules");
@@ -966,6 +967,9 @@ mod program {
             assert_eq!(decided + trees, total);
             agree(rules, &mut rng, 2000);
         }
+        // Every saas fit rule but `never-engaged` (eight event counts) reads
+        // one value with a table, and is folded into it.
+        assert_eq!((saas.program.folded(), saas.scoring.fit.len()), (15, 16));
     }
 
     /// A test naming thousands of values makes a table as long, folded fit
@@ -985,6 +989,33 @@ mod program {
         let (decided, total, _) = rules.program.coverage();
         assert!(decided >= 2 && decided <= total);
         agree(&rules, &mut fastrand::Rng::with_seed(12), 2000);
+    }
+
+    /// A field searched for more parts than its table tells apart: the parts
+    /// past it keep their bits one by one, those before in the table, and
+    /// fit rules reading either, alone or with others, decide as the trees do.
+    #[test]
+    fn parts_past_a_fields_table_decide_as_the_trees_do() {
+        let mut scoring: serde_yaml::Value =
+            serde_yaml::from_str(starter_sources().get("scoring.yaml").expect("file")).expect("yaml");
+        let words = ["chief", "vp", "vice", "intern", "dir", "k", "o", "cto", "sales", "rev", "es", "e"];
+        for searched in [4, 8, 9, 12] {
+            let mut fit: Vec<Value> = words[..searched]
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    json!({ "name": format!("part-{i}"), "when": { "job_title": { "contains": w } }, "points": i + 1 })
+                })
+                .collect();
+            fit.push(json!({ "name": "none", "when": { "not": { "any": [
+                { "job_title": { "contains": "chief" } }, { "job_title": { "contains": words[searched - 1] } }
+            ] } }, "points": -7 }));
+            fit.push(json!({ "name": "mixed", "when": { "job_title": { "contains": "vp" }, "free_email": false },
+                "points": 11 }));
+            scoring["fit"] = yaml(json!(fit));
+            let rules = rules_with(&[("scoring.yaml", &scoring)]);
+            agree(&rules, &mut fastrand::Rng::with_seed(searched as u64), 2000);
+        }
     }
 
     /// More tests than a word of 64 bits holds: all in one of 128, and every
