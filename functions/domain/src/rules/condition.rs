@@ -646,6 +646,8 @@ impl SymbolField {
     fn lookup(&self, value: &str) -> u32 {
         let found = if self.exact {
             self.numbers.position(value)
+        } else if let Some(found) = self.numbers.position_folding_short(value.as_bytes()) {
+            found
         } else if value.is_ascii() {
             if value.len() > self.longest {
                 return UNNAMED;
@@ -682,8 +684,7 @@ const PARTS_PER_FIELD: usize = 64;
 /// the two bytes there index a table of the parts that start with them, and
 /// only those parts are compared, rarely more than one. No position waits on
 /// the one before, as the states of an automaton walked byte by byte would.
-/// The same pass tells whether the value is ASCII; other text is searched
-/// part by part under Unicode case rules.
+/// Text that is not ASCII is searched part by part under Unicode case rules.
 #[derive(Clone, Debug, Default)]
 pub struct Parts {
     fields: Vec<PartField>,
@@ -702,75 +703,80 @@ struct PartField {
 struct Starts {
     /// Each byte's class, either case of a letter alike: the first and second
     /// bytes of the literals numbered from 1, every other byte 0.
-    class: Box<[u8; 256]>,
-    /// How many classes, 0 included.
-    classes: usize,
-    /// By class: the literals of one byte, a bit each.
-    singles: Vec<u64>,
-    /// By class of a byte and class of the next: the longer literals that
-    /// start with those two bytes, a bit each.
+    column: Box<[u8; 256]>,
+    /// Each byte's class times the number of classes: its row of `pairs`.
+    row: Box<[u16; 256]>,
+    /// By class of a byte and class of the next: the literals of two bytes or
+    /// more that start with those two, a bit each.
     pairs: Vec<u64>,
+    /// By byte, when some literals are one byte long: those literals.
+    singles: Option<Box<[u64; 256]>>,
     /// The literals, lower-case, by bit.
     needles: Vec<Box<[u8]>>,
 }
 
 impl Default for Starts {
     fn default() -> Self {
-        Starts { class: Box::new([0; 256]), classes: 1, singles: vec![0], pairs: vec![0], needles: Vec::new() }
+        Starts::new(Vec::new())
     }
 }
 
 impl Starts {
     /// The table of `needles` (lower-case ASCII, not empty, at most 64).
     fn new(needles: Vec<Box<[u8]>>) -> Starts {
-        let mut starts = Starts { needles, ..Starts::default() };
-        for needle in &starts.needles {
-            for &byte in needle.iter().take(2) {
-                if starts.class[usize::from(byte)] == 0 {
-                    // At most 128 distinct bytes over 64 literals: room in a u8.
-                    let class = starts.classes as u8;
-                    starts.class[usize::from(byte)] = class;
-                    starts.class[usize::from(byte.to_ascii_uppercase())] = class;
-                    starts.classes += 1;
+        let mut column = Box::new([0u8; 256]);
+        let mut classes = 1usize;
+        for &byte in needles.iter().flat_map(|n| n.iter().take(2)) {
+            if column[usize::from(byte)] == 0 {
+                // At most 128 distinct bytes over 64 literals: room in a u8.
+                column[usize::from(byte)] = classes as u8;
+                column[usize::from(byte.to_ascii_uppercase())] = classes as u8;
+                classes += 1;
+            }
+        }
+        // At most 129 classes: 129 * 129 rows and columns fit in a u16.
+        let row = Box::new(column.map(|class| (usize::from(class) * classes) as u16));
+        let mut pairs = vec![0u64; classes * classes];
+        let mut singles: Option<Box<[u64; 256]>> = None;
+        for (bit, needle) in needles.iter().enumerate() {
+            match **needle {
+                [only] => {
+                    let singles = singles.get_or_insert_with(|| Box::new([0; 256]));
+                    singles[usize::from(only)] |= 1 << bit;
+                    singles[usize::from(only.to_ascii_uppercase())] |= 1 << bit;
                 }
+                [a, b, ..] => pairs[usize::from(row[usize::from(a)]) + usize::from(column[usize::from(b)])] |= 1 << bit,
+                [] => {}
             }
         }
-        let classes = starts.classes;
-        starts.singles = vec![0; classes];
-        starts.pairs = vec![0; classes * classes];
-        for (bit, needle) in starts.needles.iter().enumerate() {
-            let class = |at: usize| usize::from(starts.class[usize::from(needle[at])]);
-            match needle.len() {
-                1 => starts.singles[class(0)] |= 1 << bit,
-                _ => starts.pairs[class(0) * classes + class(1)] |= 1 << bit,
-            }
-        }
-        starts
+        Starts { column, row, pairs, singles, needles }
     }
 
     /// The literals `hay` contains, a bit each, when it is ASCII.
     #[inline]
     fn search(&self, hay: &[u8]) -> Option<u64> {
-        let (mut found, mut high) = (0u64, 0u8);
-        let class = |at: usize| hay.get(at).map_or(0, |&b| usize::from(self.class[usize::from(b)]));
-        let mut next = class(0);
-        for at in 0..hay.len() {
-            high |= hay[at];
-            let here = next;
-            next = class(at + 1);
-            found |= self.singles.get(here).copied().unwrap_or(0);
-            let mut candidates = self.pairs.get(here * self.classes + next).copied().unwrap_or(0);
+        let mut found = 0u64;
+        for (at, two) in hay.windows(2).enumerate() {
+            let (here, next) = (two[0], two[1]);
+            if let Some(singles) = &self.singles {
+                found |= singles[usize::from(here)];
+            }
+            let pair = usize::from(self.row[usize::from(here)]) + usize::from(self.column[usize::from(next)]);
+            let mut candidates = self.pairs.get(pair).copied().unwrap_or(0);
             while candidates != 0 {
                 let bit = candidates.trailing_zeros();
                 candidates &= candidates - 1;
                 let needle = &self.needles[bit as usize];
-                let rest = hay.get(at + 2..at + needle.len());
-                if rest.is_some_and(|rest| rest.eq_ignore_ascii_case(&needle[2..])) {
+                if hay.get(at..at + needle.len()).is_some_and(|w| w.eq_ignore_ascii_case(needle)) {
                     found |= 1 << bit;
                 }
             }
         }
-        high.is_ascii().then_some(found)
+        // The last byte starts no pair.
+        if let (Some(singles), Some(&last)) = (&self.singles, hay.last()) {
+            found |= singles[usize::from(last)];
+        }
+        hay.is_ascii().then_some(found)
     }
 }
 
@@ -1401,6 +1407,11 @@ mod tests {
             .collect();
         for value in ["Vice President, Sales", "VP of Interns", "Kelvin", "\u{212A}elvin", "Präsident", "intern"] {
             searched_once_agrees(&needles, value).unwrap();
+        }
+        // A part holding a NUL, and values ending where a part would start.
+        let nul: Vec<String> = ["k\u{0}", "\u{0}", "ke"].iter().map(|n| n.to_string()).collect();
+        for value in ["k", "K", "ke", "k\u{0}", "a\u{0}k"] {
+            searched_once_agrees(&nul, value).unwrap();
         }
         // Past the parts a field has room for, tests keep searching on their own.
         let many: Vec<String> = (0..70).map(|i| format!("part{i}")).collect();

@@ -99,12 +99,53 @@ impl Ends {
         let (head, tail) = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
             (Some(head), Some(tail)) => (u64::from_le_bytes(*head), u64::from_le_bytes(*tail)),
             _ => {
-                let short = bytes.iter().enumerate().fold(0u64, |word, (i, b)| word | u64::from(*b) << (8 * i));
+                let short = short_word(bytes);
                 (short, short)
             }
         };
         Ends { len: bytes.len(), head, tail }
     }
+
+    /// These ends with ASCII letters lower-cased, when every byte they hold
+    /// is ASCII (a string of at most [`WHOLE`] bytes: all of its bytes).
+    #[inline]
+    fn ascii_lowercase(self) -> Option<Ends> {
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let ascii = (self.head | self.tail) & HIGH == 0;
+        ascii.then(|| Ends { len: self.len, head: lowercase_word(self.head), tail: lowercase_word(self.tail) })
+    }
+}
+
+/// The bytes of a string shorter than eight, in a word as eight bytes read
+/// little-endian would be, zero-padded: two reads that overlap, rather than
+/// one per byte.
+#[inline]
+fn short_word(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    match (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        (Some(lo), Some(hi)) => {
+            u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << (8 * (n - 4))
+        }
+        _ => match (bytes.first_chunk::<2>(), bytes.last_chunk::<2>()) {
+            (Some(lo), Some(hi)) => {
+                u64::from(u16::from_le_bytes(*lo)) | u64::from(u16::from_le_bytes(*hi)) << (8 * (n - 2))
+            }
+            _ => bytes.first().map_or(0, |&b| u64::from(b)),
+        },
+    }
+}
+
+/// Eight ASCII bytes with their letters lower-cased, all at once: a byte's
+/// top bit, after adding to it, tells whether it is at least `A` and whether
+/// it is past `Z` (no sum of an ASCII byte carries into the next), and the
+/// bytes in between gain `0x20`.
+#[inline]
+fn lowercase_word(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let at_least_a = word + ONES * u64::from(0x80 - b'A');
+    let past_z = word + ONES * u64::from(0x80 - b'Z' - 1);
+    let upper = at_least_a & !past_z & (ONES * 0x80);
+    word | upper >> 2
 }
 
 /// Strings this long or shorter are determined by their [`Ends`].
@@ -136,6 +177,18 @@ impl KeyedList {
             return Some(i);
         }
         self.names.iter().position(|name| *name.as_bytes() == *s)
+    }
+
+    /// The position of the string `s` lower-cases to, when `s` is ASCII and
+    /// at most [`WHOLE`] bytes long (the names must be lower case); `None`
+    /// for any other `s`, which the caller folds and looks up itself.
+    #[inline(always)]
+    pub fn position_folding_short(&self, s: &[u8]) -> Option<Option<usize>> {
+        if s.len() > WHOLE {
+            return None;
+        }
+        let folded = Ends::of(s).ascii_lowercase()?;
+        Some(self.index.get(&folded).copied())
     }
 
     pub fn len(&self) -> usize {
@@ -191,6 +244,49 @@ mod tests {
         assert_eq!(l.position("pricing_page_view"), Some(2));
         assert_eq!(l.position("pricing_page_veiw"), Some(3));
         assert_eq!(l.iter().collect::<Vec<_>>(), ["gmail.com", "gmx.de", "pricing_page_view", "pricing_page_veiw"]);
+    }
+
+    /// Short strings read two overlapping words at a time, as one byte at a
+    /// time would; and every ASCII byte lower-cases as `u8` does, in any
+    /// place of the word.
+    #[test]
+    fn words_are_read_and_lower_cased_as_bytes_are() {
+        let bytes: Vec<u8> = (1..=255u8).cycle().take(300).collect();
+        for n in 0..8 {
+            for from in 0..40 {
+                let s = &bytes[from..from + n];
+                let one_by_one = s.iter().enumerate().fold(0u64, |word, (i, b)| word | u64::from(*b) << (8 * i));
+                assert_eq!(short_word(s), one_by_one, "{s:?}");
+            }
+        }
+        for b in 0..0x80u8 {
+            for at in 0..8 {
+                let word = u64::from(b) << (8 * at) | 0x4142_5a5b_6061_7a7b & !(0xff << (8 * at));
+                let want = u64::from_le_bytes(word.to_le_bytes().map(|b| b.to_ascii_lowercase()));
+                assert_eq!(lowercase_word(word), want, "{b:#x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_ascii_strings_are_found_in_any_case() {
+        let mut l = KeyedList::default();
+        for name in ["saas", "fintech", "google-ads", "linkedin-ads", "0123456789abcdef", "", "a"] {
+            l.insert(name);
+        }
+        let found = |s: &str| l.position_folding_short(s.as_bytes());
+        assert_eq!(found("SaaS"), Some(Some(0)));
+        assert_eq!(found("FINTECH"), Some(Some(1)));
+        assert_eq!(found("LinkedIn-Ads"), Some(Some(3)));
+        assert_eq!(found("0123456789ABCDEF"), Some(Some(4)));
+        assert_eq!(found(""), Some(Some(5)));
+        assert_eq!(found("A"), Some(Some(6)));
+        assert_eq!(found("saa"), Some(None));
+        assert_eq!(found("[a@S"), Some(None));
+        // Longer than the ends, or not ASCII: left to the caller.
+        assert_eq!(found("0123456789abcdef0"), None);
+        assert_eq!(found("énergie"), None);
+        assert_eq!(found("SAA\u{212A}"), None);
     }
 
     #[test]
