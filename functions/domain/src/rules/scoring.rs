@@ -66,6 +66,10 @@ pub struct Scoring {
     pub tiers: Vec<Tier>,
     /// Index into `tiers`: leads at or above it go to sales.
     pub handoff: usize,
+    /// No count can make an engagement term's points, or their sum, leave
+    /// the integers (true of any rule set with points in the millions):
+    /// terms are then added with no saturating arithmetic.
+    engagement_exact: bool,
 }
 
 /// The numbers of one scoring, step by step (the evaluation order in rules/scoring.yaml).
@@ -154,7 +158,21 @@ impl Scoring {
         // With no branch on the counts either: which types a lead has are as
         // good as random, and a type with no events contributes nothing.
         let (mut positive, mut negative) = (0i64, 0i64);
-        for (i, e) in self.engagement.iter().enumerate() {
+        if self.engagement_exact {
+            for (i, e) in self.engagement.iter().enumerate() {
+                let count = facts.events.get(usize::from(e.slot)).copied().unwrap_or(0);
+                let raw = e.points * i64::from(count);
+                // A cap is above zero: the points are held within it either way.
+                let cap = e.max_points.unwrap_or(i64::MAX);
+                let contribution = raw.clamp(-cap, cap);
+                if count != 0 {
+                    trace.engagement(i, count, contribution, contribution != raw);
+                }
+                positive += contribution.max(0);
+                negative += contribution.min(0);
+            }
+        }
+        for (i, e) in self.engagement.iter().enumerate().filter(|_| !self.engagement_exact) {
             let count = facts.events.get(usize::from(e.slot)).copied().unwrap_or(0);
             let raw = e.points.saturating_mul(i64::from(count));
             let max = e.max_points.unwrap_or(i64::MAX);
@@ -407,7 +425,21 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Opti
     if doc.diags.len() > errors_before || tiers.is_empty() {
         return None;
     }
-    let scoring = Scoring { fit, engagement, limits_fit, limits_engagement, limits_total, decay, tiers, handoff };
+    let engagement_exact = engagement
+        .iter()
+        .try_fold(0i64, |sum, e| sum.checked_add(e.points.checked_abs()?.checked_mul(i64::from(u32::MAX))?))
+        .is_some();
+    let scoring = Scoring {
+        fit,
+        engagement,
+        limits_fit,
+        limits_engagement,
+        limits_total,
+        decay,
+        tiers,
+        handoff,
+        engagement_exact,
+    };
     let lowest = &scoring.tiers[0];
     match scoring.lowest_reachable() {
         Some(low) if low >= lowest.threshold => {}
@@ -540,5 +572,87 @@ impl ScoreRecorder {
             engagement_clamped: clamp_of(s.engagement_raw, s.engagement),
             total_clamped: clamp_of(s.total_raw, s.total),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lead::{Bant, Email, Profile, Status};
+    use crate::rules::condition::{ABSENT, PART_SLOTS, SYMBOL_SLOTS};
+
+    fn facts<'a>(profile: &'a Profile, events: &'a [u32]) -> Facts<'a> {
+        Facts {
+            profile,
+            free_email: false,
+            events,
+            status: Status::Nurturing,
+            bant: Bant::default(),
+            score: None,
+            tier: None,
+            symbols: [ABSENT; SYMBOL_SLOTS],
+            parts: [0; PART_SLOTS],
+        }
+    }
+
+    fn scoring(terms: &[(i64, Option<i64>)]) -> Scoring {
+        let engagement: Vec<Engagement> = terms
+            .iter()
+            .enumerate()
+            .map(|(slot, &(points, max_points))| Engagement {
+                event: format!("e{slot}"),
+                slot: slot as u16,
+                points,
+                max_points,
+            })
+            .collect();
+        let engagement_exact = engagement
+            .iter()
+            .try_fold(0i64, |sum, e| sum.checked_add(e.points.checked_abs()?.checked_mul(i64::from(u32::MAX))?))
+            .is_some();
+        Scoring {
+            fit: Vec::new(),
+            engagement,
+            limits_fit: Bounds::default(),
+            limits_engagement: Bounds::default(),
+            limits_total: Bounds::default(),
+            decay: None,
+            tiers: vec![Tier { name: "cold".into(), threshold: i64::MIN }],
+            handoff: 0,
+            engagement_exact,
+        }
+    }
+
+    /// Terms added with plain arithmetic, where no count can overflow them,
+    /// give what saturating arithmetic gives: points, caps, which were
+    /// capped, for counts up to the largest.
+    #[test]
+    fn exact_engagement_adds_as_saturating_engagement_does() {
+        let profile = Profile::new(Email::parse("ana@example.com").expect("email"));
+        let mut rng = fastrand::Rng::with_seed(9);
+        for _ in 0..2_000 {
+            let terms: Vec<(i64, Option<i64>)> = (0..rng.usize(1..9))
+                .map(|_| (rng.i64(-1_000_000..1_000_000), rng.bool().then(|| rng.i64(1..5_000_000))))
+                .collect();
+            let exact = scoring(&terms);
+            assert!(exact.engagement_exact);
+            let saturating = Scoring { engagement_exact: false, ..exact.clone() };
+            let counts: Vec<u32> = terms.iter().map(|_| [0, 1, 2, 7, 1_000, u32::MAX][rng.usize(..6)]).collect();
+            let (mut a, mut b) = (ScoreRecorder::default(), ScoreRecorder::default());
+            let facts = facts(&profile, &counts);
+            assert_eq!(exact.score_from(&facts, 0, &mut a, 0), saturating.score_from(&facts, 0, &mut b, 0));
+            assert_eq!(a.engagement, b.engagement, "{terms:?} {counts:?}");
+        }
+    }
+
+    /// Points so large that counts overflow them saturate, as before.
+    #[test]
+    fn engagement_points_past_the_integers_saturate() {
+        let profile = Profile::new(Email::parse("ana@example.com").expect("email"));
+        let huge = scoring(&[(i64::MAX / 2, None), (i64::MAX / 2, None), (i64::MIN, Some(5))]);
+        assert!(!huge.engagement_exact);
+        let counts = [3, u32::MAX, 1];
+        let score = huge.score_from(&facts(&profile, &counts), 0, &mut (), 0);
+        assert_eq!((score.positive, score.negative), (i64::MAX, -5));
     }
 }

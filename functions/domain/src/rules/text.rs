@@ -139,11 +139,13 @@ fn short_word(bytes: &[u8]) -> u64 {
 /// top bit, after adding to it, tells whether it is at least `A` and whether
 /// it is past `Z` (no sum of an ASCII byte carries into the next), and the
 /// bytes in between gain `0x20`.
+/// (Bytes that are not ASCII come out as something else: the caller
+/// discards the word.)
 #[inline]
-fn lowercase_word(word: u64) -> u64 {
+pub fn lowercase_word(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
-    let at_least_a = word + ONES * u64::from(0x80 - b'A');
-    let past_z = word + ONES * u64::from(0x80 - b'Z' - 1);
+    let at_least_a = word.wrapping_add(ONES * u64::from(0x80 - b'A'));
+    let past_z = word.wrapping_add(ONES * u64::from(0x80 - b'Z' - 1));
     let upper = at_least_a & !past_z & (ONES * 0x80);
     word | upper >> 2
 }
