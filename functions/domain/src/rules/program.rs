@@ -565,7 +565,7 @@ impl<W: Word> Atoms<W> {
 
     /// The bits of every test, for `facts`, and the points of the fit rules
     /// folded into the tables.
-    #[inline]
+    #[inline(always)]
     fn word(&self, f: &Facts<'_>) -> Entry<W> {
         let mut entry = self.employees.word(f.profile.employees);
         entry |= self.score.word(f.score);
