@@ -18,7 +18,7 @@ use leadflow_domain::rules::input::LeadInput;
 use leadflow_domain::rules::scoring::MatchedFit;
 use leadflow_domain::{RuleSet, RuleSources};
 
-/// Leads per workload: 100,000, or `LEADFLOW_BENCH_LEADS` (a few hundred
+/// Leads per workload: 100,000, or `LEADFLOW_BENCH_LEADS` (a few thousand
 /// keep them in the cache, which leaves the work per lead alone).
 fn lead_count() -> usize {
     std::env::var("LEADFLOW_BENCH_LEADS").ok().and_then(|n| n.parse().ok()).unwrap_or(100_000)

@@ -756,7 +756,7 @@ impl Starts {
             .iter()
             .map(|needle| {
                 let head = needle.iter().take(8).enumerate().fold(0u64, |w, (i, &b)| w | u64::from(b) << (8 * i));
-                let mask = u64::MAX >> (8 * (8 - needle.len().min(8)));
+                let mask = u64::MAX.checked_shr(8 * (8 - needle.len().min(8)) as u32).unwrap_or(0);
                 (head, mask)
             })
             .collect();

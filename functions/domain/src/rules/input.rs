@@ -352,7 +352,8 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
         // Until a `lead` key shows the nested shape, other keys are read as
         // the flat shape's fields. Both are read in place.
         let mut flat = Fields::new();
-        let mut nested = Fields::new();
+        // Made when a `lead` key comes: a flat lead never needs one.
+        let mut nested: Option<Fields> = None;
         let mut shape = Shape::Flat;
         // The flat shape's fields, named in an error if the shape is nested;
         // and which of `NESTED_EXTRAS` came, errors if it is flat.
@@ -365,11 +366,9 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
         while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
             match &*key {
                 "lead" => {
-                    if shape != Shape::Flat {
-                        // A repeated key: the last one counts.
-                        nested = Fields::new();
-                    }
-                    let is_map = map.next_value_seed(NestedSeed(&mut nested))?.is_some();
+                    // A repeated key: the last one counts.
+                    let nested = nested.insert(Fields::new());
+                    let is_map = map.next_value_seed(NestedSeed(nested))?.is_some();
                     shape = if is_map { Shape::Nested } else { Shape::NotAMap };
                 }
                 "events" => map.next_value_seed(EventsSeed(EventEntries {
@@ -412,7 +411,7 @@ impl<'de> Visitor<'de> for LeadSeed<'_> {
                     let message = format!("unknown key `{key}`; expected lead, events, idle_days");
                     errors.push(((0, key.into_owned()), message));
                 }
-                nested.finish(errors, events, idle_days).input
+                nested.unwrap_or_else(Fields::new).finish(errors, events, idle_days).input
             }
             Shape::Flat => {
                 for (key, _) in NESTED_EXTRAS.iter().zip(extras).filter(|(_, came)| *came) {

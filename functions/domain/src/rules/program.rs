@@ -11,7 +11,9 @@
 //! once by a table built at load: all the tests on employees, on the score or
 //! on one event count by the interval the value falls in, all the tests on a
 //! numbered field by the value's number, all the tests on the country by its
-//! class. Parts and the few other tests (flags, `exists`, tiers, statuses)
+//! class, all the `contains` tests on one field by the set of its first parts
+//! found (when they name no other), all the tests on a yes-or-no field by its
+//! value. The few other tests (parts past those, tiers, statuses, the rest)
 //! set their bits one by one. The word is 64 bits wide when the tests fit in
 //! it, 128 otherwise. A fit rule whose condition reads one value with a table
 //! is folded into it: each entry carries the rule's points when the rule holds
@@ -164,9 +166,10 @@ enum Group {
 /// test on one integer (employees, the score, one event count) is decided by
 /// which interval between the tests' bounds the value falls in, every test on
 /// a numbered field by the value's number, every test on the country by the
-/// country's class; the word's bits for it are then one entry of a table
-/// computed at load. Only `contains` parts and the few other tests are
-/// computed one by one.
+/// country's class, every `contains` test on a field by the parts found in
+/// it, every test on a yes-or-no field by its value; the word's bits for it
+/// are then one entry of a table computed at load. Only the few other tests
+/// are computed one by one.
 #[derive(Clone, Debug, Default)]
 struct Atoms<W> {
     employees: Intervals<W>,
@@ -743,7 +746,8 @@ impl Program {
 impl<W: Word> Compiled<W> {
     /// Places the tests' bits and masks, and folds each fit rule whose
     /// condition reads one value with a table (employees, one event count, one
-    /// numbered field, the country) into that table: every entry then carries
+    /// numbered field, the country, the parts of one field, one yes-or-no
+    /// field) into that table: every entry then carries
     /// the rule's points when the rule holds for it, and a lead's fit points
     /// are mostly the sum of the entries it looks up anyway. Only when no sum
     /// of the fit points can overflow, so that the order of adding is free.

@@ -67,8 +67,8 @@ pub struct Scoring {
     /// Index into `tiers`: leads at or above it go to sales.
     pub handoff: usize,
     /// No count can make an engagement term's points, or their sum, leave
-    /// the integers (true of any rule set with points in the millions):
-    /// terms are then added with no saturating arithmetic.
+    /// the integers (see [`engagement_is_exact`]): terms are then added with
+    /// no saturating arithmetic.
     engagement_exact: bool,
 }
 
@@ -425,10 +425,7 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Opti
     if doc.diags.len() > errors_before || tiers.is_empty() {
         return None;
     }
-    let engagement_exact = engagement
-        .iter()
-        .try_fold(0i64, |sum, e| sum.checked_add(e.points.checked_abs()?.checked_mul(i64::from(u32::MAX))?))
-        .is_some();
+    let engagement_exact = engagement_is_exact(&engagement);
     let scoring = Scoring {
         fit,
         engagement,
@@ -525,6 +522,16 @@ fn clamp_of(from: i64, to: i64) -> Option<Clamp> {
     (from != to).then_some(Clamp { from, to })
 }
 
+/// Whether every term's points at the highest count a lead can have, all
+/// added, stay within the integers: true unless a rule set has thousands of
+/// event types with points near the largest allowed.
+fn engagement_is_exact(terms: &[Engagement]) -> bool {
+    terms
+        .iter()
+        .try_fold(0i64, |sum, e| sum.checked_add(e.points.checked_abs()?.checked_mul(i64::from(u32::MAX))?))
+        .is_some()
+}
+
 /// Records everything, for an explanation.
 #[derive(Debug, Default)]
 pub struct ScoreRecorder {
@@ -606,10 +613,7 @@ mod tests {
                 max_points,
             })
             .collect();
-        let engagement_exact = engagement
-            .iter()
-            .try_fold(0i64, |sum, e| sum.checked_add(e.points.checked_abs()?.checked_mul(i64::from(u32::MAX))?))
-            .is_some();
+        let engagement_exact = engagement_is_exact(&engagement);
         Scoring {
             fit: Vec::new(),
             engagement,
@@ -643,6 +647,19 @@ mod tests {
             assert_eq!(exact.score_from(&facts, 0, &mut a, 0), saturating.score_from(&facts, 0, &mut b, 0));
             assert_eq!(a.engagement, b.engagement, "{terms:?} {counts:?}");
         }
+    }
+
+    /// Points a rule file may give are added exactly up to two thousand
+    /// event types at the largest; past that, and for points no file may
+    /// give, saturating.
+    #[test]
+    fn engagement_is_exact_while_no_sum_can_overflow() {
+        let terms = |n: usize, points: i64| scoring(&vec![(points, None); n]).engagement;
+        assert!(engagement_is_exact(&terms(2_000, MAX_POINTS)));
+        assert!(engagement_is_exact(&terms(2_000, -MAX_POINTS)));
+        assert!(!engagement_is_exact(&terms(2_200, MAX_POINTS)));
+        assert!(!engagement_is_exact(&terms(1, i64::MIN)));
+        assert!(!engagement_is_exact(&terms(1, i64::MAX / 2)));
     }
 
     /// Points so large that counts overflow them saturate, as before.
