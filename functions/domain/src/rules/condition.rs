@@ -9,7 +9,7 @@ use regex::{Regex, RegexBuilder};
 
 use super::diag::suggest;
 use super::field::{Case, Facts, Field, Kind, Scope, resolve};
-use super::text::{Key, Keyed, KeyedList, lowercase_word};
+use super::text::{Key, Keyed, KeyedList, head_word, lowercase_word};
 use super::yaml::{Doc, MAX_DEPTH, child, is_null, item};
 use crate::lead::{CountryCode, Status};
 
@@ -711,11 +711,17 @@ struct Starts {
     pairs: Vec<u64>,
     /// By byte, when some literals are one byte long: those literals.
     singles: Option<Box<[u64; 256]>>,
-    /// The literals, lower-case, by bit.
-    needles: Vec<Box<[u8]>>,
-    /// By bit: each literal's first eight bytes (fewer when shorter) in a
-    /// word, and the mask of those bytes, to compare a candidate at once.
-    heads: Vec<(u64, u64)>,
+    /// The literals, by bit.
+    needles: Vec<Needle>,
+}
+
+/// A literal, lower-case, with its first eight bytes (fewer when shorter) in
+/// a word and the mask of those bytes, to compare a candidate at once.
+#[derive(Clone, Debug)]
+struct Needle {
+    bytes: Box<[u8]>,
+    head: u64,
+    mask: u64,
 }
 
 impl Default for Starts {
@@ -752,15 +758,15 @@ impl Starts {
                 [] => {}
             }
         }
-        let heads = needles
-            .iter()
-            .map(|needle| {
-                let head = needle.iter().take(8).enumerate().fold(0u64, |w, (i, &b)| w | u64::from(b) << (8 * i));
-                let mask = u64::MAX.checked_shr(8 * (8 - needle.len().min(8)) as u32).unwrap_or(0);
-                (head, mask)
+        let needles = needles
+            .into_iter()
+            .map(|bytes| Needle {
+                head: head_word(&bytes),
+                mask: u64::MAX.checked_shr(8 * (8 - bytes.len().min(8)) as u32).unwrap_or(0),
+                bytes,
             })
             .collect();
-        Starts { column, row, pairs, singles, needles, heads }
+        Starts { column, row, pairs, singles, needles }
     }
 
     /// The literals `hay` contains, a bit each, when it is ASCII.
@@ -777,19 +783,18 @@ impl Starts {
             while candidates != 0 {
                 let bit = candidates.trailing_zeros();
                 candidates &= candidates - 1;
-                let needle = &self.needles[bit as usize];
-                let matches =
-                    match (hay.get(at..).and_then(|rest| rest.first_chunk::<8>()), self.heads.get(bit as usize)) {
-                        // Eight bytes from here, lower-cased at once, against the literal's first eight.
-                        (Some(word), Some(&(head, mask))) => {
-                            lowercase_word(u64::from_le_bytes(*word)) & mask == head
-                                && (needle.len() <= 8
-                                    || hay
-                                        .get(at + 8..at + needle.len())
-                                        .is_some_and(|w| w.eq_ignore_ascii_case(&needle[8..])))
-                        }
-                        _ => hay.get(at..at + needle.len()).is_some_and(|w| w.eq_ignore_ascii_case(needle)),
-                    };
+                let Needle { bytes: needle, head, mask } = &self.needles[bit as usize];
+                let matches = match hay.get(at..).and_then(|rest| rest.first_chunk::<8>()) {
+                    // Eight bytes from here, lower-cased at once, against the literal's first eight.
+                    Some(word) => {
+                        lowercase_word(u64::from_le_bytes(*word)) & mask == *head
+                            && (needle.len() <= 8
+                                || hay
+                                    .get(at + 8..at + needle.len())
+                                    .is_some_and(|w| w.eq_ignore_ascii_case(&needle[8..])))
+                    }
+                    None => hay.get(at..at + needle.len()).is_some_and(|w| w.eq_ignore_ascii_case(needle)),
+                };
                 if matches {
                     found |= 1 << bit;
                 }

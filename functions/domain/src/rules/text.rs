@@ -18,12 +18,7 @@ pub struct Key {
 impl Key {
     #[inline]
     pub fn exact(s: &str) -> Key {
-        let bytes = s.as_bytes();
-        let mut head = 0u64;
-        for (i, b) in bytes.iter().take(8).enumerate() {
-            head |= u64::from(*b) << (8 * i);
-        }
-        Key { len: bytes.len(), head }
+        Key { len: s.len(), head: head_word(s.as_bytes()) }
     }
 
     /// The key of `s` with ASCII letters lower-cased.
@@ -114,6 +109,13 @@ impl Ends {
         let ascii = (self.head | self.tail) & HIGH == 0;
         ascii.then(|| Ends { len: self.len, head: lowercase_word(self.head), tail: lowercase_word(self.tail) })
     }
+}
+
+/// The first eight bytes of a string (all of it when shorter, zero-padded)
+/// in a word, read little-endian.
+#[inline]
+pub fn head_word(bytes: &[u8]) -> u64 {
+    bytes.first_chunk::<8>().map_or_else(|| short_word(bytes), |head| u64::from_le_bytes(*head))
 }
 
 /// The bytes of a string shorter than eight, in a word as eight bytes read
