@@ -7,6 +7,8 @@ use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
 use regex::{Regex, RegexBuilder};
 
+use super::words::Words;
+
 use super::diag::suggest;
 use super::field::{Case, Facts, Field, Kind, Scope, resolve};
 use super::text::{Key, Keyed, KeyedList, head_word, lowercase_word};
@@ -293,7 +295,7 @@ pub enum TextOp {
     StartsWith(Literal),
     EndsWith(Literal),
     /// `matches`: the regex exactly as written.
-    Matches(Regex),
+    Matches(Pattern),
 }
 
 /// An operand of `eq`, `ne`, `in` and `not_in`, compared ignoring case: stored
@@ -407,6 +409,24 @@ impl Literal {
     }
 }
 
+/// A `matches` regex, and its literals when it is a word-bounded alternation
+/// of them.
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    regex: Regex,
+    words: Option<Words>,
+}
+
+impl Pattern {
+    #[inline]
+    fn is_match(&self, v: &str) -> bool {
+        match self.words.as_ref().and_then(|words| words.find(v.as_bytes())) {
+            Some(found) => found,
+            None => self.regex.is_match(v),
+        }
+    }
+}
+
 impl TextOp {
     /// Whether the op holds for `v`, a present, non-empty value.
     #[inline]
@@ -419,7 +439,7 @@ impl TextOp {
             TextOp::Contains(x) => x.contained_in(v),
             TextOp::StartsWith(x) => x.starts(v),
             TextOp::EndsWith(x) => x.ends(v),
-            TextOp::Matches(re) => re.is_match(v),
+            TextOp::Matches(p) => p.is_match(v),
         }
     }
 }
@@ -1122,7 +1142,7 @@ fn compile_text(doc: &mut Doc<'_>, field: &Field, op: &str, node: &Node, path: &
         "matches" => {
             let s = doc.scalar(node, path)?.as_str().to_owned();
             match RegexBuilder::new(&s).size_limit(1 << 20).build() {
-                Ok(re) => TextOp::Matches(re),
+                Ok(regex) => TextOp::Matches(Pattern { words: Words::of(&s), regex }),
                 Err(e) => {
                     doc.error(node.span(), path, format!("invalid regex: {}", one_line(&e.to_string())));
                     return None;
@@ -1287,7 +1307,7 @@ fn field_name(field: &Field) -> String {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{Check, Cond, Literal, Lower, NumOp, Parts, Symbols, TextOp, int_range, test};
+    use super::{Check, Cond, Literal, Lower, NumOp, Parts, Pattern, Symbols, TextOp, int_range, test};
     use crate::Status;
     use crate::lead::{Bant, Email, FieldTarget, Profile, ProfileField};
     use crate::rules::field::{Facts, Field};
@@ -1424,6 +1444,25 @@ mod tests {
             value in "[abcABC -]{0,30}|[abAB]{0,24}",
         ) {
             searched_once_agrees(&needles, &value)?;
+        }
+    }
+
+    proptest! {
+        /// A word-bounded alternation decides as its regex on any text: by
+        /// its literals on ASCII text, by the regex on the rest (the Kelvin
+        /// sign is a `k` to `(?i)`, and a word character to `\b`).
+        #[test]
+        fn word_patterns_agree_with_their_regex(
+            words in proptest::collection::vec("[akAK-]{1,3}", 1..5),
+            value in tricky_text(10),
+            ignore_case: bool,
+        ) {
+            let alternation = words.iter().map(|w| regex::escape(w)).collect::<Vec<_>>().join("|");
+            let source = format!(r"{}\b({alternation})\b", if ignore_case { "(?i)" } else { "" });
+            let regex = regex::Regex::new(&source).unwrap();
+            let pattern = Pattern { words: super::Words::of(&source), regex: regex.clone() };
+            prop_assert!(pattern.words.is_some());
+            prop_assert_eq!(pattern.is_match(&value), regex.is_match(&value), "{} on {:?}", source, value);
         }
     }
 

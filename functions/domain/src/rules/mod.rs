@@ -20,6 +20,7 @@ pub mod scoring;
 pub mod sla;
 pub mod testcases;
 pub mod text;
+pub mod words;
 pub mod yaml;
 
 use std::collections::BTreeMap;
