@@ -793,38 +793,46 @@ impl Starts {
     #[inline]
     fn search(&self, hay: &[u8]) -> Option<u64> {
         let mut found = 0u64;
-        for (at, two) in hay.windows(2).enumerate() {
-            let (here, next) = (two[0], two[1]);
-            if let Some(singles) = &self.singles {
-                found |= singles[usize::from(here)];
-            }
-            let pair = usize::from(self.row[usize::from(here)]) + usize::from(self.column[usize::from(next)]);
-            let mut candidates = self.pairs.get(pair).copied().unwrap_or(0);
-            while candidates != 0 {
-                let bit = candidates.trailing_zeros();
-                candidates &= candidates - 1;
-                let Needle { bytes: needle, head, mask } = &self.needles[bit as usize];
-                let matches = match hay.get(at..).and_then(|rest| rest.first_chunk::<8>()) {
-                    // Eight bytes from here, lower-cased at once, against the literal's first eight.
-                    Some(word) => {
-                        lowercase_word(u64::from_le_bytes(*word)) & mask == *head
-                            && (needle.len() <= 8
-                                || hay
-                                    .get(at + 8..at + needle.len())
-                                    .is_some_and(|w| w.eq_ignore_ascii_case(&needle[8..])))
-                    }
-                    None => hay.get(at..at + needle.len()).is_some_and(|w| w.eq_ignore_ascii_case(needle)),
-                };
-                if matches {
-                    found |= 1 << bit;
-                }
-            }
+        if let Some(singles) = &self.singles {
+            found = hay.iter().fold(0, |found, b| found | singles[usize::from(*b)]);
         }
-        // The last byte starts no pair.
-        if let (Some(singles), Some(&last)) = (&self.singles, hay.last()) {
-            found |= singles[usize::from(last)];
+        let Some((&first, rest)) = hay.split_first() else { return Some(found) };
+        // Each position looks up the pair it starts by the row of its byte
+        // and the column of the next; most pairs start no literal.
+        let mut row = usize::from(self.row[usize::from(first)]);
+        for (at, &next) in rest.iter().enumerate() {
+            let candidates = self.pairs.get(row + usize::from(self.column[usize::from(next)])).copied().unwrap_or(0);
+            row = usize::from(self.row[usize::from(next)]);
+            if candidates != 0 {
+                found |= self.confirm(hay, at, candidates);
+            }
         }
         hay.is_ascii().then_some(found)
+    }
+
+    /// Which of `candidates`, literals whose first two bytes are at `at`,
+    /// `hay` holds there in full.
+    #[cold]
+    fn confirm(&self, hay: &[u8], at: usize, mut candidates: u64) -> u64 {
+        let mut found = 0;
+        while candidates != 0 {
+            let bit = candidates.trailing_zeros();
+            candidates &= candidates - 1;
+            let Needle { bytes: needle, head, mask } = &self.needles[bit as usize];
+            let matches = match hay.get(at..).and_then(|rest| rest.first_chunk::<8>()) {
+                // Eight bytes from here, lower-cased at once, against the literal's first eight.
+                Some(word) => {
+                    lowercase_word(u64::from_le_bytes(*word)) & mask == *head
+                        && (needle.len() <= 8
+                            || hay.get(at + 8..at + needle.len()).is_some_and(|w| w.eq_ignore_ascii_case(&needle[8..])))
+                }
+                None => hay.get(at..at + needle.len()).is_some_and(|w| w.eq_ignore_ascii_case(needle)),
+            };
+            if matches {
+                found |= 1 << bit;
+            }
+        }
+        found
     }
 }
 
