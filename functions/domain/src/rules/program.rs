@@ -87,6 +87,8 @@ pub trait Word:
 {
     const BITS: usize;
     const ZERO: Self;
+    /// Every bit set.
+    const ONES: Self;
     /// Bit `at` set.
     fn bit(at: usize) -> Self;
     /// `self` when `holds`, else zero, with no branch.
@@ -100,6 +102,7 @@ macro_rules! word {
         impl Word for $t {
             const BITS: usize = <$t>::BITS as usize;
             const ZERO: Self = 0;
+            const ONES: Self = !0;
             fn bit(at: usize) -> Self {
                 1 << at
             }
@@ -605,19 +608,39 @@ impl<W: Word> Atoms<W> {
 
 /// A flat condition over the word: every bit of `all` set, at least one of
 /// `any` set (when `any` is not empty), and none of `none`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Mask<W> {
     all: W,
     any: W,
     none: W,
+    /// `all` and `none` together: the bits whose value the mask names.
+    care: W,
+    /// `any`, or every bit when it is empty (the mask asks for none of
+    /// them then); nothing when a bit is in both `all` and `none`.
+    some: W,
+    /// Every bit when `any` is empty, else none; nothing when a bit is in
+    /// both `all` and `none`.
+    anyless: W,
 }
 
 impl<W: Word> Mask<W> {
+    fn new(all: W, any: W, none: W) -> Self {
+        let (some, anyless) = if all & none != W::ZERO {
+            // Never holds.
+            (W::ZERO, W::ZERO)
+        } else if any == W::ZERO {
+            (W::ZERO, W::ONES)
+        } else {
+            (any, W::ZERO)
+        };
+        Mask { all, any, none, care: all | none, some, anyless }
+    }
+
+    /// Two comparisons: the bits named are as `all` has them (set there,
+    /// clear in `none`), and one of `any` is set unless it is empty.
     #[inline(always)]
     fn holds(self, bits: W) -> bool {
-        (bits & self.all == self.all)
-            & ((self.any == W::ZERO) | (bits & self.any != W::ZERO))
-            & (bits & self.none == W::ZERO)
+        (bits & self.care == self.all) & ((bits & self.some) | self.anyless != W::ZERO)
     }
 }
 
@@ -669,7 +692,7 @@ impl Draft {
         let word = |bits: &[Bit]| {
             bits.iter().fold(W::ZERO, |word, b| word | W::bit(if b.after { before + b.at } else { b.at }))
         };
-        Mask { all: word(&self.all), any: word(&self.any), none: word(&self.none) }
+        Mask::new(word(&self.all), word(&self.any), word(&self.none))
     }
 }
 
@@ -855,6 +878,23 @@ impl<W: Word> Compiled<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The two comparisons of a mask decide as its three parts say, for
+    /// every mask and word over four bits, contradictory masks included.
+    #[test]
+    fn masks_hold_as_all_any_and_none_say() {
+        for all in 0u64..16 {
+            for any in 0u64..16 {
+                for none in 0u64..16 {
+                    let mask = Mask::new(all, any, none);
+                    for bits in 0u64..16 {
+                        let said = bits & all == all && (any == 0 || bits & any != 0) && bits & none == 0;
+                        assert_eq!(mask.holds(bits), said, "all {all:b} any {any:b} none {none:b} bits {bits:b}");
+                    }
+                }
+            }
+        }
+    }
 
     /// Every range's verdict, at and around every bound and at the ends of
     /// the integers, is the verdict of the interval the value falls in.
