@@ -66,10 +66,41 @@ pub struct Scoring {
     pub tiers: Vec<Tier>,
     /// Index into `tiers`: leads at or above it go to sales.
     pub handoff: usize,
-    /// No count can make an engagement term's points, or their sum, leave
-    /// the integers (see [`engagement_is_exact`]): terms are then added with
-    /// no saturating arithmetic.
-    engagement_exact: bool,
+    /// When no count can make an engagement term's points, or their sum,
+    /// leave the integers (see [`engagement_is_exact`]): the terms, added
+    /// with no saturating arithmetic.
+    exact_terms: Option<ExactTerms>,
+}
+
+/// Engagement terms as plain arithmetic reads them.
+#[derive(Clone, Debug)]
+struct ExactTerms {
+    terms: Box<[Term]>,
+    /// Whether term `i` reads slot `i` (so do the terms of a rule set whose
+    /// events are its engagement types): the counts are then read in order.
+    in_slot_order: bool,
+}
+
+/// An engagement term: its slot, its points and its cap (the largest
+/// integer when it has none).
+#[derive(Clone, Copy, Debug)]
+struct Term {
+    slot: usize,
+    points: i64,
+    cap: i64,
+}
+
+impl ExactTerms {
+    /// The terms, when adding them with plain arithmetic is exact.
+    fn of(engagement: &[Engagement]) -> Option<ExactTerms> {
+        engagement_is_exact(engagement).then(|| ExactTerms {
+            terms: engagement
+                .iter()
+                .map(|e| Term { slot: usize::from(e.slot), points: e.points, cap: e.max_points.unwrap_or(i64::MAX) })
+                .collect(),
+            in_slot_order: engagement.iter().enumerate().all(|(i, e)| usize::from(e.slot) == i),
+        })
+    }
 }
 
 /// The numbers of one scoring, step by step (the evaluation order in rules/scoring.yaml).
@@ -158,21 +189,27 @@ impl Scoring {
         // With no branch on the counts either: which types a lead has are as
         // good as random, and a type with no events contributes nothing.
         let (mut positive, mut negative) = (0i64, 0i64);
-        if self.engagement_exact {
-            for (i, e) in self.engagement.iter().enumerate() {
-                let count = facts.events.get(usize::from(e.slot)).copied().unwrap_or(0);
+        if let Some(exact) = &self.exact_terms {
+            let mut add = |i: usize, e: &Term, count: u32| {
                 let raw = e.points * i64::from(count);
                 // A cap is above zero: the points are held within it either way.
-                let cap = e.max_points.unwrap_or(i64::MAX);
-                let contribution = raw.clamp(-cap, cap);
+                let contribution = raw.clamp(-e.cap, e.cap);
                 if count != 0 {
                     trace.engagement(i, count, contribution, contribution != raw);
                 }
                 positive += contribution.max(0);
                 negative += contribution.min(0);
+            };
+            match facts.events.get(..exact.terms.len()).filter(|_| exact.in_slot_order) {
+                Some(counts) => exact.terms.iter().zip(counts).enumerate().for_each(|(i, (e, &n))| add(i, e, n)),
+                None => exact
+                    .terms
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, e)| add(i, e, facts.events.get(e.slot).copied().unwrap_or(0))),
             }
         }
-        for (i, e) in self.engagement.iter().enumerate().filter(|_| !self.engagement_exact) {
+        for (i, e) in self.engagement.iter().enumerate().filter(|_| self.exact_terms.is_none()) {
             let count = facts.events.get(usize::from(e.slot)).copied().unwrap_or(0);
             let raw = e.points.saturating_mul(i64::from(count));
             let max = e.max_points.unwrap_or(i64::MAX);
@@ -425,18 +462,9 @@ pub fn compile(doc: &mut Doc<'_>, root: &Node, events: &EventVocabulary) -> Opti
     if doc.diags.len() > errors_before || tiers.is_empty() {
         return None;
     }
-    let engagement_exact = engagement_is_exact(&engagement);
-    let scoring = Scoring {
-        fit,
-        engagement,
-        limits_fit,
-        limits_engagement,
-        limits_total,
-        decay,
-        tiers,
-        handoff,
-        engagement_exact,
-    };
+    let exact_terms = ExactTerms::of(&engagement);
+    let scoring =
+        Scoring { fit, engagement, limits_fit, limits_engagement, limits_total, decay, tiers, handoff, exact_terms };
     let lowest = &scoring.tiers[0];
     match scoring.lowest_reachable() {
         Some(low) if low >= lowest.threshold => {}
@@ -613,7 +641,7 @@ mod tests {
                 max_points,
             })
             .collect();
-        let engagement_exact = engagement_is_exact(&engagement);
+        let exact_terms = ExactTerms::of(&engagement);
         Scoring {
             fit: Vec::new(),
             engagement,
@@ -623,7 +651,7 @@ mod tests {
             decay: None,
             tiers: vec![Tier { name: "cold".into(), threshold: i64::MIN }],
             handoff: 0,
-            engagement_exact,
+            exact_terms,
         }
     }
 
@@ -639,14 +667,35 @@ mod tests {
                 .map(|_| (rng.i64(-1_000_000..1_000_000), rng.bool().then(|| rng.i64(1..5_000_000))))
                 .collect();
             let exact = scoring(&terms);
-            assert!(exact.engagement_exact);
-            let saturating = Scoring { engagement_exact: false, ..exact.clone() };
+            assert!(exact.exact_terms.is_some());
+            let saturating = Scoring { exact_terms: None, ..exact.clone() };
+            // The same terms, their counts looked up by slot one by one.
+            let mut by_slot = exact.clone();
+            by_slot.exact_terms.as_mut().expect("exact").in_slot_order = false;
             let counts: Vec<u32> = terms.iter().map(|_| [0, 1, 2, 7, 1_000, u32::MAX][rng.usize(..6)]).collect();
-            let (mut a, mut b) = (ScoreRecorder::default(), ScoreRecorder::default());
+            let (mut a, mut b, mut c) = (ScoreRecorder::default(), ScoreRecorder::default(), ScoreRecorder::default());
             let facts = facts(&profile, &counts);
-            assert_eq!(exact.score_from(&facts, 0, &mut a, 0), saturating.score_from(&facts, 0, &mut b, 0));
+            let scored = exact.score_from(&facts, 0, &mut a, 0);
+            assert_eq!(scored, saturating.score_from(&facts, 0, &mut b, 0));
+            assert_eq!(scored, by_slot.score_from(&facts, 0, &mut c, 0));
             assert_eq!(a.engagement, b.engagement, "{terms:?} {counts:?}");
+            assert_eq!(a.engagement, c.engagement, "{terms:?} {counts:?}");
         }
+    }
+
+    /// Terms whose slots are not in their order read each count by its
+    /// slot: the third term reads the first count.
+    #[test]
+    fn terms_out_of_slot_order_read_their_own_counts() {
+        let profile = Profile::new(Email::parse("ana@example.com").expect("email"));
+        let mut shuffled = scoring(&[(1, None), (10, None), (100, Some(150))]);
+        for (e, slot) in shuffled.engagement.iter_mut().zip([2u16, 1, 0]) {
+            e.slot = slot;
+        }
+        shuffled.exact_terms = ExactTerms::of(&shuffled.engagement);
+        assert!(!shuffled.exact_terms.as_ref().expect("exact").in_slot_order);
+        let score = shuffled.score_from(&facts(&profile, &[2, 3, 5]), 0, &mut (), 0);
+        assert_eq!(score.positive, 5 + 30 + 150);
     }
 
     /// Points a rule file may give are added exactly up to two thousand
@@ -667,7 +716,7 @@ mod tests {
     fn engagement_points_past_the_integers_saturate() {
         let profile = Profile::new(Email::parse("ana@example.com").expect("email"));
         let huge = scoring(&[(i64::MAX / 2, None), (i64::MAX / 2, None), (i64::MIN, Some(5))]);
-        assert!(!huge.engagement_exact);
+        assert!(huge.exact_terms.is_none());
         let counts = [3, u32::MAX, 1];
         let score = huge.score_from(&facts(&profile, &counts), 0, &mut (), 0);
         assert_eq!((score.positive, score.negative), (i64::MAX, -5));
