@@ -2,7 +2,7 @@
 //! leads: every distinct cheap test they make (a range of integers, a set of
 //! countries or numbered values, a part found in a title, a flag) is one bit
 //! of a word computed once per lead, with no short cuts, and each rule whose
-//! condition is a flat combination of tests is then three mask checks on that
+//! condition is a flat combination of tests is then two comparisons on that
 //! word. A lead's attributes are as good as random from one lead to the next,
 //! so what costs is branching on them: the word is computed the same way for
 //! every lead, and the masks decide with no branch at all.
