@@ -615,8 +615,8 @@ struct Mask<W> {
     none: W,
     /// `all` and `none` together: the bits whose value the mask names.
     care: W,
-    /// `any`, or every bit when it is empty (the mask asks for none of
-    /// them then); nothing when a bit is in both `all` and `none`.
+    /// `any`; nothing when `any` is empty (`anyless` answers then) or when a
+    /// bit is in both `all` and `none`.
     some: W,
     /// Every bit when `any` is empty, else none; nothing when a bit is in
     /// both `all` and `none`.

@@ -76,8 +76,9 @@ pub struct Scoring {
 #[derive(Clone, Debug)]
 struct ExactTerms {
     terms: Box<[Term]>,
-    /// Whether term `i` reads slot `i` (so do the terms of a rule set whose
-    /// events are its engagement types): the counts are then read in order.
+    /// Whether term `i` reads slot `i`: the counts are then read in order.
+    /// It holds for valid rules, whose engagement types are the first event
+    /// types declared, in the order of `engagement`.
     in_slot_order: bool,
 }
 
