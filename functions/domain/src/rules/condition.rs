@@ -7,11 +7,10 @@ use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
 use regex::{Regex, RegexBuilder};
 
-use super::words::Words;
-
 use super::diag::suggest;
 use super::field::{Case, Facts, Field, Kind, Scope, resolve};
 use super::text::{Key, Keyed, KeyedList, head_word, lowercase_word};
+use super::words::Words;
 use super::yaml::{Doc, MAX_DEPTH, child, is_null, item};
 use crate::lead::{CountryCode, Status};
 
